@@ -1,0 +1,380 @@
+//! RFC 4180 tokenizer over an in-memory buffer of complete or partial records.
+//!
+//! Why our own instead of `csv-core`: we need, for every record, its raw bytes (they go to the
+//! quarantine verbatim), the physical line it starts on (quoted fields may hold newlines, so
+//! counting records is not counting lines), and a precise verdict on malformed quoting (an
+//! unclosed quote, a bare quote inside an unquoted field, text after a closing quote), which a
+//! lenient parser silently repairs. The tokenizer never copies a field: it records spans into
+//! the caller's buffer, plus a flag when a quoted field holds doubled quotes to unescape.
+//!
+//! Record terminators are `\n`, `\r\n` and a lone `\r`, mixed freely. Only complete records are
+//! emitted; the caller keeps the unconsumed tail and appends more input, or says `eof`.
+
+/// One field: a span of the buffer, after removing the surrounding quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldSpan {
+    pub start: usize,
+    pub end: usize,
+    /// The field was quoted and contains doubled quotes (`""`) that must be unescaped.
+    pub escaped: bool,
+    /// The field was quoted (an empty quoted field is still an empty string).
+    pub quoted: bool,
+}
+
+/// Why a record could not be tokenized; the record is still emitted, with its raw span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Malformed {
+    /// A quoted field was still open at the end of the input.
+    UnclosedQuote,
+    /// A quote character inside an unquoted field.
+    BareQuote,
+    /// Characters between a closing quote and the next delimiter.
+    TextAfterQuote,
+}
+
+impl Malformed {
+    pub fn message(self) -> &'static str {
+        match self {
+            Malformed::UnclosedQuote => {
+                "a quoted field is not closed before the end of the file; close the quote or escape it by doubling it"
+            }
+            Malformed::BareQuote => {
+                "a quote character appears inside an unquoted field; quote the whole field and double the inner quote"
+            }
+            Malformed::TextAfterQuote => {
+                "characters follow the closing quote of a field; the quote must be followed by the delimiter or the end of the line"
+            }
+        }
+    }
+}
+
+/// One record: its fields (a range of [`Records::fields`]), its raw bytes and its first line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordSpan {
+    pub first_field: usize,
+    pub field_count: usize,
+    /// Raw bytes of the record, without its terminator.
+    pub raw_start: usize,
+    pub raw_end: usize,
+    /// 1-based physical line on which the record starts.
+    pub line: u64,
+    pub malformed: Option<Malformed>,
+}
+
+/// The records found in one buffer.
+#[derive(Debug, Default)]
+pub struct Records {
+    pub fields: Vec<FieldSpan>,
+    pub records: Vec<RecordSpan>,
+}
+
+impl Records {
+    pub fn clear(&mut self) {
+        self.fields.clear();
+        self.records.clear();
+    }
+
+    pub fn fields_of(&self, r: &RecordSpan) -> &[FieldSpan] {
+        &self.fields[r.first_field..r.first_field + r.field_count]
+    }
+}
+
+/// Tokenizer state carried between buffers: only the line counter.
+#[derive(Debug, Clone)]
+pub struct Tokenizer {
+    delimiter: u8,
+    quote: u8,
+    /// Bytes that end an unquoted field or need a look: delimiter, quote, `\r`, `\n`.
+    special: [bool; 256],
+    /// Line on which the next record starts.
+    line: u64,
+}
+
+impl Tokenizer {
+    pub fn new(delimiter: u8, quote: u8) -> Self {
+        let mut special = [false; 256];
+        for b in [delimiter, quote, b'\r', b'\n'] {
+            special[b as usize] = true;
+        }
+        Tokenizer { delimiter, quote, special, line: 1 }
+    }
+
+    /// The line on which the next record starts.
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// Skips `n` physical lines at the start of `buf`; returns bytes consumed, or `None` when
+    /// the buffer does not yet hold `n` complete lines (and `eof` is false).
+    pub fn skip_lines(&mut self, buf: &[u8], n: u64, eof: bool) -> Option<usize> {
+        let mut pos = 0;
+        for _ in 0..n {
+            match buf[pos..].iter().position(|&b| b == b'\n' || b == b'\r') {
+                Some(i) => {
+                    pos += i;
+                    if buf[pos] == b'\r' {
+                        if pos + 1 == buf.len() && !eof {
+                            return None;
+                        }
+                        if buf.get(pos + 1) == Some(&b'\n') {
+                            pos += 1;
+                        }
+                    }
+                    pos += 1;
+                    self.line += 1;
+                }
+                None if eof => return Some(buf.len()),
+                None => return None,
+            }
+        }
+        Some(pos)
+    }
+
+    /// Tokenizes the complete records at the start of `buf` into `out` (appending) and returns
+    /// the number of bytes consumed. With `eof`, the final record needs no terminator.
+    pub fn parse(&mut self, buf: &[u8], eof: bool, out: &mut Records) -> usize {
+        let mut pos = 0;
+        while pos < buf.len() {
+            let first_field = out.fields.len();
+            match self.record(buf, pos, eof, out) {
+                Some((raw_end, next, newlines, malformed)) => {
+                    out.records.push(RecordSpan {
+                        first_field,
+                        field_count: out.fields.len() - first_field,
+                        raw_start: pos,
+                        raw_end,
+                        line: self.line,
+                        malformed,
+                    });
+                    self.line += newlines;
+                    pos = next;
+                }
+                None => {
+                    out.fields.truncate(first_field);
+                    break;
+                }
+            }
+        }
+        pos
+    }
+
+    /// One record from `start`: `(raw_end, next_record_start, lines_spanned, malformed)`, or
+    /// `None` when the record is incomplete.
+    fn record(
+        &self,
+        buf: &[u8],
+        start: usize,
+        eof: bool,
+        out: &mut Records,
+    ) -> Option<(usize, usize, u64, Option<Malformed>)> {
+        let len = buf.len();
+        let mut p = start;
+        let mut newlines = 0u64;
+        let mut malformed = None;
+        loop {
+            // At the start of a field.
+            if p < len && buf[p] == self.quote {
+                let fstart = p + 1;
+                let mut q = fstart;
+                let mut escaped = false;
+                let fend;
+                loop {
+                    match buf[q..].iter().position(|&b| b == self.quote) {
+                        None => {
+                            if !eof {
+                                return None;
+                            }
+                            newlines += count_newlines(&buf[q..]);
+                            malformed.get_or_insert(Malformed::UnclosedQuote);
+                            out.fields.push(FieldSpan { start: fstart, end: len, escaped, quoted: true });
+                            return Some((len, len, newlines + 1, malformed));
+                        }
+                        Some(i) => {
+                            newlines += count_newlines(&buf[q..q + i]);
+                            let at = q + i;
+                            if at + 1 < len && buf[at + 1] == self.quote {
+                                escaped = true;
+                                q = at + 2;
+                                continue;
+                            }
+                            if at + 1 == len && !eof {
+                                return None;
+                            }
+                            fend = at;
+                            p = at + 1;
+                            break;
+                        }
+                    }
+                }
+                out.fields.push(FieldSpan { start: fstart, end: fend, escaped, quoted: true });
+                // After the closing quote: delimiter, terminator or end of input.
+                if p < len && buf[p] != self.delimiter && buf[p] != b'\n' && buf[p] != b'\r' {
+                    malformed.get_or_insert(Malformed::TextAfterQuote);
+                    // Treat the rest of the field as unquoted text so that the record ends where
+                    // a reader would expect it to.
+                    let last = out.fields.len() - 1;
+                    while p < len && buf[p] != self.delimiter && buf[p] != b'\n' && buf[p] != b'\r' {
+                        p += 1;
+                    }
+                    out.fields[last].end = p;
+                }
+            } else {
+                let fstart = p;
+                while p < len && !self.special[buf[p] as usize] {
+                    p += 1;
+                }
+                while p < len && buf[p] == self.quote {
+                    malformed.get_or_insert(Malformed::BareQuote);
+                    p += 1;
+                    while p < len && !self.special[buf[p] as usize] {
+                        p += 1;
+                    }
+                }
+                out.fields.push(FieldSpan { start: fstart, end: p, escaped: false, quoted: false });
+            }
+            // Now at a delimiter, a terminator, or the end of the buffer.
+            if p == len {
+                if !eof {
+                    return None;
+                }
+                return Some((len, len, newlines + 1, malformed));
+            }
+            let b = buf[p];
+            if b == self.delimiter {
+                p += 1;
+                continue;
+            }
+            // Terminator.
+            let raw_end = p;
+            if b == b'\r' {
+                if p + 1 == len && !eof {
+                    return None;
+                }
+                if p + 1 < len && buf[p + 1] == b'\n' {
+                    p += 1;
+                }
+            }
+            return Some((raw_end, p + 1, newlines + 1, malformed));
+        }
+    }
+}
+
+fn count_newlines(s: &[u8]) -> u64 {
+    // `\r\n` and lone `\r` both count as one line break, like the record terminators.
+    let mut n = 0u64;
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'\n' => n += 1,
+            b'\r' if s.get(i + 1) != Some(&b'\n') => n += 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    n
+}
+
+/// Unescapes a quoted field with doubled quotes into `out`.
+pub fn unescape_into(field: &[u8], quote: u8, out: &mut Vec<u8>) {
+    let mut i = 0;
+    while i < field.len() {
+        let b = field[i];
+        out.push(b);
+        i += if b == quote && field.get(i + 1) == Some(&quote) { 2 } else { 1 };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(input: &[u8]) -> Vec<(u64, Vec<String>, Option<Malformed>)> {
+        let mut t = Tokenizer::new(b',', b'"');
+        let mut r = Records::default();
+        let n = t.parse(input, true, &mut r);
+        assert_eq!(n, input.len());
+        r.records
+            .iter()
+            .map(|rec| {
+                let fields = r
+                    .fields_of(rec)
+                    .iter()
+                    .map(|f| {
+                        let mut v = Vec::new();
+                        unescape_into(&input[f.start..f.end], b'"', &mut v);
+                        String::from_utf8(v).unwrap()
+                    })
+                    .collect();
+                (rec.line, fields, rec.malformed)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn quoted_newlines_keep_line_numbers_right() {
+        let got = parse_all(b"a,b\n\"x\ny\",2\n3,4\n");
+        assert_eq!(got[0].0, 1);
+        assert_eq!(got[1], (2, vec!["x\ny".into(), "2".into()], None));
+        assert_eq!(got[2].0, 4);
+    }
+
+    #[test]
+    fn crlf_leaves_no_carriage_return_in_the_last_column() {
+        let got = parse_all(b"a,b\r\n1,2\r\n");
+        assert_eq!(got[1].1, vec!["1", "2"]);
+        assert_eq!(got[1].0, 2);
+    }
+
+    #[test]
+    fn mixed_and_lone_cr_terminators() {
+        let got = parse_all(b"a\r1\n2\r\n3");
+        let lines: Vec<_> = got.iter().map(|g| (g.0, g.1[0].clone())).collect();
+        assert_eq!(lines, vec![(1, "a".into()), (2, "1".into()), (3, "2".into()), (4, "3".into())]);
+    }
+
+    #[test]
+    fn doubled_quotes_and_delimiters_inside_quotes() {
+        let got = parse_all(b"\"a,\"\"b\"\"\",c\n");
+        assert_eq!(got[0].1, vec!["a,\"b\"", "c"]);
+    }
+
+    #[test]
+    fn malformed_quoting_is_flagged_not_repaired_silently() {
+        assert_eq!(parse_all(b"a,\"b\n")[0].2, Some(Malformed::UnclosedQuote));
+        assert_eq!(parse_all(b"a,b\"c\n")[0].2, Some(Malformed::BareQuote));
+        assert_eq!(parse_all(b"\"a\"b,c\n")[0].2, Some(Malformed::TextAfterQuote));
+    }
+
+    #[test]
+    fn incomplete_records_are_left_for_the_next_buffer() {
+        let mut t = Tokenizer::new(b',', b'"');
+        let mut r = Records::default();
+        let input = b"1,2\n3,\"4\n5";
+        let n = t.parse(input, false, &mut r);
+        assert_eq!(n, 4);
+        assert_eq!(r.records.len(), 1);
+        // A trailing \r may be the first half of \r\n.
+        let mut r = Records::default();
+        assert_eq!(Tokenizer::new(b',', b'"').parse(b"1,2\r", false, &mut r), 0);
+    }
+
+    #[test]
+    fn chunked_parse_equals_whole_parse() {
+        let input: &[u8] = b"id,note\r\n1,\"multi\r\nline, \"\"quoted\"\"\"\n2,plain\r3,\"\"\n";
+        let whole = parse_all(input);
+        for split in 1..input.len() {
+            let mut t = Tokenizer::new(b',', b'"');
+            let mut buf = input[..split].to_vec();
+            let mut lines = Vec::new();
+            let mut r = Records::default();
+            let n = t.parse(&buf, false, &mut r);
+            lines.extend(r.records.iter().map(|x| x.line));
+            buf.drain(..n);
+            buf.extend_from_slice(&input[split..]);
+            let mut r = Records::default();
+            t.parse(&buf, true, &mut r);
+            lines.extend(r.records.iter().map(|x| x.line));
+            assert_eq!(lines, whole.iter().map(|w| w.0).collect::<Vec<_>>(), "split at {split}");
+        }
+    }
+}

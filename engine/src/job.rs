@@ -1,0 +1,480 @@
+//! One file, end to end: decode, validate, (transform), write Parquet and quarantine, report.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use glueless_engine::{Dataset, FileJob, Stores};
+//! let dataset = Dataset::load("schemas/orders.toml".as_ref())?;
+//! let stores = Stores::new();
+//! let report = FileJob::new(&dataset, stores.resolve("landing/orders-1.csv")?)
+//!     .output(stores.resolve("staging/orders-1.parquet")?)
+//!     .run()
+//!     .await?;
+//! assert_eq!(report.rows_read, report.rows_valid + report.rows_rejected);
+//! # Ok(()) }
+//! ```
+//!
+//! A rejected row is data, not an error: it is counted, quarantined and reported. A file-level
+//! problem (a missing column, too many rejected rows, a broken quote that swallows the rest of
+//! the file) is also a normal outcome ([`Report::file_problem`]): the Parquet written so far is
+//! removed, the quarantine kept. Only failures to read or write are [`JobError`]s.
+
+use crate::contract::{self, Contract, ContractError};
+use crate::decode::tokenizer::{Records, Tokenizer, unescape_into};
+use crate::decode::{DecodeError, Input};
+use crate::store::Location;
+use crate::transform::Transform;
+use crate::validate::{Counts, FileProblem, RejectedRow, Validator};
+use crate::write::{Output, ParquetSink, Quarantine, WriteError};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use futures::StreamExt;
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// A record longer than this is taken for a runaway quote and rejects the file.
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// A loaded contract with its planned transform: everything needed to process its files.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub contract: Arc<Contract>,
+    /// Schema of the validated rows (the transform's `input`).
+    pub validated_schema: SchemaRef,
+    pub transform: Option<Transform>,
+}
+
+impl Dataset {
+    /// Loads a contract file and plans its transform.
+    pub fn load(path: &std::path::Path) -> Result<Dataset, ContractError> {
+        Self::from_contract(contract::load_path(path)?)
+    }
+
+    pub fn from_contract(contract: Contract) -> Result<Dataset, ContractError> {
+        let validated_schema = crate::validate::columns::arrow_schema(&contract.schema);
+        let transform = match &contract.load.transform {
+            None => None,
+            Some(sql) => Some(Transform::plan(sql, validated_schema.clone()).map_err(|e| ContractError {
+                file: contract.source.clone(),
+                key: "load.transform".into(),
+                message: format!("the SQL does not plan against table `input`: {e}"),
+            })?),
+        };
+        Ok(Dataset { contract: Arc::new(contract), validated_schema, transform })
+    }
+
+    /// The schema of the Parquet written for this dataset.
+    pub fn output_schema(&self) -> SchemaRef {
+        match &self.transform {
+            Some(t) => t.output_schema(),
+            None => self.validated_schema.clone(),
+        }
+    }
+}
+
+/// Why a file could not be processed (as opposed to being rejected).
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Input(#[from] DecodeError),
+    #[error(transparent)]
+    Write(#[from] WriteError),
+    #[error("dataset `{dataset}`: the transform failed: {source}")]
+    Transform {
+        dataset: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+}
+
+impl JobError {
+    /// Whether running the same file again later can succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            JobError::Input(e) => e.is_retryable(),
+            JobError::Write(_) => true,
+            JobError::Transform { .. } => false,
+        }
+    }
+}
+
+/// One row error as listed in the report (the quarantine has them all).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ReportError {
+    pub line: u64,
+    pub row: u64,
+    pub field: Option<String>,
+    pub rule: &'static str,
+    pub value: Option<String>,
+    pub message: String,
+}
+
+/// What happened to one file. Serialized as the `--format json` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub version: &'static str,
+    pub dataset: String,
+    pub input: String,
+    /// `valid` (exit 0), `rows_rejected` (3) or `file_rejected` (4).
+    pub status: &'static str,
+    pub rows_read: u64,
+    pub rows_valid: u64,
+    pub rows_rejected: u64,
+    /// Bytes read from the store (as stored, so compressed bytes for `.gz`/`.zst`).
+    pub bytes_read: u64,
+    pub seconds: f64,
+    pub rows_per_second: f64,
+    /// The first row errors, in file order.
+    pub errors: Vec<ReportError>,
+    pub outputs: Vec<Output>,
+    pub warnings: Vec<String>,
+    /// Set when the file as a whole was rejected.
+    pub file_problem: Option<FileProblem>,
+}
+
+impl Report {
+    /// 0 all rows valid, 3 some rows rejected, 4 the file rejected.
+    pub fn exit_code(&self) -> i32 {
+        match self.status {
+            "valid" => 0,
+            "rows_rejected" => 3,
+            _ => 4,
+        }
+    }
+}
+
+/// Progress callback: `(bytes_read, total_bytes, rows_read)`.
+pub type ProgressFn = Arc<dyn Fn(u64, u64, u64) + Send + Sync>;
+
+/// A builder for one run over one file.
+pub struct FileJob<'a> {
+    dataset: &'a Dataset,
+    input: Location,
+    output: Option<Location>,
+    rejects: Option<Location>,
+    max_part_bytes: Option<u64>,
+    max_errors: usize,
+    threads: usize,
+    progress: Option<ProgressFn>,
+}
+
+impl<'a> FileJob<'a> {
+    pub fn new(dataset: &'a Dataset, input: Location) -> Self {
+        FileJob {
+            dataset,
+            input,
+            output: None,
+            rejects: None,
+            max_part_bytes: None,
+            max_errors: 20,
+            threads: 1,
+            progress: None,
+        }
+    }
+
+    /// Where the Parquet goes; without it the run is a dry run that writes nothing.
+    pub fn output(mut self, loc: Location) -> Self {
+        self.output = Some(loc);
+        self
+    }
+
+    /// Where the quarantine goes; default `<output stem>.rejects.jsonl` next to the output.
+    pub fn rejects(mut self, loc: Location) -> Self {
+        self.rejects = Some(loc);
+        self
+    }
+
+    /// Split the Parquet output into parts of about this many bytes.
+    pub fn max_part_bytes(mut self, bytes: Option<u64>) -> Self {
+        self.max_part_bytes = bytes;
+        self
+    }
+
+    /// How many row errors the report lists (the quarantine has all).
+    pub fn max_errors(mut self, n: usize) -> Self {
+        self.max_errors = n;
+        self
+    }
+
+    /// Threads for the transform.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n.max(1);
+        self
+    }
+
+    pub fn progress(mut self, f: ProgressFn) -> Self {
+        self.progress = Some(f);
+        self
+    }
+
+    pub async fn run(self) -> Result<Report, JobError> {
+        let started = Instant::now();
+        let c = self.dataset.contract.clone();
+        let mut input = Input::open(&self.input, c.dialect.encoding).await?;
+        let total = input.size;
+
+        let mut quarantine = match (&self.rejects, &self.output) {
+            (Some(r), _) => Some(Quarantine::new(r.clone())),
+            (None, Some(o)) => {
+                let name = o.file_name();
+                let stem = name.strip_suffix(".parquet").unwrap_or(name);
+                Some(Quarantine::new(o.with_file_name(&format!("{stem}.rejects.jsonl"))))
+            }
+            (None, None) => None,
+        };
+        let (tx, writer) = match &self.output {
+            Some(out) => {
+                let (tx, rx) = mpsc::channel::<RecordBatch>(4);
+                let sink = ParquetSink::new(out.clone(), self.dataset.output_schema(), self.max_part_bytes);
+                let transform = self.dataset.transform.clone();
+                let threads = self.threads;
+                let dataset = c.name.clone();
+                (Some(tx), Some(tokio::spawn(write_all(rx, sink, transform, threads, dataset))))
+            }
+            None => (None, None),
+        };
+
+        let mut tok = Tokenizer::new(c.dialect.delimiter, c.dialect.quote);
+        let mut v = Validator::new(c.clone());
+        let mut buf: Vec<u8> = Vec::new();
+        let mut recs = Records::default();
+        let mut batches = Vec::new();
+        let mut rejects: Vec<RejectedRow> = Vec::new();
+        let mut errors = Vec::new();
+        let mut warnings = Vec::new();
+        let mut problem: Option<FileProblem> = None;
+        let mut lines_to_skip = c.dialect.skip_lines;
+        let mut need_header = c.dialect.header;
+        let mut sized = false;
+        let mut eof = false;
+        if !need_header {
+            v.bind_by_position();
+        }
+        let mut sent_rows = 0u64;
+        while !eof {
+            eof = !input.fill(&mut buf).await?;
+            if lines_to_skip > 0 {
+                match tok.skip_lines(&buf, lines_to_skip, eof) {
+                    Some(n) => {
+                        buf.drain(..n);
+                        lines_to_skip = 0;
+                    }
+                    None => continue,
+                }
+            }
+            recs.clear();
+            let consumed = tok.parse(&buf, eof, &mut recs);
+            if consumed == 0 && !eof {
+                if buf.len() > MAX_RECORD_BYTES {
+                    problem = Some(FileProblem {
+                        rule: "malformed-file",
+                        message: format!(
+                            "the record starting on line {} is longer than {} MiB, which is almost always a quote that is never closed; fix the quoting of that line",
+                            tok.line(),
+                            MAX_RECORD_BYTES >> 20
+                        ),
+                    });
+                    break;
+                }
+                continue;
+            }
+            if need_header {
+                if recs.records.is_empty() {
+                    continue;
+                }
+                let h = recs.records.remove(0);
+                need_header = false;
+                let names = header_names(&buf, &recs, &h, c.dialect.quote);
+                match names {
+                    Err(p) => {
+                        problem = Some(p);
+                        break;
+                    }
+                    Ok(names) => match v.bind_header(&names) {
+                        Ok(w) => warnings.extend(w),
+                        Err(p) => {
+                            problem = Some(p);
+                            break;
+                        }
+                    },
+                }
+            }
+            if !sized && total > 0 && input.bytes_read() > 0 && !recs.records.is_empty() {
+                sized = true;
+                if crate::decode::Compression::from_key(self.input.path.as_ref()) == crate::decode::Compression::None {
+                    let est = (recs.records.len() as f64 * total as f64 / consumed.max(1) as f64 * 1.05) as usize;
+                    v.expect_rows(est);
+                }
+            }
+            v.push_records(&buf, &recs, &mut batches, &mut rejects);
+            buf.drain(..consumed);
+            for b in batches.drain(..) {
+                sent_rows += b.num_rows() as u64;
+                if let Some(tx) = &tx {
+                    if tx.send(b).await.is_err() {
+                        break; // the writer failed; its error is collected below
+                    }
+                }
+            }
+            collect_errors(&rejects, &mut errors, self.max_errors);
+            if let Some(q) = &mut quarantine {
+                q.write(&rejects).await?;
+            }
+            rejects.clear();
+            if let Some(p) = &self.progress {
+                p(input.bytes_read(), total, v.counts().rows_read);
+            }
+        }
+        if problem.is_none() && need_header {
+            problem = Some(FileProblem {
+                rule: "empty-file",
+                message: "the file is empty: there is no header line; a file with a header and no rows is accepted"
+                    .into(),
+            });
+        }
+        if problem.is_none() {
+            if let Some(b) = v.finish() {
+                sent_rows += b.num_rows() as u64;
+                if let Some(tx) = &tx {
+                    let _ = tx.send(b).await;
+                }
+            }
+        }
+        drop(tx);
+        let counts: Counts = v.counts();
+        debug_assert!(problem.is_some() || sent_rows == counts.rows_valid);
+        if problem.is_none() && counts.rows_read > 0 {
+            let ratio = counts.rows_rejected as f64 / counts.rows_read as f64;
+            if ratio > c.load.max_rejected_ratio {
+                problem = Some(FileProblem {
+                    rule: "rejected-ratio",
+                    message: format!(
+                        "{} of {} rows were rejected ({:.3}%), above load.max_rejected_ratio = {} in {}; fix the rows listed in the quarantine, or raise the ratio",
+                        counts.rows_rejected,
+                        counts.rows_read,
+                        ratio * 100.0,
+                        c.load.max_rejected_ratio,
+                        c.source
+                    ),
+                });
+            }
+        }
+        let mut outputs = Vec::new();
+        if let Some(w) = writer {
+            let sink = w.await.expect("writer task does not panic")?;
+            if problem.is_some() {
+                let removed = sink.discard().await;
+                if !removed.is_empty() {
+                    warnings.push(format!(
+                        "removed the Parquet written before the file was rejected: {}",
+                        removed.join(", ")
+                    ));
+                }
+            } else {
+                outputs.extend(sink.finish().await?);
+            }
+        }
+        if let Some(q) = quarantine {
+            outputs.extend(q.finish().await?);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let status = if problem.is_some() {
+            "file_rejected"
+        } else if counts.rows_rejected > 0 {
+            "rows_rejected"
+        } else {
+            "valid"
+        };
+        Ok(Report {
+            version: env!("CARGO_PKG_VERSION"),
+            dataset: c.name.clone(),
+            input: self.input.url.clone(),
+            status,
+            rows_read: counts.rows_read,
+            rows_valid: counts.rows_valid,
+            rows_rejected: counts.rows_rejected,
+            bytes_read: input.bytes_read(),
+            seconds,
+            rows_per_second: if seconds > 0.0 { counts.rows_read as f64 / seconds } else { 0.0 },
+            errors,
+            outputs,
+            warnings,
+            file_problem: problem,
+        })
+    }
+}
+
+fn header_names(
+    buf: &[u8],
+    recs: &Records,
+    h: &crate::decode::tokenizer::RecordSpan,
+    quote: u8,
+) -> Result<Vec<String>, FileProblem> {
+    if let Some(m) = h.malformed {
+        return Err(FileProblem {
+            rule: "malformed-file",
+            message: format!("the header (line {}) cannot be read: {}", h.line, m.message()),
+        });
+    }
+    let mut names = Vec::new();
+    for f in recs.fields_of(h) {
+        let mut v = Vec::new();
+        unescape_into(&buf[f.start..f.end], quote, &mut v);
+        match String::from_utf8(v) {
+            Ok(s) => names.push(s),
+            Err(_) => {
+                return Err(FileProblem {
+                    rule: "encoding-error",
+                    message: format!("the header (line {}) is not valid UTF-8; check dialect.encoding", h.line),
+                });
+            }
+        }
+    }
+    Ok(names)
+}
+
+fn collect_errors(rejects: &[RejectedRow], errors: &mut Vec<ReportError>, max: usize) {
+    for r in rejects {
+        for e in &r.errors {
+            if errors.len() >= max {
+                return;
+            }
+            errors.push(ReportError {
+                line: r.line,
+                row: r.row,
+                field: e.field.clone(),
+                rule: e.rule,
+                value: e.value.clone(),
+                message: e.message.clone(),
+            });
+        }
+    }
+}
+
+async fn write_all(
+    mut rx: mpsc::Receiver<RecordBatch>,
+    mut sink: ParquetSink,
+    transform: Option<Transform>,
+    threads: usize,
+    dataset: String,
+) -> Result<ParquetSink, JobError> {
+    match transform {
+        None => {
+            while let Some(b) = rx.recv().await {
+                sink.write(&b).await?;
+            }
+        }
+        Some(t) => {
+            let mut out = t
+                .execute(rx, threads)
+                .await
+                .map_err(|source| JobError::Transform { dataset: dataset.clone(), source })?;
+            while let Some(b) = out.next().await {
+                let b = b.map_err(|source| JobError::Transform { dataset: dataset.clone(), source })?;
+                sink.write(&b).await?;
+            }
+        }
+    }
+    Ok(sink)
+}

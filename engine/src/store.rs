@@ -1,0 +1,145 @@
+//! Object URLs: the one I/O port of the engine.
+//!
+//! A location is a plain path, a `file://` URL, an `s3://bucket/key` URL (configured from the
+//! usual `AWS_*` environment: region, credentials, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`), or
+//! `memory://key` for tests, which resolves to the [`Stores`]' own in-memory store.
+
+use object_store::{ObjectStore, local::LocalFileSystem, memory::InMemory, path::Path};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A resolved location: the store that holds it and the path inside that store.
+#[derive(Debug, Clone)]
+pub struct Location {
+    pub store: Arc<dyn ObjectStore>,
+    pub path: Path,
+    /// The URL as the user wrote it (normalised), for reports and messages.
+    pub url: String,
+}
+
+impl Location {
+    /// The same store, another path next to this one: `sibling("x.jsonl")` of `a/b.parquet` is
+    /// `a/x.jsonl`.
+    pub fn with_file_name(&self, name: &str) -> Location {
+        let parent = match self.path.as_ref().rfind('/') {
+            Some(i) => &self.path.as_ref()[..i],
+            None => "",
+        };
+        let path = if parent.is_empty() { Path::from(name) } else { Path::from(format!("{parent}/{name}")) };
+        let url = match self.url.rfind('/') {
+            Some(i) => format!("{}/{name}", &self.url[..i]),
+            None => name.to_string(),
+        };
+        Location { store: self.store.clone(), path, url }
+    }
+
+    /// The last path segment.
+    pub fn file_name(&self) -> &str {
+        self.path.filename().unwrap_or("")
+    }
+}
+
+/// Why a URL could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("`{url}`: unsupported URL scheme `{scheme}`; use a path, file://, s3:// or memory://")]
+    Scheme { url: String, scheme: String },
+    #[error("`{url}`: {message}")]
+    Invalid { url: String, message: String },
+    #[error("`{url}`: cannot set up the object store: {source}")]
+    Build {
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+/// Resolves URLs to stores, reusing one client per bucket and one in-memory store.
+#[derive(Debug, Default)]
+pub struct Stores {
+    memory: Arc<InMemory>,
+    s3: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    local: Mutex<Option<Arc<LocalFileSystem>>>,
+}
+
+impl Stores {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The in-memory store behind `memory://` URLs.
+    pub fn memory(&self) -> Arc<InMemory> {
+        self.memory.clone()
+    }
+
+    pub fn resolve(&self, url: &str) -> Result<Location, StoreError> {
+        if let Some(rest) = url.strip_prefix("memory://") {
+            return Ok(Location { store: self.memory.clone(), path: parse_path(url, rest)?, url: url.to_string() });
+        }
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(StoreError::Invalid { url: url.into(), message: "the bucket name is missing".into() });
+            }
+            let store = self.s3_bucket(url, bucket)?;
+            return Ok(Location { store, path: parse_path(url, key)?, url: url.to_string() });
+        }
+        let local_path = if let Some(rest) = url.strip_prefix("file://") {
+            std::path::PathBuf::from(rest)
+        } else if let Some((scheme, _)) = url.split_once("://") {
+            return Err(StoreError::Scheme { url: url.into(), scheme: scheme.into() });
+        } else {
+            std::path::PathBuf::from(url)
+        };
+        let abs = if local_path.is_absolute() {
+            local_path
+        } else {
+            std::env::current_dir()
+                .map_err(|e| StoreError::Invalid { url: url.into(), message: format!("no current directory: {e}") })?
+                .join(local_path)
+        };
+        let path = Path::from_absolute_path(&abs)
+            .map_err(|e| StoreError::Invalid { url: url.into(), message: e.to_string() })?;
+        let store = self.local.lock().expect("lock").get_or_insert_with(|| Arc::new(LocalFileSystem::new())).clone();
+        Ok(Location { store, path, url: abs.display().to_string() })
+    }
+
+    fn s3_bucket(&self, url: &str, bucket: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+        let mut map = self.s3.lock().expect("lock");
+        if let Some(s) = map.get(bucket) {
+            return Ok(s.clone());
+        }
+        let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_S3").or_else(|_| std::env::var("AWS_ENDPOINT_URL")) {
+            // A custom endpoint (a local emulator, MinIO) is addressed path-style.
+            b = b
+                .with_endpoint(&endpoint)
+                .with_virtual_hosted_style_request(false)
+                .with_allow_http(endpoint.starts_with("http://"));
+        }
+        let store: Arc<dyn ObjectStore> =
+            Arc::new(b.build().map_err(|source| StoreError::Build { url: url.into(), source })?);
+        map.insert(bucket.to_string(), store.clone());
+        Ok(store)
+    }
+}
+
+fn parse_path(url: &str, key: &str) -> Result<Path, StoreError> {
+    Path::parse(key).map_err(|e| StoreError::Invalid { url: url.into(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_each_scheme() {
+        let s = Stores::new();
+        assert_eq!(s.resolve("memory://a/b.csv").unwrap().path.as_ref(), "a/b.csv");
+        let l = s.resolve("/tmp/x/y.csv").unwrap();
+        assert_eq!(l.path.as_ref(), "tmp/x/y.csv");
+        assert_eq!(l.with_file_name("z.jsonl").url, "/tmp/x/z.jsonl");
+        assert!(matches!(s.resolve("gs://b/k"), Err(StoreError::Scheme { .. })));
+        assert!(matches!(s.resolve("s3:///k"), Err(StoreError::Invalid { .. })));
+    }
+}

@@ -1,0 +1,149 @@
+//! Typed cells of the row being validated, and the Arrow builders they are committed to once
+//! the whole row has passed.
+
+use crate::contract::{Field, FieldKind, Schema, Value};
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, Int32Builder, Int64Builder,
+    StringBuilder, Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field as ArrowField, Schema as ArrowSchema, SchemaRef, TimeUnit};
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+/// The Arrow type of a contract field. This is also the staging Parquet type.
+pub fn arrow_type(kind: &FieldKind) -> DataType {
+    match kind {
+        FieldKind::String { .. } => DataType::Utf8,
+        FieldKind::Integer { .. } => DataType::Int64,
+        FieldKind::Number { decimal: Some((p, s)), .. } => DataType::Decimal128(*p, *s),
+        FieldKind::Number { decimal: None, .. } => DataType::Float64,
+        FieldKind::Boolean { .. } => DataType::Boolean,
+        FieldKind::Date { .. } => DataType::Date32,
+        FieldKind::Time { .. } => DataType::Time64(TimeUnit::Microsecond),
+        FieldKind::Datetime { .. } => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        FieldKind::Year => DataType::Int32,
+    }
+}
+
+/// The Arrow schema of validated rows: contract order; required fields are not nullable.
+pub fn arrow_schema(schema: &Schema) -> SchemaRef {
+    Arc::new(ArrowSchema::new(
+        schema
+            .fields
+            .iter()
+            .map(|f: &Field| ArrowField::new(&f.name, arrow_type(&f.kind), !f.constraints.required))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// A parsed cell. Strings point into the chunk buffer or into the row's scratch buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell {
+    Null,
+    Str { scratch: bool, start: usize, end: usize },
+    Int(i64),
+    Float(f64),
+    Decimal(i128),
+    Bool(bool),
+    Date(i32),
+    Time(i64),
+    Datetime(i64),
+    Year(i32),
+}
+
+impl Cell {
+    /// Compares with a typed bound or enum member of the same field.
+    pub fn cmp_value(&self, text: &str, v: &Value) -> Option<Ordering> {
+        match (self, v) {
+            (Cell::Str { .. }, Value::Str(s)) => Some(text.cmp(s.as_str())),
+            (Cell::Int(a), Value::Int(b)) => a.partial_cmp(b),
+            (Cell::Year(a), Value::Int(b)) => (*a as i64).partial_cmp(b),
+            (Cell::Float(a), Value::Float(b)) => a.partial_cmp(b),
+            (Cell::Decimal(a), Value::Decimal(b)) => a.partial_cmp(b),
+            (Cell::Bool(a), Value::Bool(b)) => a.partial_cmp(b),
+            (Cell::Date(a), Value::Date(b)) => a.partial_cmp(b),
+            (Cell::Time(a), Value::Time(b)) => a.partial_cmp(b),
+            (Cell::Datetime(a), Value::Datetime(b)) => a.partial_cmp(b),
+            _ => None,
+        }
+    }
+}
+
+/// One Arrow builder per field.
+pub enum Column {
+    Utf8(StringBuilder),
+    Int64(Int64Builder),
+    Float64(Float64Builder),
+    Decimal(Decimal128Builder, u8, i8),
+    Boolean(BooleanBuilder),
+    Date32(Date32Builder),
+    Time64(Time64MicrosecondBuilder),
+    Timestamp(TimestampMicrosecondBuilder),
+    Int32(Int32Builder),
+}
+
+impl Column {
+    pub fn new(kind: &FieldKind, capacity: usize) -> Column {
+        match kind {
+            FieldKind::String { .. } => Column::Utf8(StringBuilder::with_capacity(capacity, capacity * 8)),
+            FieldKind::Integer { .. } => Column::Int64(Int64Builder::with_capacity(capacity)),
+            FieldKind::Number { decimal: Some((p, s)), .. } => {
+                Column::Decimal(Decimal128Builder::with_capacity(capacity), *p, *s)
+            }
+            FieldKind::Number { decimal: None, .. } => Column::Float64(Float64Builder::with_capacity(capacity)),
+            FieldKind::Boolean { .. } => Column::Boolean(BooleanBuilder::with_capacity(capacity)),
+            FieldKind::Date { .. } => Column::Date32(Date32Builder::with_capacity(capacity)),
+            FieldKind::Time { .. } => Column::Time64(Time64MicrosecondBuilder::with_capacity(capacity)),
+            FieldKind::Datetime { .. } => Column::Timestamp(TimestampMicrosecondBuilder::with_capacity(capacity)),
+            FieldKind::Year => Column::Int32(Int32Builder::with_capacity(capacity)),
+        }
+    }
+
+    /// Appends a cell that has passed validation; `text` is the cell's text for strings.
+    #[inline]
+    pub fn push(&mut self, cell: Cell, text: &str) {
+        match (self, cell) {
+            (Column::Utf8(b), Cell::Str { .. }) => b.append_value(text),
+            (Column::Int64(b), Cell::Int(v)) => b.append_value(v),
+            (Column::Float64(b), Cell::Float(v)) => b.append_value(v),
+            (Column::Decimal(b, ..), Cell::Decimal(v)) => b.append_value(v),
+            (Column::Boolean(b), Cell::Bool(v)) => b.append_value(v),
+            (Column::Date32(b), Cell::Date(v)) => b.append_value(v),
+            (Column::Time64(b), Cell::Time(v)) => b.append_value(v),
+            (Column::Timestamp(b), Cell::Datetime(v)) => b.append_value(v),
+            (Column::Int32(b), Cell::Year(v)) => b.append_value(v),
+            (c, Cell::Null) => c.push_null(),
+            (_, other) => unreachable!("cell {other:?} does not fit its column"),
+        }
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            Column::Utf8(b) => b.append_null(),
+            Column::Int64(b) => b.append_null(),
+            Column::Float64(b) => b.append_null(),
+            Column::Decimal(b, ..) => b.append_null(),
+            Column::Boolean(b) => b.append_null(),
+            Column::Date32(b) => b.append_null(),
+            Column::Time64(b) => b.append_null(),
+            Column::Timestamp(b) => b.append_null(),
+            Column::Int32(b) => b.append_null(),
+        }
+    }
+
+    pub fn finish(&mut self) -> ArrayRef {
+        match self {
+            Column::Utf8(b) => Arc::new(b.finish()),
+            Column::Int64(b) => Arc::new(b.finish()),
+            Column::Float64(b) => Arc::new(b.finish()),
+            Column::Decimal(b, p, s) => {
+                Arc::new(b.finish().with_precision_and_scale(*p, *s).expect("precision checked by the contract loader"))
+            }
+            Column::Boolean(b) => Arc::new(b.finish()),
+            Column::Date32(b) => Arc::new(b.finish()),
+            Column::Time64(b) => Arc::new(b.finish()),
+            Column::Timestamp(b) => Arc::new(b.finish().with_timezone("UTC")),
+            Column::Int32(b) => Arc::new(b.finish()),
+        }
+    }
+}

@@ -1,0 +1,626 @@
+//! Validation: tokenized records in, typed Arrow batches and rejected rows out.
+//!
+//! A row is checked whole before any of it is committed: its cells are parsed into [`Cell`]s
+//! (types, formats), checked against the constraints, then against the in-file primary key and
+//! `unique` indexes, and only then appended to the column builders. A row that fails anything
+//! becomes a [`RejectedRow`] with one [`RowError`] per failed check. Every record read is either
+//! committed or rejected, which is what keeps `rows_read = rows_valid + rows_rejected`.
+
+pub mod columns;
+pub mod keys;
+pub mod report;
+
+use crate::cells::{self, CellError};
+use crate::contract::{Contract, ExtraColumns, FieldKind, StringFormat, Value};
+use crate::decode::tokenizer::{RecordSpan, Records, unescape_into};
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use columns::{Cell, Column};
+use keys::{KeyHasher, KeyIndex};
+pub use report::{FileProblem, RejectedRow, RowError};
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+/// Rows per Arrow batch handed to the writer.
+pub const BATCH_ROWS: usize = 64 * 1024;
+
+/// Running counts of one file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub rows_read: u64,
+    pub rows_valid: u64,
+    pub rows_rejected: u64,
+}
+
+/// Which CSV column feeds each contract field.
+#[derive(Debug, Clone)]
+struct Binding {
+    /// Per contract field: the column index, or `None` when an optional column is absent.
+    columns: Vec<Option<usize>>,
+    /// Columns the header declares (cells past it are `extra-cell`).
+    width: usize,
+}
+
+pub struct Validator {
+    contract: Arc<Contract>,
+    schema: SchemaRef,
+    binding: Option<Binding>,
+    columns: Vec<Column>,
+    cells: Vec<Cell>,
+    scratch: String,
+    unescaped: Vec<u8>,
+    rows_in_batch: usize,
+    batch_rows: usize,
+    primary_key: Option<KeyIndex>,
+    /// `Some` for fields with `unique`.
+    unique: Vec<Option<KeyIndex>>,
+    /// `missingValues` is exactly `[""]`, the common case.
+    only_empty_is_missing: bool,
+    /// Frictionless row number of the last record (the header is row 1).
+    row_number: u64,
+    errors: Vec<RowError>,
+    counts: Counts,
+}
+
+impl Validator {
+    pub fn new(contract: Arc<Contract>) -> Self {
+        Self::with_batch_rows(contract, BATCH_ROWS)
+    }
+
+    pub fn with_batch_rows(contract: Arc<Contract>, batch_rows: usize) -> Self {
+        let schema = columns::arrow_schema(&contract.schema);
+        let fields = &contract.schema.fields;
+        let columns = fields.iter().map(|f| Column::new(&f.kind, batch_rows)).collect();
+        let unique = fields.iter().map(|f| f.constraints.unique.then(KeyIndex::default)).collect();
+        let primary_key = (!contract.schema.primary_key.is_empty()).then(KeyIndex::default);
+        let only_empty_is_missing = contract.schema.missing_values == [""];
+        Validator {
+            schema,
+            binding: None,
+            columns,
+            cells: vec![Cell::Null; fields.len()],
+            scratch: String::new(),
+            unescaped: Vec::new(),
+            rows_in_batch: 0,
+            batch_rows,
+            primary_key,
+            unique,
+            only_empty_is_missing,
+            row_number: 0,
+            errors: Vec::new(),
+            counts: Counts::default(),
+            contract,
+        }
+    }
+
+    /// The Arrow schema of the batches this validator produces.
+    pub fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    /// Expect about `rows` rows: sizes the key indexes once instead of growing them.
+    pub fn expect_rows(&mut self, rows: usize) {
+        if let Some(k) = &mut self.primary_key {
+            k.reserve(rows);
+        }
+        for k in self.unique.iter_mut().flatten() {
+            k.reserve(rows);
+        }
+    }
+
+    /// Binds contract fields to the columns of `header` by name. Returns warnings (an optional
+    /// column that is absent), or the reason to reject the file.
+    pub fn bind_header(&mut self, header: &[String]) -> Result<Vec<String>, FileProblem> {
+        self.row_number = 1;
+        let c = &self.contract;
+        let mut warnings = Vec::new();
+        let mut columns = Vec::with_capacity(c.schema.fields.len());
+        for f in &c.schema.fields {
+            let found: Vec<usize> = header.iter().enumerate().filter(|(_, h)| **h == f.name).map(|(i, _)| i).collect();
+            match found.as_slice() {
+                [i] => columns.push(Some(*i)),
+                [] if f.constraints.required => {
+                    let near = header.iter().find(|h| h.trim().eq_ignore_ascii_case(&f.name));
+                    let hint = match near {
+                        Some(h) => format!(" (the header has `{h}`: names must match exactly)"),
+                        None => String::new(),
+                    };
+                    return Err(FileProblem {
+                        rule: "missing-label",
+                        message: format!(
+                            "required column `{}` is missing from the header (line {}){hint}; add it to the file, or make the field optional in {}",
+                            f.name,
+                            1 + c.dialect.skip_lines,
+                            c.source
+                        ),
+                    });
+                }
+                [] => {
+                    warnings
+                        .push(format!("optional column `{}` is absent from the header; it is loaded as empty", f.name));
+                    columns.push(None);
+                }
+                _ => {
+                    return Err(FileProblem {
+                        rule: "duplicate-label",
+                        message: format!(
+                            "column `{}` appears {} times in the header (columns {}); each field must appear once",
+                            f.name,
+                            found.len(),
+                            found.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>().join(", ")
+                        ),
+                    });
+                }
+            }
+        }
+        let extra: Vec<(usize, &String)> =
+            header.iter().enumerate().filter(|(_, h)| !c.schema.fields.iter().any(|f| &f.name == *h)).collect();
+        if !extra.is_empty() {
+            let blank = extra.iter().any(|(_, h)| h.is_empty());
+            let names = extra
+                .iter()
+                .map(|(i, h)| if h.is_empty() { format!("(blank, column {})", i + 1) } else { format!("`{h}`") })
+                .collect::<Vec<_>>()
+                .join(", ");
+            match c.load.extra_columns {
+                ExtraColumns::RejectFile => {
+                    return Err(FileProblem {
+                        rule: if blank { "blank-label" } else { "extra-label" },
+                        message: format!(
+                            "the header has columns the contract does not name: {names}; add them to {} or set load.extra_columns = \"ignore\"",
+                            c.source
+                        ),
+                    });
+                }
+                ExtraColumns::Ignore => warnings.push(format!("ignored columns not in the contract: {names}")),
+            }
+        }
+        self.binding = Some(Binding { columns, width: header.len() });
+        Ok(warnings)
+    }
+
+    /// Without a header, fields bind to columns by position.
+    pub fn bind_by_position(&mut self) {
+        let n = self.contract.schema.fields.len();
+        self.binding = Some(Binding { columns: (0..n).map(Some).collect(), width: n });
+    }
+
+    /// Validates every record of `recs` (spans into `buf`). Full batches are pushed to
+    /// `batches`, rejected rows to `rejects`.
+    pub fn push_records(
+        &mut self,
+        buf: &[u8],
+        recs: &Records,
+        batches: &mut Vec<RecordBatch>,
+        rejects: &mut Vec<RejectedRow>,
+    ) {
+        // One UTF-8 check for the whole chunk; rows are re-checked one by one only if it fails.
+        let end = recs.records.last().map_or(0, |r| r.raw_end);
+        let chunk = std::str::from_utf8(&buf[..end]).ok();
+        for r in &recs.records {
+            self.counts.rows_read += 1;
+            self.row_number += 1;
+            let rec = match chunk {
+                Some(c) => Some(&c[r.raw_start..r.raw_end]),
+                None => std::str::from_utf8(&buf[r.raw_start..r.raw_end]).ok(),
+            };
+            let Some(rec) = rec else {
+                let raw = &buf[r.raw_start..r.raw_end];
+                let enc = match self.contract.dialect.encoding {
+                    crate::contract::Encoding::Utf8 => "UTF-8",
+                    crate::contract::Encoding::Latin1 => "Latin-1",
+                };
+                let error = RowError {
+                    field: None,
+                    rule: "encoding-error",
+                    constraint: None,
+                    value: None,
+                    message: format!(
+                        "the row is not valid {enc}; if the file is Latin-1, set dialect.encoding = \"latin-1\" in {}",
+                        self.contract.source
+                    ),
+                    first_line: None,
+                };
+                self.reject_row(r, raw, vec![error], rejects);
+                continue;
+            };
+            if self.check_row(rec, recs, r) {
+                self.commit(rec);
+                if self.rows_in_batch == self.batch_rows {
+                    batches.push(self.take_batch());
+                }
+            } else {
+                let errors = std::mem::take(&mut self.errors);
+                self.reject_row(r, rec.as_bytes(), errors, rejects);
+            }
+        }
+    }
+
+    /// The rows committed since the last batch, if any.
+    pub fn finish(&mut self) -> Option<RecordBatch> {
+        (self.rows_in_batch > 0).then(|| self.take_batch())
+    }
+
+    /// An empty batch with the output schema.
+    pub fn empty_batch(&self) -> RecordBatch {
+        RecordBatch::new_empty(self.schema.clone())
+    }
+
+    fn take_batch(&mut self) -> RecordBatch {
+        let arrays = self.columns.iter_mut().map(|c| c.finish()).collect();
+        self.rows_in_batch = 0;
+        RecordBatch::try_new(self.schema.clone(), arrays).expect("builders match the schema")
+    }
+
+    fn reject_row(&mut self, r: &RecordSpan, raw: &[u8], errors: Vec<RowError>, rejects: &mut Vec<RejectedRow>) {
+        self.counts.rows_rejected += 1;
+        let (raw, raw_base64) = match std::str::from_utf8(raw) {
+            Ok(s) => (s.to_string(), None),
+            Err(_) => (String::from_utf8_lossy(raw).into_owned(), Some(report::base64(raw))),
+        };
+        rejects.push(RejectedRow { line: r.line, row: self.row_number, raw, raw_base64, errors });
+    }
+
+    /// Parses and checks one row into `self.cells`; errors go to `self.errors`.
+    /// `text` is the record's raw text; field spans are offset by `r.raw_start`.
+    fn check_row(&mut self, text: &str, recs: &Records, r: &RecordSpan) -> bool {
+        self.errors.clear();
+        self.scratch.clear();
+        let fields = recs.fields_of(r);
+        if let Some(m) = r.malformed {
+            self.errors.push(RowError {
+                field: None,
+                rule: "malformed-row",
+                constraint: None,
+                value: None,
+                message: m.message().to_string(),
+                first_line: None,
+            });
+            return false;
+        }
+        if fields.iter().all(|f| f.start == f.end) {
+            self.errors.push(RowError {
+                field: None,
+                rule: "blank-row",
+                constraint: None,
+                value: None,
+                message: "the row is blank: every cell is empty".into(),
+                first_line: None,
+            });
+            return false;
+        }
+        let binding = self.binding.as_ref().expect("bound before rows");
+        let base = r.raw_start;
+        for (i, f) in fields.iter().enumerate().skip(binding.width) {
+            let value = cell_text(&text[f.start - base..f.end - base], f.escaped, self.contract.dialect.quote);
+            self.errors.push(RowError {
+                field: None,
+                rule: "extra-cell",
+                constraint: None,
+                value: Some(value.to_string()),
+                message: format!("the row has more cells than the header: cell {} has no column", i + 1),
+                first_line: None,
+            });
+        }
+        let contract = self.contract.clone();
+        for (fi, field) in contract.schema.fields.iter().enumerate() {
+            let span = match binding.columns[fi] {
+                None => {
+                    self.cells[fi] = Cell::Null;
+                    continue;
+                }
+                Some(c) if c >= fields.len() => {
+                    self.errors.push(RowError {
+                        field: Some(field.name.clone()),
+                        rule: "missing-cell",
+                        constraint: None,
+                        value: None,
+                        message: format!(
+                            "the row has {} cells; the cell for `{}` (column {}) is missing",
+                            fields.len(),
+                            field.name,
+                            c + 1
+                        ),
+                        first_line: None,
+                    });
+                    continue;
+                }
+                Some(c) => {
+                    let f = fields[c];
+                    crate::decode::tokenizer::FieldSpan { start: f.start - base, end: f.end - base, ..f }
+                }
+            };
+            // The cell's text: a slice of the chunk, or unescaped into the row's scratch.
+            let (s, cell_ref) = if span.escaped {
+                self.unescaped.clear();
+                unescape_into(&text.as_bytes()[span.start..span.end], self.contract.dialect.quote, &mut self.unescaped);
+                let start = self.scratch.len();
+                self.scratch.push_str(std::str::from_utf8(&self.unescaped).expect("unescaping keeps UTF-8"));
+                (&self.scratch[start..], Cell::Str { scratch: true, start, end: self.scratch.len() })
+            } else {
+                (&text[span.start..span.end], Cell::Str { scratch: false, start: span.start, end: span.end })
+            };
+            let missing = if self.only_empty_is_missing {
+                s.is_empty()
+            } else {
+                contract.schema.missing_values.iter().any(|m| m == s)
+            };
+            if missing {
+                self.cells[fi] = Cell::Null;
+                if field.constraints.required {
+                    self.errors.push(RowError {
+                        field: Some(field.name.clone()),
+                        rule: "constraint-error",
+                        constraint: Some("required"),
+                        value: Some(s.to_string()),
+                        message: format!("`{}` is required but the cell is empty", field.name),
+                        first_line: None,
+                    });
+                }
+                continue;
+            }
+            let parsed = parse_cell(&field.kind, s, cell_ref);
+            match parsed {
+                Ok(cell) => {
+                    self.cells[fi] = cell;
+                    if let Some(e) = check_constraints(field, &cell, s) {
+                        self.errors.push(e);
+                    }
+                }
+                Err(e) => {
+                    self.cells[fi] = Cell::Null;
+                    self.errors.push(RowError {
+                        field: Some(field.name.clone()),
+                        rule: "type-error",
+                        constraint: None,
+                        value: Some(s.to_string()),
+                        message: format!("`{s}` in `{}` {e} ({})", field.name, type_name(&field.kind)),
+                        first_line: None,
+                    });
+                }
+            }
+        }
+        if !self.errors.is_empty() {
+            return false;
+        }
+        // Keys last: only a row that is otherwise valid claims its key, so the first *loaded*
+        // occurrence wins.
+        if self.primary_key.is_some() {
+            let key = self.key_of(text, &contract.schema.primary_key);
+            if let Some(first) = self.primary_key.as_mut().expect("checked").insert(key, r.line) {
+                let names: Vec<&str> =
+                    contract.schema.primary_key.iter().map(|&i| contract.schema.fields[i].name.as_str()).collect();
+                let values: Vec<String> =
+                    contract.schema.primary_key.iter().map(|&i| self.cell_string(text, i)).collect();
+                self.errors.push(RowError {
+                    field: Some(names.join(",")),
+                    rule: "primary-key",
+                    constraint: None,
+                    value: Some(values.join(",")),
+                    message: format!(
+                        "duplicate primary key ({}) = ({}): first seen on line {first}; the first occurrence is kept",
+                        names.join(", "),
+                        values.join(", ")
+                    ),
+                    first_line: Some(first),
+                });
+                return false;
+            }
+        }
+        for fi in 0..self.unique.len() {
+            if self.unique[fi].is_none() || self.cells[fi] == Cell::Null {
+                continue;
+            }
+            let key = self.key_of(text, &[fi]);
+            if let Some(first) = self.unique[fi].as_mut().expect("checked").insert(key, r.line) {
+                let value = self.cell_string(text, fi);
+                let name = &contract.schema.fields[fi].name;
+                self.errors.push(RowError {
+                    field: Some(name.clone()),
+                    rule: "unique-error",
+                    constraint: Some("unique"),
+                    value: Some(value.clone()),
+                    message: format!("`{name}` must be unique but `{value}` was first seen on line {first}"),
+                    first_line: Some(first),
+                });
+            }
+        }
+        self.errors.is_empty()
+    }
+
+    fn cell_str<'a>(&'a self, text: &'a str, cell: Cell) -> &'a str {
+        match cell {
+            Cell::Str { scratch: true, start, end } => &self.scratch[start..end],
+            Cell::Str { scratch: false, start, end } => &text[start..end],
+            _ => "",
+        }
+    }
+
+    fn cell_string(&self, text: &str, fi: usize) -> String {
+        match self.cells[fi] {
+            c @ Cell::Str { .. } => self.cell_str(text, c).to_string(),
+            Cell::Int(v) => v.to_string(),
+            Cell::Year(v) => v.to_string(),
+            Cell::Float(v) => v.to_string(),
+            Cell::Decimal(v) => v.to_string(),
+            Cell::Bool(v) => v.to_string(),
+            Cell::Date(v) => v.to_string(),
+            Cell::Time(v) | Cell::Datetime(v) => v.to_string(),
+            Cell::Null => String::new(),
+        }
+    }
+
+    fn key_of(&self, text: &str, fields: &[usize]) -> u64 {
+        if let [fi] = fields {
+            if let Cell::Int(v) = self.cells[*fi] {
+                return v as u64;
+            }
+        }
+        let mut h = KeyHasher::default();
+        for &fi in fields {
+            match self.cells[fi] {
+                c @ Cell::Str { .. } => h.piece(self.cell_str(text, c).as_bytes()),
+                Cell::Int(v) | Cell::Time(v) | Cell::Datetime(v) => h.piece(&v.to_le_bytes()),
+                Cell::Year(v) | Cell::Date(v) => h.piece(&v.to_le_bytes()),
+                Cell::Float(v) => h.piece(&v.to_bits().to_le_bytes()),
+                Cell::Decimal(v) => h.piece(&v.to_le_bytes()),
+                Cell::Bool(v) => h.piece(&[v as u8]),
+                Cell::Null => h.piece(&[]),
+            }
+        }
+        h.finish()
+    }
+
+    fn commit(&mut self, text: &str) {
+        for fi in 0..self.columns.len() {
+            let cell = self.cells[fi];
+            let s = match cell {
+                Cell::Str { scratch: true, start, end } => &self.scratch[start..end],
+                Cell::Str { scratch: false, start, end } => &text[start..end],
+                _ => "",
+            };
+            self.columns[fi].push(cell, s);
+        }
+        self.rows_in_batch += 1;
+        self.counts.rows_valid += 1;
+    }
+}
+
+fn cell_text(s: &str, escaped: bool, quote: u8) -> String {
+    if escaped {
+        let mut tmp = Vec::with_capacity(s.len());
+        unescape_into(s.as_bytes(), quote, &mut tmp);
+        String::from_utf8_lossy(&tmp).into_owned()
+    } else {
+        s.to_string()
+    }
+}
+
+fn type_name(kind: &FieldKind) -> String {
+    match kind {
+        FieldKind::String { format } => format!("string, format {format:?}").to_lowercase(),
+        FieldKind::Integer { .. } => "integer".into(),
+        FieldKind::Number { decimal: Some((p, s)), .. } => format!("number, decimal({p}, {s})"),
+        FieldKind::Number { decimal: None, .. } => "number".into(),
+        FieldKind::Boolean { .. } => "boolean".into(),
+        FieldKind::Date { .. } => "date".into(),
+        FieldKind::Time { .. } => "time".into(),
+        FieldKind::Datetime { .. } => "datetime".into(),
+        FieldKind::Year => "year".into(),
+    }
+}
+
+#[inline]
+fn parse_cell(kind: &FieldKind, s: &str, as_str: Cell) -> Result<Cell, CellError> {
+    Ok(match kind {
+        FieldKind::String { format } => {
+            if *format != StringFormat::Default {
+                cells::check_string_format(s, *format)?;
+            }
+            as_str
+        }
+        FieldKind::Integer { number } => Cell::Int(cells::parse_integer(s, number)?),
+        FieldKind::Number { number, decimal: Some((p, sc)) } => {
+            Cell::Decimal(cells::parse_decimal(s, number, *p, *sc)?)
+        }
+        FieldKind::Number { number, decimal: None } => Cell::Float(cells::parse_float(s, number)?),
+        FieldKind::Boolean { true_values, false_values } => {
+            Cell::Bool(cells::parse_boolean(s, true_values, false_values)?)
+        }
+        FieldKind::Date { format } => Cell::Date(cells::parse_date(s, format)?),
+        FieldKind::Time { format } => Cell::Time(cells::parse_time(s, format)?),
+        FieldKind::Datetime { format } => Cell::Datetime(cells::parse_datetime(s, format)?),
+        FieldKind::Year => Cell::Year(cells::parse_year(s)?),
+    })
+}
+
+fn check_constraints(field: &crate::contract::Field, cell: &Cell, s: &str) -> Option<RowError> {
+    let c = &field.constraints;
+    let fail = |constraint: &'static str, message: String| {
+        Some(RowError {
+            field: Some(field.name.clone()),
+            rule: "constraint-error",
+            constraint: Some(constraint),
+            value: Some(s.to_string()),
+            message,
+            first_line: None,
+        })
+    };
+    if let Some(list) = &c.enumeration {
+        if !list.iter().any(|v| cell.cmp_value(s, v) == Some(Ordering::Equal)) {
+            let shown: Vec<String> = list.iter().map(|v| show(v, field)).collect();
+            return fail("enum", format!("`{s}` in `{}` is not one of: {}", field.name, shown.join(", ")));
+        }
+    }
+    if let Some(min) = &c.minimum {
+        if cell.cmp_value(s, min) == Some(Ordering::Less) {
+            return fail("minimum", format!("`{s}` in `{}` is below the minimum {}", field.name, show(min, field)));
+        }
+    }
+    if let Some(max) = &c.maximum {
+        if cell.cmp_value(s, max) == Some(Ordering::Greater) {
+            return fail("maximum", format!("`{s}` in `{}` is above the maximum {}", field.name, show(max, field)));
+        }
+    }
+    if c.min_length.is_some() || c.max_length.is_some() {
+        let n = if s.is_ascii() { s.len() } else { s.chars().count() };
+        if let Some(min) = c.min_length.filter(|m| n < *m) {
+            return fail(
+                "minLength",
+                format!("`{s}` in `{}` has {n} characters, fewer than minLength {min}", field.name),
+            );
+        }
+        if let Some(max) = c.max_length.filter(|m| n > *m) {
+            return fail(
+                "maxLength",
+                format!("`{s}` in `{}` has {n} characters, more than maxLength {max}", field.name),
+            );
+        }
+    }
+    if let Some(re) = &c.pattern {
+        if !re.is_match(s) {
+            let src = c.pattern_src.as_deref().unwrap_or("");
+            return fail("pattern", format!("`{s}` in `{}` does not match the pattern `{src}`", field.name));
+        }
+    }
+    None
+}
+
+/// A bound or enum member as a person would write it.
+fn show(v: &Value, field: &crate::contract::Field) -> String {
+    match v {
+        Value::Str(s) => s.clone(),
+        Value::Int(i) => i.to_string(),
+        Value::Float(f) => f.to_string(),
+        Value::Decimal(u) => {
+            let scale = match field.kind {
+                FieldKind::Number { decimal: Some((_, s)), .. } => s.max(0) as u32,
+                _ => 0,
+            };
+            if scale == 0 {
+                u.to_string()
+            } else {
+                let p = 10i128.pow(scale);
+                let sign = if *u < 0 { "-" } else { "" };
+                format!("{sign}{}.{:0width$}", (u / p).abs(), (u % p).abs(), width = scale as usize)
+            }
+        }
+        Value::Bool(b) => b.to_string(),
+        Value::Date(d) => chrono::DateTime::from_timestamp(*d as i64 * 86_400, 0)
+            .map(|t| t.date_naive().to_string())
+            .unwrap_or_else(|| d.to_string()),
+        Value::Time(t) => chrono::NaiveTime::from_num_seconds_from_midnight_opt(
+            (t / 1_000_000) as u32,
+            ((t % 1_000_000) * 1000) as u32,
+        )
+        .map(|x| x.to_string())
+        .unwrap_or_else(|| t.to_string()),
+        Value::Datetime(t) => {
+            chrono::DateTime::from_timestamp_micros(*t).map(|x| x.to_rfc3339()).unwrap_or_else(|| t.to_string())
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! `glueless validate` and `glueless transform`: one file through the engine.
+
+use super::progress::Bar;
+use super::{CliError, Command, Common, Format};
+use glueless_engine::job::ProgressFn;
+use glueless_engine::{Dataset, FileJob, JobError, Report, Stores};
+use std::sync::Arc;
+
+pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
+    let stores = Stores::new();
+    let resolve = |url: &str, what: &str| stores.resolve(url).map_err(|e| CliError::Usage(format!("{what}: {e}")));
+    let (dataset, job_input, output, rejects, max_part, common, verb) = match command {
+        Command::Validate { contract, file, common } => {
+            (load(&contract)?, resolve(&file, "FILE")?, None, None, None, common, "validate")
+        }
+        Command::Transform { contract, input, output, rejects, max_part_bytes, common } => {
+            if max_part_bytes == Some(0) {
+                return Err(CliError::Usage("--max-part-bytes must be above 0".into()));
+            }
+            let rejects = rejects.map(|r| resolve(&r, "--rejects")).transpose()?;
+            (
+                load(&contract)?,
+                resolve(&input, "--input")?,
+                Some(resolve(&output, "--output")?),
+                rejects,
+                max_part_bytes,
+                common,
+                "transform",
+            )
+        }
+    };
+    let size = job_input.store.head(&job_input.path).await.map(|m| m.size).unwrap_or(0);
+    let bar = Bar::for_size(size, common.quiet).map(Arc::new);
+    let mut job =
+        FileJob::new(&dataset, job_input).threads(threads).max_errors(common.max_errors).max_part_bytes(max_part);
+    if let Some(o) = output {
+        job = job.output(o);
+    }
+    if let Some(r) = rejects {
+        job = job.rejects(r);
+    }
+    if let Some(b) = &bar {
+        let b = b.clone();
+        let f: ProgressFn = Arc::new(move |bytes, total, rows| b.update(bytes, total, rows));
+        job = job.progress(f);
+    }
+    let report = job.run().await.map_err(failed)?;
+    if let Some(b) = &bar {
+        b.clear();
+    }
+    if !common.quiet {
+        eprint!("{}", summary(verb, &dataset, &report));
+    }
+    print_report(&common, &report);
+    Ok(report.exit_code())
+}
+
+use object_store::ObjectStoreExt;
+
+fn load(path: &std::path::Path) -> Result<Dataset, CliError> {
+    Dataset::load(path).map_err(|e| CliError::Usage(format!("contract error: {e}")))
+}
+
+fn failed(e: JobError) -> CliError {
+    let retryable = e.is_retryable();
+    let advice = if retryable { " (this may be temporary: try again)" } else { "" };
+    CliError::Failed { message: format!("{e}{advice}"), retryable }
+}
+
+fn print_report(common: &Common, report: &Report) {
+    if common.format == Format::Json {
+        let mut v = serde_json::to_value(report).expect("report serializes");
+        v["exit_code"] = report.exit_code().into();
+        println!("{v}");
+    }
+}
+
+/// The human summary printed on stderr.
+pub fn summary(verb: &str, dataset: &Dataset, r: &Report) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let c = &dataset.contract;
+    let _ = writeln!(s, "glueless {verb}: dataset `{}` ({})", c.name, c.source);
+    let _ = writeln!(s, "  input     {} ({:.1} MB read)", r.input, r.bytes_read as f64 / 1e6);
+    let pct = if r.rows_read > 0 { r.rows_rejected as f64 * 100.0 / r.rows_read as f64 } else { 0.0 };
+    let _ = writeln!(
+        s,
+        "  rows      {} read = {} valid + {} rejected ({pct:.3}%)",
+        r.rows_read, r.rows_valid, r.rows_rejected
+    );
+    for (i, o) in r.outputs.iter().enumerate() {
+        let label = if i == 0 { "outputs" } else { "" };
+        let _ = writeln!(s, "  {label:<9} {} ({}, {} rows, {:.1} MB)", o.url, o.kind, o.rows, o.bytes as f64 / 1e6);
+    }
+    let _ = writeln!(
+        s,
+        "  time      {:.2} s ({:.0} rows/s, {:.1} MB/s)",
+        r.seconds,
+        r.rows_per_second,
+        r.bytes_read as f64 / 1e6 / r.seconds.max(1e-9)
+    );
+    for w in &r.warnings {
+        let _ = writeln!(s, "  warning   {w}");
+    }
+    for (i, e) in r.errors.iter().enumerate() {
+        let label = if i == 0 { "errors" } else { "" };
+        let _ = writeln!(s, "  {label:<9} line {}: {}: {}", e.line, e.rule, e.message);
+    }
+    if r.rows_rejected as usize > r.errors.len() && !r.errors.is_empty() {
+        let _ = writeln!(s, "            ... all rejected rows are in the quarantine");
+    }
+    let verdict = match (r.exit_code(), &r.file_problem) {
+        (_, Some(p)) => format!("4, file rejected ({}): {}", p.rule, p.message),
+        (3, _) => format!("3, some rows rejected, within load.max_rejected_ratio = {}", c.load.max_rejected_ratio),
+        _ => "0, all rows valid".to_string(),
+    };
+    let _ = writeln!(s, "  verdict   {verdict}");
+    s
+}
