@@ -609,7 +609,8 @@ fn first_of<T>(iso: Result<T, Bad>, s: &str, patterns: &[&str], f: fn(&str, &str
 
 /// Unambiguous non-ISO spellings accepted by `format = "any"` (no `01/02/2024`: is it
 /// January or February?).
-const ANY_DATE: &[&str] = &["%Y/%m/%d", "%Y%m%d", "%d %b %Y", "%b %d %Y", "%b %d, %Y", "%A, %d %b %Y"];
+const ANY_DATE: &[&str] =
+    &["%Y/%m/%d", "%Y%m%d", "%d %b %Y", "%d %B %Y", "%b %d %Y", "%B %d %Y", "%b %d, %Y", "%B %d, %Y", "%a, %d %b %Y"];
 const ANY_TIME: &[&str] = &["%H:%M", "%H%M%S", "%I:%M %p", "%I:%M:%S %p"];
 const ANY_DATETIME: &[&str] = &[
     "%Y-%m-%dT%H:%M",
@@ -704,7 +705,7 @@ fn is_uuid(b: &[u8]) -> bool {
 
 /// Standard base64 (`A-Z a-z 0-9 + /`) with `=` padding to a multiple of 4 characters.
 fn is_base64(b: &[u8]) -> bool {
-    if b.len() % 4 != 0 {
+    if !b.len().is_multiple_of(4) {
         return false;
     }
     let pad = b.iter().rev().take(2).take_while(|c| **c == b'=').count();

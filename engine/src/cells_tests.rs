@@ -127,16 +127,16 @@ fn decimals_exact_values() {
 fn decimals_scale_and_precision_errors() {
     let p = plain();
     let dec = |s: &str| parse_decimal(s, &p, 12, 2);
-    let places = |places| Err(CellError::TooManyDecimalPlaces { places, scale: 2 });
-    assert_eq!(dec("1.234"), places(3));
-    assert_eq!(dec("1.2340"), places(3));
+    let places = |places| CellError::TooManyDecimalPlaces { places, scale: 2 };
+    assert_eq!(dec("1.234"), Err(places(3)));
+    assert_eq!(dec("1.2340"), Err(places(3)));
     assert_eq!(dec("1.001e1"), Ok(1001)); // 10.01 is fine
-    assert_eq!(dec("1.5e-3"), places(4));
-    let range = Err(CellError::DecimalOutOfRange { precision: 12, scale: 2 });
-    assert_eq!(dec("10000000000"), range);
-    assert_eq!(dec("-10000000000.00"), range);
-    assert_eq!(dec("1e10"), range);
-    assert_eq!(dec("1e999999999999999"), range);
+    assert_eq!(dec("1.5e-3"), Err(places(4)));
+    let range = CellError::DecimalOutOfRange { precision: 12, scale: 2 };
+    assert_eq!(dec("10000000000"), Err(range.clone()));
+    assert_eq!(dec("-10000000000.00"), Err(range.clone()));
+    assert_eq!(dec("1e10"), Err(range.clone()));
+    assert_eq!(dec("1e999999999999999"), Err(range.clone()));
     assert_eq!(
         parse_decimal(&"9".repeat(39), &p, 38, 0),
         Err(CellError::DecimalOutOfRange { precision: 38, scale: 0 })
@@ -144,8 +144,8 @@ fn decimals_scale_and_precision_errors() {
     for bad in ["", ".", "-", "1.2.3", "1e", "1e+", " 1", "1,5", "NaN", "INF", "1.5x", "e5"] {
         assert_eq!(dec(bad), Err(CellError::NotDecimal), "{bad:?}");
     }
-    assert_eq!(places(3).unwrap_err().to_string(), "has 3 decimal places but the field allows 2");
-    assert_eq!(range.unwrap_err().to_string(), "is out of range for decimal(12, 2)");
+    assert_eq!(places(3).to_string(), "has 3 decimal places but the field allows 2");
+    assert_eq!(range.to_string(), "is out of range for decimal(12, 2)");
 }
 
 #[test]
@@ -174,17 +174,26 @@ fn dates_default() {
     for bad in ["2023-02-29", "1900-02-29", "2024-04-31", "2024-13-01", "2024-00-10", "2024-01-00", "0000-01-01"] {
         assert_eq!(parse_date(bad, &D), invalid, "{bad}");
     }
-    let shape = Err(CellError::BadTemporal { kind: TemporalKind::Date, format: ExpectedFormat::Default });
+    let shape = CellError::BadTemporal { kind: TemporalKind::Date, format: ExpectedFormat::Default };
     for bad in ["2024-1-05", "2024/01/05", " 2024-01-05", "2024-01-05 ", "2024-01-05T00:00:00Z", "", "20240105"] {
-        assert_eq!(parse_date(bad, &D), shape, "{bad:?}");
+        assert_eq!(parse_date(bad, &D), Err(shape.clone()), "{bad:?}");
     }
-    assert_eq!(shape.unwrap_err().to_string(), "is not a date in the form YYYY-MM-DD");
+    assert_eq!(shape.to_string(), "is not a date in the form YYYY-MM-DD");
 }
 
 #[test]
 fn dates_any_and_patterns() {
     let jan5 = Ok(ymd(2024, 1, 5));
-    for s in ["2024-01-05", "2024/01/05", "20240105", "05 Jan 2024", "Jan 05 2024", "Jan 5, 2024", "January 5 2024"] {
+    for s in [
+        "2024-01-05",
+        "2024/01/05",
+        "20240105",
+        "05 Jan 2024",
+        "Jan 05 2024",
+        "Jan 5, 2024",
+        "January 5 2024",
+        "5 January 2024",
+    ] {
         assert_eq!(parse_date(s, &ANY), jan5, "{s}");
     }
     assert_eq!(parse_date("01/05/2024", &ANY).unwrap_err().to_string(), "is not a recognised date");
@@ -428,7 +437,8 @@ proptest! {
 
     #[test]
     fn time_roundtrip(us in 0i64..US_PER_DAY) {
-        let t = NaiveTime::from_num_seconds_from_midnight_opt((us / US_PER_SEC) as u32, (us % US_PER_SEC) as u32 * 1000).unwrap();
+        let (secs, micros) = ((us / US_PER_SEC) as u32, (us % US_PER_SEC) as u32);
+        let t = NaiveTime::from_num_seconds_from_midnight_opt(secs, micros * 1000).unwrap();
         prop_assert_eq!(parse_time(&t.format("%H:%M:%S%.f").to_string(), &D), Ok(us));
         prop_assert_eq!(parse_time(&t.format("%H:%M:%S%.f").to_string(), &pat("%H:%M:%S%.f")), Ok(us));
     }

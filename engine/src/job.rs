@@ -311,10 +311,10 @@ impl<'a> FileJob<'a> {
             buf.drain(..consumed);
             for b in batches.drain(..) {
                 sent_rows += b.num_rows() as u64;
-                if let Some(tx) = &tx {
-                    if tx.send(b).await.is_err() {
-                        break; // the writer failed; its error is collected below
-                    }
+                if let Some(tx) = &tx
+                    && tx.send(b).await.is_err()
+                {
+                    break; // the writer failed; its error is collected below
                 }
             }
             collect_errors(&rejects, &mut errors, self.max_errors);
@@ -333,12 +333,13 @@ impl<'a> FileJob<'a> {
                     .into(),
             });
         }
-        if problem.is_none() {
-            if let Some(b) = v.finish() {
-                sent_rows += b.num_rows() as u64;
-                if let Some(tx) = &tx {
-                    let _ = tx.send(b).await;
-                }
+        if problem.is_none()
+            && let Some(b) = v.finish()
+        {
+            sent_rows += b.num_rows() as u64;
+            if let Some(tx) = &tx {
+                // A send fails only if the writer stopped; its error is collected below.
+                let _ = tx.send(b).await;
             }
         }
         drop(tx);

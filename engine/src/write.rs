@@ -95,10 +95,10 @@ impl ParquetSink {
         let (w, loc, rows) = self.current.as_mut().expect("opened");
         w.write(batch).await.map_err(|source| WriteError::Parquet { url: loc.url.clone(), source })?;
         *rows += batch.num_rows() as u64;
-        if let Some(max) = self.max_part_bytes {
-            if (w.bytes_written() + w.in_progress_size()) as u64 >= max {
-                self.close_part().await?;
-            }
+        if let Some(max) = self.max_part_bytes
+            && (w.bytes_written() + w.in_progress_size()) as u64 >= max
+        {
+            self.close_part().await?;
         }
         Ok(())
     }

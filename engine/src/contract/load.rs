@@ -157,6 +157,9 @@ struct RawSchema {
     _description: Option<IgnoredAny>,
     #[serde(rename = "title")]
     _title: Option<IgnoredAny>,
+    /// The profile URL a Table Schema file may carry; producers' files are used as they are.
+    #[serde(rename = "$schema")]
+    _profile: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -184,7 +187,6 @@ const SCHEMA_UNSUPPORTED: &Unsupported = &[
         "fieldsMatch",
         "columns are matched by header name; use `load.extra_columns` for columns the contract does not name",
     ),
-    ("$schema", "the schema is always read as a Table Schema; profiles are not checked"),
 ];
 // ---------------------------------------------------------------------------------------------
 // Sections.
@@ -317,11 +319,15 @@ fn load_options(map: &Map<String, Json>, at: &At, schema: &Schema) -> Result<Loa
         Some(name) => {
             let at = at.key("version_column");
             let idx = field_index(&schema.fields, name, &at)?;
-            let orderable = !matches!(schema.fields[idx].kind, FieldKind::String { .. } | FieldKind::Boolean { .. });
-            if !orderable {
+            let unorderable = match schema.fields[idx].kind {
+                FieldKind::String { .. } => Some("string"),
+                FieldKind::Boolean { .. } => Some("boolean"),
+                _ => None,
+            };
+            if let Some(ty) = unorderable {
                 return Err(at.err(format!(
-                    "field `{name}` cannot order versions of a row; use a field of type integer, \
-                     number, date, time, datetime or year"
+                    "field `{name}` is a {ty}, which cannot order versions of a row; use a field \
+                     of type integer, number, date, time, datetime or year"
                 )));
             }
             Some(idx)

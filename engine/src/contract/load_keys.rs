@@ -7,8 +7,6 @@ use serde_json::{Map, Value as Json};
 
 /// Keywords known from Table Schema or CSV Dialect that glueless does not implement, with why.
 pub(super) type Unsupported = [(&'static str, &'static str)];
-// ---------------------------------------------------------------------------------------------
-// Plumbing: key paths, reading one table, TOML to JSON.
 
 /// Where an error points: a file and a key path inside it.
 pub(super) struct At<'a> {
@@ -63,10 +61,10 @@ pub(super) fn read_table<T: DeserializeOwned>(
         for (key, value) in map {
             let one = Map::from_iter([(key.clone(), value.clone())]);
             if let Err(e) = serde_json::from_value::<T>(Json::Object(one)) {
-                return at.key(key).err(format!("wrong value: {e}"));
+                return at.key(key).err(e.to_string());
             }
         }
-        at.err(format!("wrong value: {whole}"))
+        at.err(whole.to_string())
     })
 }
 

@@ -66,12 +66,30 @@ impl KeyIndex {
         }
     }
 
+    /// The line where `key` was first recorded, if it was.
+    pub fn get(&self, key: u64) -> Option<u64> {
+        let k = mixed(key);
+        if k == 0 {
+            return self.zero.map(u64::from);
+        }
+        let cap = self.keys.len();
+        if cap == 0 {
+            return None;
+        }
+        let mut i = slot(k, cap);
+        loop {
+            match self.keys[i] {
+                0 => return None,
+                at if at == k => return Some(self.lines[i] as u64),
+                _ => i = if i + 1 == cap { 0 } else { i + 1 },
+            }
+        }
+    }
+
     /// Records `key` first seen on `line`; returns the earlier line if the key was seen.
     pub fn insert(&mut self, key: u64, line: u64) -> Option<u64> {
         let line32 = u32::try_from(line).unwrap_or(u32::MAX);
-        let mut m = Mix(0);
-        m.write_u64(key);
-        let k = m.finish();
+        let k = mixed(key);
         if k == 0 {
             return match self.zero {
                 Some(l) => Some(l as u64),
@@ -101,6 +119,12 @@ impl KeyIndex {
             i = if i + 1 == cap { 0 } else { i + 1 };
         }
     }
+}
+
+fn mixed(key: u64) -> u64 {
+    let mut m = Mix(0);
+    m.write_u64(key);
+    m.finish()
 }
 
 /// Maps a well-mixed key onto `0..cap` without a division (Lemire's fast range).
@@ -142,6 +166,7 @@ mod tests {
             assert_eq!(k.insert(i * 7919, i + 2), None);
         }
         for i in 0..10_000u64 {
+            assert_eq!(k.get(i * 7919), Some(i + 2));
             assert_eq!(k.insert(i * 7919, 99), Some(i + 2));
         }
     }
@@ -149,6 +174,7 @@ mod tests {
     #[test]
     fn first_occurrence_wins() {
         let mut k = KeyIndex::default();
+        assert_eq!(k.get(7), None);
         assert_eq!(k.insert(7, 2), None);
         assert_eq!(k.insert(8, 3), None);
         assert_eq!(k.insert(7, 9), Some(2));

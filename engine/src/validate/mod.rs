@@ -387,49 +387,64 @@ impl Validator {
         if !self.errors.is_empty() {
             return false;
         }
-        // Keys last: only a row that is otherwise valid claims its key, so the first *loaded*
-        // occurrence wins.
-        if self.primary_key.is_some() {
-            let key = self.key_of(text, &contract.schema.primary_key);
-            if let Some(first) = self.primary_key.as_mut().expect("checked").insert(key, r.line) {
-                let names: Vec<&str> =
-                    contract.schema.primary_key.iter().map(|&i| contract.schema.fields[i].name.as_str()).collect();
-                let values: Vec<String> =
-                    contract.schema.primary_key.iter().map(|&i| self.cell_string(text, i)).collect();
-                self.errors.push(RowError {
-                    field: Some(names.join(",")),
-                    rule: "primary-key",
-                    constraint: None,
-                    value: Some(values.join(",")),
-                    message: format!(
-                        "duplicate primary key ({}) = ({}): first seen on line {first}; the first occurrence is kept",
-                        names.join(", "),
-                        values.join(", ")
-                    ),
-                    first_line: Some(first),
-                });
-                return false;
-            }
+        // Keys last, and all-or-nothing: only a row that passes every check, keys included,
+        // claims its keys, so the first *loaded* occurrence of a key wins.
+        let pk_key = self.primary_key.as_ref().map(|_| self.key_of(text, &contract.schema.primary_key));
+        if let (Some(key), Some(index)) = (pk_key, &self.primary_key)
+            && let Some(first) = index.get(key)
+        {
+            let names: Vec<&str> =
+                contract.schema.primary_key.iter().map(|&i| contract.schema.fields[i].name.as_str()).collect();
+            let values: Vec<String> = contract.schema.primary_key.iter().map(|&i| self.cell_string(text, i)).collect();
+            self.errors.push(RowError {
+                field: Some(names.join(",")),
+                rule: "primary-key",
+                constraint: None,
+                value: Some(values.join(",")),
+                message: format!(
+                    "duplicate primary key ({}) = ({}): first seen on line {first}; the first occurrence is kept",
+                    names.join(", "),
+                    values.join(", ")
+                ),
+                first_line: Some(first),
+            });
+            return false;
         }
+        let mut unique_keys = Vec::new();
         for fi in 0..self.unique.len() {
-            if self.unique[fi].is_none() || self.cells[fi] == Cell::Null {
+            let Some(index) = &self.unique[fi] else { continue };
+            if self.cells[fi] == Cell::Null {
                 continue;
             }
             let key = self.key_of(text, &[fi]);
-            if let Some(first) = self.unique[fi].as_mut().expect("checked").insert(key, r.line) {
-                let value = self.cell_string(text, fi);
-                let name = &contract.schema.fields[fi].name;
-                self.errors.push(RowError {
-                    field: Some(name.clone()),
-                    rule: "unique-error",
-                    constraint: Some("unique"),
-                    value: Some(value.clone()),
-                    message: format!("`{name}` must be unique but `{value}` was first seen on line {first}"),
-                    first_line: Some(first),
-                });
+            match index.get(key) {
+                None => unique_keys.push((fi, key)),
+                Some(first) => {
+                    let value = self.cell_string(text, fi);
+                    let name = &contract.schema.fields[fi].name;
+                    self.errors.push(RowError {
+                        field: Some(name.clone()),
+                        rule: "unique-error",
+                        constraint: Some("unique"),
+                        value: Some(value.clone()),
+                        message: format!("`{name}` must be unique but `{value}` was first seen on line {first}"),
+                        first_line: Some(first),
+                    });
+                }
             }
         }
-        self.errors.is_empty()
+        if !self.errors.is_empty() {
+            return false;
+        }
+        if let (Some(key), Some(index)) = (pk_key, &mut self.primary_key) {
+            index.insert(key, r.line);
+        }
+        for (fi, key) in unique_keys {
+            if let Some(index) = &mut self.unique[fi] {
+                index.insert(key, r.line);
+            }
+        }
+        true
     }
 
     fn cell_str<'a>(&'a self, text: &'a str, cell: Cell) -> &'a str {
@@ -455,10 +470,10 @@ impl Validator {
     }
 
     fn key_of(&self, text: &str, fields: &[usize]) -> u64 {
-        if let [fi] = fields {
-            if let Cell::Int(v) = self.cells[*fi] {
-                return v as u64;
-            }
+        if let [fi] = fields
+            && let Cell::Int(v) = self.cells[*fi]
+        {
+            return v as u64;
         }
         let mut h = KeyHasher::default();
         for &fi in fields {
@@ -550,21 +565,21 @@ fn check_constraints(field: &crate::contract::Field, cell: &Cell, s: &str) -> Op
             first_line: None,
         })
     };
-    if let Some(list) = &c.enumeration {
-        if !list.iter().any(|v| cell.cmp_value(s, v) == Some(Ordering::Equal)) {
-            let shown: Vec<String> = list.iter().map(|v| show(v, field)).collect();
-            return fail("enum", format!("`{s}` in `{}` is not one of: {}", field.name, shown.join(", ")));
-        }
+    if let Some(list) = &c.enumeration
+        && !list.iter().any(|v| cell.cmp_value(s, v) == Some(Ordering::Equal))
+    {
+        let shown: Vec<String> = list.iter().map(|v| show(v, field)).collect();
+        return fail("enum", format!("`{s}` in `{}` is not one of: {}", field.name, shown.join(", ")));
     }
-    if let Some(min) = &c.minimum {
-        if cell.cmp_value(s, min) == Some(Ordering::Less) {
-            return fail("minimum", format!("`{s}` in `{}` is below the minimum {}", field.name, show(min, field)));
-        }
+    if let Some(min) = &c.minimum
+        && cell.cmp_value(s, min) == Some(Ordering::Less)
+    {
+        return fail("minimum", format!("`{s}` in `{}` is below the minimum {}", field.name, show(min, field)));
     }
-    if let Some(max) = &c.maximum {
-        if cell.cmp_value(s, max) == Some(Ordering::Greater) {
-            return fail("maximum", format!("`{s}` in `{}` is above the maximum {}", field.name, show(max, field)));
-        }
+    if let Some(max) = &c.maximum
+        && cell.cmp_value(s, max) == Some(Ordering::Greater)
+    {
+        return fail("maximum", format!("`{s}` in `{}` is above the maximum {}", field.name, show(max, field)));
     }
     if c.min_length.is_some() || c.max_length.is_some() {
         let n = if s.is_ascii() { s.len() } else { s.chars().count() };
@@ -581,11 +596,11 @@ fn check_constraints(field: &crate::contract::Field, cell: &Cell, s: &str) -> Op
             );
         }
     }
-    if let Some(re) = &c.pattern {
-        if !re.is_match(s) {
-            let src = c.pattern_src.as_deref().unwrap_or("");
-            return fail("pattern", format!("`{s}` in `{}` does not match the pattern `{src}`", field.name));
-        }
+    if let Some(re) = &c.pattern
+        && !re.is_match(s)
+    {
+        let src = c.pattern_src.as_deref().unwrap_or("");
+        return fail("pattern", format!("`{s}` in `{}` does not match the pattern `{src}`", field.name));
     }
     None
 }
@@ -622,5 +637,66 @@ fn show(v: &Value, field: &crate::contract::Field) -> String {
         Value::Datetime(t) => {
             chrono::DateTime::from_timestamp_micros(*t).map(|x| x.to_rfc3339()).unwrap_or_else(|| t.to_string())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::tokenizer::Tokenizer;
+
+    /// Validates `csv` (header first) against a contract with the given `[schema]` body.
+    fn run(schema: &str, csv: &str) -> (Counts, Vec<RejectedRow>) {
+        let toml = format!("name = \"t\"\n[load]\nmax_rejected_ratio = 1.0\n[schema]\n{schema}");
+        let contract = crate::contract::load_str(&toml, "t.toml", std::path::Path::new(".")).expect("contract");
+        let mut v = Validator::new(Arc::new(contract));
+        let mut tok = Tokenizer::new(b',', b'"');
+        let mut recs = Records::default();
+        tok.parse(csv.as_bytes(), true, &mut recs);
+        let header = recs.records.remove(0);
+        let names: Vec<String> = recs.fields_of(&header).iter().map(|f| csv[f.start..f.end].to_string()).collect();
+        v.bind_header(&names).expect("header binds");
+        let (mut batches, mut rejects) = (Vec::new(), Vec::new());
+        v.push_records(csv.as_bytes(), &recs, &mut batches, &mut rejects);
+        (v.counts(), rejects)
+    }
+
+    const ID_UNIQUE_EMAIL: &str = r#"primaryKey = ["id"]
+fields = [{ name = "id", type = "integer" }, { name = "email", type = "string", constraints = { unique = true } }]
+"#;
+
+    #[test]
+    fn a_row_rejected_by_unique_does_not_claim_its_primary_key() {
+        // Regression: `2,a` failed `unique` after its key had been recorded, so the valid
+        // `2,b` was then rejected as a duplicate of a row that was never loaded.
+        let (counts, rejects) = run(ID_UNIQUE_EMAIL, "id,email\n1,a\n2,a\n2,b\n");
+        assert_eq!((counts.rows_valid, counts.rows_rejected), (2, 1));
+        assert_eq!(rejects[0].line, 3);
+        assert_eq!(rejects[0].errors[0].rule, "unique-error");
+        assert_eq!(rejects[0].errors[0].first_line, Some(2));
+    }
+
+    #[test]
+    fn duplicate_primary_key_names_the_first_line() {
+        let (counts, rejects) = run(ID_UNIQUE_EMAIL, "id,email\n1,a\n1,b\n");
+        assert_eq!(counts, Counts { rows_read: 2, rows_valid: 1, rows_rejected: 1 });
+        let e = &rejects[0].errors[0];
+        assert_eq!((e.rule, e.first_line, e.value.as_deref()), ("primary-key", Some(2), Some("1")));
+    }
+
+    #[test]
+    fn empty_value_is_not_a_missing_column() {
+        let schema = r#"fields = [{ name = "a", type = "integer", constraints = { required = true } }, { name = "b", type = "string" }]"#;
+        let (counts, rejects) = run(schema, "a,b\n1,\n2\n,x\n");
+        assert_eq!(counts.rows_valid, 1);
+        let rules: Vec<_> = rejects.iter().map(|r| (r.line, r.errors[0].rule, r.errors[0].constraint)).collect();
+        assert_eq!(rules, vec![(3, "missing-cell", None), (4, "constraint-error", Some("required"))]);
+    }
+
+    #[test]
+    fn leading_zeros_in_a_string_code_are_kept() {
+        let schema = r#"fields = [{ name = "code", type = "string" }, { name = "n", type = "integer" }]"#;
+        let (counts, _) = run(schema, "code,n\n004,004\n");
+        assert_eq!(counts.rows_valid, 1);
     }
 }
