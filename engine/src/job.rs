@@ -225,7 +225,7 @@ impl<'a> FileJob<'a> {
         };
         let (tx, writer) = match &self.output {
             Some(out) => {
-                let (tx, rx) = mpsc::channel::<RecordBatch>(4);
+                let (tx, rx) = mpsc::channel::<RecordBatch>(2);
                 let sink = ParquetSink::new(out.clone(), self.dataset.output_schema(), self.max_part_bytes);
                 let transform = self.dataset.transform.clone();
                 let threads = self.threads;
@@ -303,7 +303,7 @@ impl<'a> FileJob<'a> {
             if !sized && total > 0 && input.bytes_read() > 0 && !recs.records.is_empty() {
                 sized = true;
                 if crate::decode::Compression::from_key(self.input.path.as_ref()) == crate::decode::Compression::None {
-                    let est = (recs.records.len() as f64 * total as f64 / consumed.max(1) as f64 * 1.05) as usize;
+                    let est = (recs.records.len() as f64 * total as f64 / consumed.max(1) as f64 * 1.02) as usize;
                     v.expect_rows(est);
                 }
             }

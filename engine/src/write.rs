@@ -19,7 +19,10 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
 /// Rows per Parquet row group.
-pub const ROW_GROUP_ROWS: usize = 1024 * 1024;
+/// Rows per Parquet row group. The writer holds a row group in memory until it is complete, so
+/// this bounds memory: 512 Ki rows of the orders data is about 40 MB in flight, and files stay
+/// within a few percent of the size with 1 Mi-row groups.
+pub const ROW_GROUP_ROWS: usize = 512 * 1024;
 
 /// A failure writing an output.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +45,12 @@ pub struct Output {
     pub kind: &'static str,
     pub rows: u64,
     pub bytes: u64,
+}
+
+/// A buffered multipart upload with bounded memory: 8 MiB parts (S3's minimum is 5 MiB), at
+/// most two in flight. The default (10 MiB, eight in flight) held up to 80 MB per output.
+fn upload(loc: &Location) -> BufWriter {
+    BufWriter::with_capacity(loc.store.clone(), loc.path.clone(), 8 << 20).with_max_concurrency(2)
 }
 
 pub fn writer_properties() -> WriterProperties {
@@ -78,7 +87,7 @@ impl ParquetSink {
 
     fn open(&mut self) -> Result<(), WriteError> {
         let loc = self.part_location();
-        let w = BufWriter::new(loc.store.clone(), loc.path.clone());
+        let w = upload(&loc);
         let writer = AsyncArrowWriter::try_new(w, self.schema.clone(), Some(writer_properties()))
             .map_err(|source| WriteError::Parquet { url: loc.url.clone(), source })?;
         self.current = Some((writer, loc, 0));
@@ -163,7 +172,7 @@ impl Quarantine {
         if rows.is_empty() {
             return Ok(());
         }
-        let w = self.writer.get_or_insert_with(|| BufWriter::new(self.loc.store.clone(), self.loc.path.clone()));
+        let w = self.writer.get_or_insert_with(|| upload(&self.loc));
         self.line.clear();
         for r in rows {
             serde_json::to_writer(&mut self.line, r).expect("rows serialize");

@@ -16,7 +16,7 @@ use crate::decode::tokenizer::{RecordSpan, Records, unescape_into};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use columns::{Cell, Column};
-use keys::{KeyHasher, KeyIndex};
+use keys::{KeyHasher, KeyIndex, Probe};
 pub use report::{FileProblem, RejectedRow, RowError};
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -52,8 +52,12 @@ pub struct Validator {
     rows_in_batch: usize,
     batch_rows: usize,
     primary_key: Option<KeyIndex>,
+    /// The last primary-key field in contract order: once it is parsed, the key's slot is
+    /// prefetched while the rest of the row is checked.
+    pk_last: Option<usize>,
     /// `Some` for fields with `unique`.
     unique: Vec<Option<KeyIndex>>,
+    has_unique: bool,
     /// `missingValues` is exactly `[""]`, the common case.
     only_empty_is_missing: bool,
     /// Frictionless row number of the last record (the header is row 1).
@@ -73,6 +77,8 @@ impl Validator {
         let columns = fields.iter().map(|f| Column::new(&f.kind, batch_rows)).collect();
         let unique = fields.iter().map(|f| f.constraints.unique.then(KeyIndex::default)).collect();
         let primary_key = (!contract.schema.primary_key.is_empty()).then(KeyIndex::default);
+        let has_unique = fields.iter().any(|f| f.constraints.unique);
+        let pk_last = contract.schema.primary_key.iter().copied().max();
         let only_empty_is_missing = contract.schema.missing_values == [""];
         Validator {
             schema,
@@ -84,7 +90,9 @@ impl Validator {
             rows_in_batch: 0,
             batch_rows,
             primary_key,
+            pk_last,
             unique,
+            has_unique,
             only_empty_is_missing,
             row_number: 0,
             errors: Vec::new(),
@@ -201,6 +209,8 @@ impl Validator {
         // One UTF-8 check for the whole chunk; rows are re-checked one by one only if it fails.
         let end = recs.records.last().map_or(0, |r| r.raw_end);
         let chunk = std::str::from_utf8(&buf[..end]).ok();
+        // One reference count per chunk, not per row: an atomic per row shows in profiles.
+        let contract = self.contract.clone();
         for r in &recs.records {
             self.counts.rows_read += 1;
             self.row_number += 1;
@@ -228,7 +238,7 @@ impl Validator {
                 self.reject_row(r, raw, vec![error], rejects);
                 continue;
             };
-            if self.check_row(rec, recs, r) {
+            if self.check_row(&contract, rec, recs, r) {
                 self.commit(rec);
                 if self.rows_in_batch == self.batch_rows {
                     batches.push(self.take_batch());
@@ -251,7 +261,15 @@ impl Validator {
     }
 
     fn take_batch(&mut self) -> RecordBatch {
-        let arrays = self.columns.iter_mut().map(|c| c.finish()).collect();
+        // A finished builder restarts from zero capacity and would regrow by doubling (and
+        // copying) for every batch: start each batch with full-size builders instead.
+        let fields = &self.contract.schema.fields;
+        let arrays = self
+            .columns
+            .iter_mut()
+            .zip(fields)
+            .map(|(c, f)| std::mem::replace(c, Column::new(&f.kind, self.batch_rows)).finish())
+            .collect();
         self.rows_in_batch = 0;
         RecordBatch::try_new(self.schema.clone(), arrays).expect("builders match the schema")
     }
@@ -267,7 +285,7 @@ impl Validator {
 
     /// Parses and checks one row into `self.cells`; errors go to `self.errors`.
     /// `text` is the record's raw text; field spans are offset by `r.raw_start`.
-    fn check_row(&mut self, text: &str, recs: &Records, r: &RecordSpan) -> bool {
+    fn check_row(&mut self, contract: &Contract, text: &str, recs: &Records, r: &RecordSpan) -> bool {
         self.errors.clear();
         self.scratch.clear();
         let fields = recs.fields_of(r);
@@ -296,7 +314,7 @@ impl Validator {
         let binding = self.binding.as_ref().expect("bound before rows");
         let base = r.raw_start;
         for (i, f) in fields.iter().enumerate().skip(binding.width) {
-            let value = cell_text(&text[f.start - base..f.end - base], f.escaped, self.contract.dialect.quote);
+            let value = cell_text(&text[f.start - base..f.end - base], f.escaped, contract.dialect.quote);
             self.errors.push(RowError {
                 field: None,
                 rule: "extra-cell",
@@ -306,7 +324,6 @@ impl Validator {
                 first_line: None,
             });
         }
-        let contract = self.contract.clone();
         for (fi, field) in contract.schema.fields.iter().enumerate() {
             let span = match binding.columns[fi] {
                 None => {
@@ -337,12 +354,18 @@ impl Validator {
             // The cell's text: a slice of the chunk, or unescaped into the row's scratch.
             let (s, cell_ref) = if span.escaped {
                 self.unescaped.clear();
-                unescape_into(&text.as_bytes()[span.start..span.end], self.contract.dialect.quote, &mut self.unescaped);
+                unescape_into(&text.as_bytes()[span.start..span.end], contract.dialect.quote, &mut self.unescaped);
                 let start = self.scratch.len();
                 self.scratch.push_str(std::str::from_utf8(&self.unescaped).expect("unescaping keeps UTF-8"));
-                (&self.scratch[start..], Cell::Str { scratch: true, start, end: self.scratch.len() })
+                (
+                    &self.scratch[start..],
+                    Cell::Str { scratch: true, start: start as u32, end: self.scratch.len() as u32 },
+                )
             } else {
-                (&text[span.start..span.end], Cell::Str { scratch: false, start: span.start, end: span.end })
+                (
+                    &text[span.start..span.end],
+                    Cell::Str { scratch: false, start: span.start as u32, end: span.end as u32 },
+                )
             };
             let missing = if self.only_empty_is_missing {
                 s.is_empty()
@@ -367,6 +390,12 @@ impl Validator {
             match parsed {
                 Ok(cell) => {
                     self.cells[fi] = cell;
+                    if Some(fi) == self.pk_last
+                        && self.errors.is_empty()
+                        && let Some(index) = &self.primary_key
+                    {
+                        index.prefetch(self.key_of(text, &contract.schema.primary_key));
+                    }
                     if let Some(e) = check_constraints(field, &cell, s) {
                         self.errors.push(e);
                     }
@@ -390,9 +419,11 @@ impl Validator {
         // Keys last, and all-or-nothing: only a row that passes every check, keys included,
         // claims its keys, so the first *loaded* occurrence of a key wins.
         let pk_key = self.primary_key.as_ref().map(|_| self.key_of(text, &contract.schema.primary_key));
-        if let (Some(key), Some(index)) = (pk_key, &self.primary_key)
-            && let Some(first) = index.get(key)
-        {
+        let pk_probe = match (pk_key, &mut self.primary_key) {
+            (Some(key), Some(index)) => Some(index.probe(key)),
+            _ => None,
+        };
+        if let Some(Probe::Seen(first)) = pk_probe {
             let names: Vec<&str> =
                 contract.schema.primary_key.iter().map(|&i| contract.schema.fields[i].name.as_str()).collect();
             let values: Vec<String> = contract.schema.primary_key.iter().map(|&i| self.cell_string(text, i)).collect();
@@ -410,47 +441,51 @@ impl Validator {
             });
             return false;
         }
-        let mut unique_keys = Vec::new();
-        for fi in 0..self.unique.len() {
-            let Some(index) = &self.unique[fi] else { continue };
-            if self.cells[fi] == Cell::Null {
-                continue;
+        if self.has_unique {
+            // Probes of other indexes do not move this one's slots, but a unique-field probe can
+            // grow its own table: probe each once, claim only if the whole row passes.
+            let mut unique_probes = Vec::new();
+            for fi in 0..self.unique.len() {
+                if self.unique[fi].is_none() || self.cells[fi] == Cell::Null {
+                    continue;
+                }
+                let key = self.key_of(text, &[fi]);
+                let probe = self.unique[fi].as_mut().expect("checked").probe(key);
+                match probe {
+                    Probe::Vacant { .. } => unique_probes.push((fi, probe)),
+                    Probe::Seen(first) => {
+                        let value = self.cell_string(text, fi);
+                        let name = &contract.schema.fields[fi].name;
+                        self.errors.push(RowError {
+                            field: Some(name.clone()),
+                            rule: "unique-error",
+                            constraint: Some("unique"),
+                            value: Some(value.clone()),
+                            message: format!("`{name}` must be unique but `{value}` was first seen on line {first}"),
+                            first_line: Some(first),
+                        });
+                    }
+                }
             }
-            let key = self.key_of(text, &[fi]);
-            match index.get(key) {
-                None => unique_keys.push((fi, key)),
-                Some(first) => {
-                    let value = self.cell_string(text, fi);
-                    let name = &contract.schema.fields[fi].name;
-                    self.errors.push(RowError {
-                        field: Some(name.clone()),
-                        rule: "unique-error",
-                        constraint: Some("unique"),
-                        value: Some(value.clone()),
-                        message: format!("`{name}` must be unique but `{value}` was first seen on line {first}"),
-                        first_line: Some(first),
-                    });
+            if !self.errors.is_empty() {
+                return false;
+            }
+            for (fi, probe) in unique_probes {
+                if let Some(index) = &mut self.unique[fi] {
+                    index.claim(probe, r.line);
                 }
             }
         }
-        if !self.errors.is_empty() {
-            return false;
-        }
-        if let (Some(key), Some(index)) = (pk_key, &mut self.primary_key) {
-            index.insert(key, r.line);
-        }
-        for (fi, key) in unique_keys {
-            if let Some(index) = &mut self.unique[fi] {
-                index.insert(key, r.line);
-            }
+        if let (Some(probe), Some(index)) = (pk_probe, &mut self.primary_key) {
+            index.claim(probe, r.line);
         }
         true
     }
 
     fn cell_str<'a>(&'a self, text: &'a str, cell: Cell) -> &'a str {
         match cell {
-            Cell::Str { scratch: true, start, end } => &self.scratch[start..end],
-            Cell::Str { scratch: false, start, end } => &text[start..end],
+            Cell::Str { scratch: true, start, end } => &self.scratch[start as usize..end as usize],
+            Cell::Str { scratch: false, start, end } => &text[start as usize..end as usize],
             _ => "",
         }
     }
@@ -461,7 +496,7 @@ impl Validator {
             Cell::Int(v) => v.to_string(),
             Cell::Year(v) => v.to_string(),
             Cell::Float(v) => v.to_string(),
-            Cell::Decimal(v) => v.to_string(),
+            c @ Cell::Decimal(..) => c.decimal().to_string(),
             Cell::Bool(v) => v.to_string(),
             Cell::Date(v) => v.to_string(),
             Cell::Time(v) | Cell::Datetime(v) => v.to_string(),
@@ -482,7 +517,7 @@ impl Validator {
                 Cell::Int(v) | Cell::Time(v) | Cell::Datetime(v) => h.piece(&v.to_le_bytes()),
                 Cell::Year(v) | Cell::Date(v) => h.piece(&v.to_le_bytes()),
                 Cell::Float(v) => h.piece(&v.to_bits().to_le_bytes()),
-                Cell::Decimal(v) => h.piece(&v.to_le_bytes()),
+                c @ Cell::Decimal(..) => h.piece(&c.decimal().to_le_bytes()),
                 Cell::Bool(v) => h.piece(&[v as u8]),
                 Cell::Null => h.piece(&[]),
             }
@@ -494,8 +529,8 @@ impl Validator {
         for fi in 0..self.columns.len() {
             let cell = self.cells[fi];
             let s = match cell {
-                Cell::Str { scratch: true, start, end } => &self.scratch[start..end],
-                Cell::Str { scratch: false, start, end } => &text[start..end],
+                Cell::Str { scratch: true, start, end } => &self.scratch[start as usize..end as usize],
+                Cell::Str { scratch: false, start, end } => &text[start as usize..end as usize],
                 _ => "",
             };
             self.columns[fi].push(cell, s);
@@ -540,7 +575,7 @@ fn parse_cell(kind: &FieldKind, s: &str, as_str: Cell) -> Result<Cell, CellError
         }
         FieldKind::Integer { number } => Cell::Int(cells::parse_integer(s, number)?),
         FieldKind::Number { number, decimal: Some((p, sc)) } => {
-            Cell::Decimal(cells::parse_decimal(s, number, *p, *sc)?)
+            Cell::from_decimal(cells::parse_decimal(s, number, *p, *sc)?)
         }
         FieldKind::Number { number, decimal: None } => Cell::Float(cells::parse_float(s, number)?),
         FieldKind::Boolean { true_values, false_values } => {

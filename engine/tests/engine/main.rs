@@ -1,0 +1,4 @@
+//! The engine's one integration-test binary (`cargo test -p glueless-engine --test engine`).
+
+mod conformance;
+mod property;
