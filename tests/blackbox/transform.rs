@@ -282,3 +282,23 @@ fn version_flag_prints_the_version() {
     assert_eq!(run.code, 0);
     assert!(run.stdout.contains(env!("CARGO_PKG_VERSION")));
 }
+
+#[test]
+fn transform_sql_is_checked_when_the_contract_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "x.csv", b"a\n1\n");
+    for (sql, expect) in [("SELECT nope FROM input", "nope"), ("DROP TABLE input", "load.transform")] {
+        let contract = write(
+            dir.path(),
+            "t.toml",
+            format!("name = \"t\"\n[schema]\nfields = [{{ name = \"a\", type = \"integer\" }}]\n[load]\ntransform = \"{sql}\"\n")
+                .as_bytes(),
+        );
+        let run =
+            glueless(dir.path(), &["transform", "-c", &contract, "-i", &input, "-o", "o.parquet", "--format", "json"]);
+        assert_eq!(run.code, 2, "{sql}: {}", run.stderr);
+        let msg = run.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(msg.contains("load.transform") && msg.contains(expect), "{sql}: {msg}");
+        assert!(!dir.path().join("o.parquet").exists(), "nothing is read or written");
+    }
+}
