@@ -199,6 +199,8 @@ fn engine(c: &mut Criterion) {
         assert_eq!((report.rows_valid, report.rows_rejected), (ROWS, 0), "{:?}", report.file_problem);
         report
     };
+    // About 0.2 s an iteration in release: give it room for 10 samples.
+    group.measurement_time(Duration::from_secs(12));
     group.bench_function("file_job", |b| b.iter(|| black_box(run())));
     group.finish();
 }

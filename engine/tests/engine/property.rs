@@ -19,7 +19,6 @@
 //! - the Parquet holds exactly the valid rows, in file order, with the values drawn, compared
 //!   typed: floats bit for bit, decimals unscaled, dates in days, datetimes in microseconds UTC,
 //!   strings exactly, NULL for an empty optional cell.
-
 //!
 //! - [`contract`]: the contracts drawn, as strategies and as TOML;
 //! - [`spell`]: values written as CSV cells;
@@ -46,7 +45,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 proptest! {
-    // 48 cases take about a second in a debug build; PROPTEST_CASES does not apply here, so
+    // 48 cases take about two seconds in a debug build; PROPTEST_CASES does not apply here, so
     // raise `cases` by hand to search longer.
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 

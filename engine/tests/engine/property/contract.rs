@@ -1,17 +1,16 @@
 //! The contracts drawn: their fields, types and constraints, as strategies and as TOML.
 
+use super::spell::spell;
 use chrono::{Datelike, NaiveDate};
 use proptest::collection::btree_set;
 use proptest::prelude::*;
-
-use super::spell::spell;
 
 pub const US_PER_SEC: i64 = 1_000_000;
 pub const US_PER_DAY: i64 = 86_400 * US_PER_SEC;
 pub const CE_TO_UNIX_DAYS: i32 = 719_163;
 
 /// Days since 1970-01-01.
-pub fn day(y: i32, m: u32, d: u32) -> i32 {
+fn day(y: i32, m: u32, d: u32) -> i32 {
     NaiveDate::from_ymd_opt(y, m, d).expect("a valid date").num_days_from_ce() - CE_TO_UNIX_DAYS
 }
 
@@ -25,6 +24,7 @@ pub fn micros_range() -> (i64, i64) {
     let (lo, hi) = day_range();
     (i64::from(lo) * US_PER_DAY, i64::from(hi + 1) * US_PER_DAY - 1)
 }
+
 // ---------------------------------------------------------------------------------------------
 // The contract
 
@@ -137,13 +137,13 @@ impl Spec {
 }
 
 /// A TOML basic string (a JSON string is one, for the characters drawn here).
-pub fn json(s: &str) -> String {
+fn json(s: &str) -> String {
     serde_json::to_string(s).expect("a string serializes")
 }
 
 /// A bound or enum member in the contract: integers as TOML integers, the rest as strings in
 /// the field's default syntax.
-pub fn toml_value(ty: Ty, v: &Val) -> String {
+fn toml_value(ty: Ty, v: &Val) -> String {
     match v {
         Val::Int(i) => i.to_string(),
         Val::Float(f) => json(&format!("{f:?}")),
@@ -152,11 +152,15 @@ pub fn toml_value(ty: Ty, v: &Val) -> String {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Strategies
+
 /// An enum member: a short non-empty string that TOML can hold.
-pub fn enum_text() -> BoxedStrategy<String> {
+fn enum_text() -> BoxedStrategy<String> {
     "[a-zA-Z0-9 ,\"é日\\n-]{1,6}".boxed()
 }
 
+/// A finite float: small ones, whole ones, and any bit pattern that is finite.
 pub fn finite_f64() -> BoxedStrategy<f64> {
     use proptest::num::f64 as f;
     prop_oneof![
@@ -167,12 +171,12 @@ pub fn finite_f64() -> BoxedStrategy<f64> {
     .boxed()
 }
 
-pub fn ordered<T: PartialOrd>(a: T, b: T) -> (T, T) {
+fn ordered<T: PartialOrd>(a: T, b: T) -> (T, T) {
     if b < a { (b, a) } else { (a, b) }
 }
 
 /// `minimum` only, `maximum` only, both or neither, from an ordered pair.
-pub fn bounds(pair: BoxedStrategy<(Val, Val)>) -> BoxedStrategy<Rules> {
+fn bounds(pair: BoxedStrategy<(Val, Val)>) -> BoxedStrategy<Rules> {
     (pair, 0u8..4)
         .prop_map(|((lo, hi), which)| Rules {
             min: (which & 1 != 0).then_some(lo),
@@ -182,7 +186,7 @@ pub fn bounds(pair: BoxedStrategy<(Val, Val)>) -> BoxedStrategy<Rules> {
         .boxed()
 }
 
-pub fn rules(ty: Ty) -> BoxedStrategy<Rules> {
+fn rules(ty: Ty) -> BoxedStrategy<Rules> {
     let (d0, d1) = day_range();
     let (t0, t1) = micros_range();
     match ty {
@@ -242,7 +246,7 @@ pub fn rules(ty: Ty) -> BoxedStrategy<Rules> {
     }
 }
 
-pub fn ty() -> BoxedStrategy<Ty> {
+fn ty() -> BoxedStrategy<Ty> {
     prop_oneof![
         Just(Ty::Str),
         Just(Ty::Int),
@@ -257,7 +261,7 @@ pub fn ty() -> BoxedStrategy<Ty> {
     .boxed()
 }
 
-pub fn field(i: usize) -> BoxedStrategy<FieldSpec> {
+fn field(i: usize) -> BoxedStrategy<FieldSpec> {
     (ty(), prop::option::of(any::<bool>()))
         .prop_flat_map(move |(ty, required)| {
             let tag = match ty {
@@ -275,7 +279,7 @@ pub fn field(i: usize) -> BoxedStrategy<FieldSpec> {
 }
 
 /// A key field needs room for a distinct key per row (the rows are 40 at most).
-pub fn widen_for_keys(r: &mut Rules) {
+fn widen_for_keys(r: &mut Rules) {
     const ROOM: i64 = 10_000;
     match (&mut r.min, &mut r.max) {
         (Some(Val::Int(lo)), Some(Val::Int(hi))) if i128::from(*hi) - i128::from(*lo) < i128::from(ROOM) => {

@@ -44,12 +44,10 @@ fn value(f: &FieldSpec) -> BoxedStrategy<Val> {
             prop_oneof![3 => lo..=hi, 1 => Just(lo), 1 => Just(hi), 2 => small].prop_map(Val::Int).boxed()
         }
         Ty::Float => match (&r.min, &r.max) {
-            (None, None) => prop_oneof![
-                6 => finite_f64(),
-                1 => prop::sample::select(vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, f64::MAX, f64::MIN_POSITIVE]),
-            ]
-            .prop_map(Val::Float)
-            .boxed(),
+            (None, None) => {
+                let special = vec![f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, f64::MAX, f64::MIN_POSITIVE];
+                prop_oneof![6 => finite_f64(), 1 => prop::sample::select(special)].prop_map(Val::Float).boxed()
+            }
             (min, max) => {
                 let lo = float_of(min).unwrap_or(-f64::MAX);
                 let hi = float_of(max).unwrap_or(f64::MAX);
@@ -155,7 +153,7 @@ pub struct FileDraw {
     pub chunk_boundary: Option<u32>,
 }
 
-pub fn row(spec: &Spec) -> BoxedStrategy<RowDraw> {
+fn row(spec: &Spec) -> BoxedStrategy<RowDraw> {
     let cells: Vec<_> = spec
         .fields
         .iter()
@@ -202,7 +200,7 @@ pub fn case() -> impl Strategy<Value = (Spec, Vec<RowDraw>, FileDraw)> {
 // Breaking a row
 
 /// Text that is not a value of the type at all.
-pub fn bad_type_text(ty: Ty, aux: u32) -> String {
+fn bad_type_text(ty: Ty, aux: u32) -> String {
     let pick = |list: &[&str]| list[aux as usize % list.len()].to_string();
     match ty {
         Ty::Str => unreachable!("any text is a string"),
@@ -245,7 +243,7 @@ pub fn bad_type_text(ty: Ty, aux: u32) -> String {
 
 /// A value of the right type that breaks a constraint of `f`, if it has one; and the rules the
 /// quarantine may give it.
-pub fn out_of_range_text(f: &FieldSpec, aux: u32, spelling: u32) -> Option<(String, Vec<&'static str>)> {
+fn out_of_range_text(f: &FieldSpec, aux: u32, spelling: u32) -> Option<(String, Vec<&'static str>)> {
     let r = &f.rules;
     let constraint = vec!["constraint-error"];
     if let Some(list) = &r.one_of {
@@ -327,7 +325,7 @@ pub struct Case {
 }
 
 /// Line breaks as the tokenizer counts them: `\n`, `\r\n` and a lone `\r`.
-pub fn line_breaks(s: &str) -> u64 {
+fn line_breaks(s: &str) -> u64 {
     let b = s.as_bytes();
     (0..b.len()).filter(|&i| b[i] == b'\n' || (b[i] == b'\r' && b.get(i + 1) != Some(&b'\n'))).count() as u64
 }

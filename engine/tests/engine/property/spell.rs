@@ -3,8 +3,6 @@
 use super::contract::{CE_TO_UNIX_DAYS, Ty, US_PER_DAY, US_PER_SEC, Val};
 use chrono::{Datelike, NaiveDate};
 
-// Spelling values as CSV cells
-
 /// A value in one of the spellings the default syntax of its type accepts; `s` picks which.
 pub fn spell(ty: Ty, v: &Val, s: u32) -> String {
     match (ty, v) {
@@ -45,7 +43,7 @@ pub fn spell(ty: Ty, v: &Val, s: u32) -> String {
     }
 }
 
-pub fn decimal_text(u: i128, scale: i8) -> String {
+fn decimal_text(u: i128, scale: i8) -> String {
     let sign = if u < 0 { "-" } else { "" };
     let scale = scale.max(0) as u32;
     if scale == 0 {
@@ -56,7 +54,7 @@ pub fn decimal_text(u: i128, scale: i8) -> String {
     format!("{sign}{}.{:0w$}", a / p, a % p, w = scale as usize)
 }
 
-pub fn date_text(days: i32) -> String {
+fn date_text(days: i32) -> String {
     let d = NaiveDate::from_num_days_from_ce_opt(days + CE_TO_UNIX_DAYS).expect("in range");
     format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
 }
@@ -64,7 +62,7 @@ pub fn date_text(days: i32) -> String {
 /// `YYYY-MM-DD[T|t| ]hh:mm:ss[.f{3,6,9}][Z|z|±hh:mm|±hhmm|±hh|]`, the local time shifted by
 /// the offset so that it means `us` in UTC. `s` picks the spelling; `s == 0` is
 /// `YYYY-MM-DDThh:mm:ss.ffffffZ`.
-pub fn datetime_text(us: i64, s: u32) -> String {
+fn datetime_text(us: i64, s: u32) -> String {
     let kind = s % 6;
     let minutes = match kind {
         2 | 3 => i64::from((s >> 3) % 1440),
