@@ -251,7 +251,6 @@ impl<'a> FileJob<'a> {
         if !need_header {
             v.bind_by_position();
         }
-        let mut sent_rows = 0u64;
         while !eof {
             eof = !input.fill(&mut buf).await?;
             if lines_to_skip > 0 {
@@ -302,7 +301,7 @@ impl<'a> FileJob<'a> {
             }
             if !sized && total > 0 && input.bytes_read() > 0 && !recs.records.is_empty() {
                 sized = true;
-                if crate::decode::Compression::from_key(self.input.path.as_ref()) == crate::decode::Compression::None {
+                if input.compression() == crate::decode::Compression::None {
                     let est = (recs.records.len() as f64 * total as f64 / consumed.max(1) as f64 * 1.02) as usize;
                     v.expect_rows(est);
                 }
@@ -310,7 +309,6 @@ impl<'a> FileJob<'a> {
             v.push_records(&buf, &recs, &mut batches, &mut rejects);
             buf.drain(..consumed);
             for b in batches.drain(..) {
-                sent_rows += b.num_rows() as u64;
                 if let Some(tx) = &tx
                     && tx.send(b).await.is_err()
                 {
@@ -335,16 +333,13 @@ impl<'a> FileJob<'a> {
         }
         if problem.is_none()
             && let Some(b) = v.finish()
+            && let Some(tx) = &tx
         {
-            sent_rows += b.num_rows() as u64;
-            if let Some(tx) = &tx {
-                // A send fails only if the writer stopped; its error is collected below.
-                let _ = tx.send(b).await;
-            }
+            // A send fails only if the writer stopped; its error is collected below.
+            let _ = tx.send(b).await;
         }
         drop(tx);
         let counts: Counts = v.counts();
-        debug_assert!(problem.is_some() || sent_rows == counts.rows_valid);
         if problem.is_none() && counts.rows_read > 0 {
             let ratio = counts.rows_rejected as f64 / counts.rows_read as f64;
             if ratio > c.load.max_rejected_ratio {

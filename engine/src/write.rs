@@ -66,7 +66,8 @@ pub struct ParquetSink {
     max_part_bytes: Option<u64>,
     schema: SchemaRef,
     current: Option<(AsyncArrowWriter<BufWriter>, Location, u64)>,
-    written: Vec<Output>,
+    /// Parts closed so far, with where they are (to remove them if the file is rejected).
+    written: Vec<(Location, Output)>,
 }
 
 impl ParquetSink {
@@ -116,7 +117,8 @@ impl ParquetSink {
         if let Some((w, loc, rows)) = self.current.take() {
             w.close().await.map_err(|source| WriteError::Parquet { url: loc.url.clone(), source })?;
             let bytes = loc.store.head(&loc.path).await.map(|m| m.size).unwrap_or(0);
-            self.written.push(Output { url: loc.url, kind: "parquet", rows, bytes });
+            let output = Output { url: loc.url.clone(), kind: "parquet", rows, bytes };
+            self.written.push((loc, output));
         }
         Ok(())
     }
@@ -128,7 +130,7 @@ impl ParquetSink {
             self.open()?;
         }
         self.close_part().await?;
-        Ok(self.written)
+        Ok(self.written.into_iter().map(|(_, o)| o).collect())
     }
 
     /// Removes every part written so far (the file was rejected as a whole).
@@ -138,12 +140,12 @@ impl ParquetSink {
             // Completing then deleting is the one way to be sure no part is left behind on
             // every store (an abandoned multipart upload is cleaned by the bucket's lifecycle).
             let _ = w.close().await;
-            self.written.push(Output { url: loc.url, kind: "parquet", rows: 0, bytes: 0 });
+            let output = Output { url: loc.url.clone(), kind: "parquet", rows: 0, bytes: 0 };
+            self.written.push((loc, output));
         }
-        for o in self.written {
-            let loc = self.base.with_file_name(o.url.rsplit('/').next().unwrap_or(""));
+        for (loc, _) in self.written {
             if loc.store.delete(&loc.path).await.is_ok() {
-                removed.push(o.url);
+                removed.push(loc.url);
             }
         }
         removed
@@ -162,10 +164,6 @@ pub struct Quarantine {
 impl Quarantine {
     pub fn new(loc: Location) -> Self {
         Quarantine { loc, writer: None, rows: 0, bytes: 0, line: Vec::new() }
-    }
-
-    pub fn url(&self) -> &str {
-        &self.loc.url
     }
 
     pub async fn write(&mut self, rows: &[RejectedRow]) -> Result<(), WriteError> {

@@ -7,7 +7,6 @@ use object_store::path::Path as ObjPath;
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::io::{Read, Write};
-use std::process::Command;
 
 fn endpoint() -> String {
     std::env::var("GLUELESS_TEST_AWS_ENDPOINT").expect(
@@ -44,21 +43,14 @@ fn store(bucket: &str) -> AmazonS3 {
 
 fn glueless_s3(args: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_glueless"))
-        .args(args)
-        .current_dir(dir.path())
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("GLUELESS_THREADS", "2")
-        .output()
-        .expect("binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let endpoint = endpoint();
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    glueless_with_env(dir.path(), args, &env)
 }
 
 fn rt() -> tokio::runtime::Runtime {

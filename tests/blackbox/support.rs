@@ -27,10 +27,16 @@ impl Run {
 
 /// Runs `glueless ARGS` in `dir`.
 pub fn glueless(dir: &Path, args: &[&str]) -> Run {
+    glueless_with_env(dir, args, &[])
+}
+
+/// Runs `glueless ARGS` in `dir` with extra environment variables.
+pub fn glueless_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_glueless"))
         .args(args)
         .current_dir(dir)
         .env("GLUELESS_THREADS", "2")
+        .envs(env.iter().copied())
         .output()
         .expect("binary runs");
     Run {

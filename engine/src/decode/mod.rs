@@ -117,8 +117,9 @@ impl Input {
         self.read.load(Ordering::Relaxed)
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
+    /// How the object is compressed (from its key); compressed sizes say little about rows.
+    pub fn compression(&self) -> Compression {
+        self.compression
     }
 
     /// Appends up to [`CHUNK_BYTES`] of UTF-8 text to `buf`; returns `false` at the end.

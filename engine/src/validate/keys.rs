@@ -6,29 +6,6 @@
 //! so two different keys collide with probability about n²/2⁶⁵ (3·10⁻⁶ for ten million
 //! keys); a collision rejects a valid row into the quarantine, where it is not lost.
 
-use std::hash::Hasher;
-
-/// Mixes an already well-spread u64 (an integer key or a hash) into a table slot.
-#[derive(Default)]
-pub struct Mix(u64);
-
-impl Hasher for Mix {
-    fn finish(&self) -> u64 {
-        let mut z = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01B3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
 /// One slot: a mixed key (0 = empty) and the line it was first seen on. Packed to 12 bytes so
 /// that a lookup touches one place in memory, not two arrays.
 #[derive(Clone, Copy, Default)]
@@ -137,25 +114,6 @@ impl KeyIndex {
             }
         }
     }
-
-    /// The line where `key` was first recorded, if it was.
-    pub fn get(&mut self, key: u64) -> Option<u64> {
-        match self.probe(key) {
-            Probe::Seen(l) => Some(l),
-            Probe::Vacant { .. } => None,
-        }
-    }
-
-    /// Records `key` first seen on `line`; returns the earlier line if the key was seen.
-    pub fn insert(&mut self, key: u64, line: u64) -> Option<u64> {
-        match self.probe(key) {
-            Probe::Seen(l) => Some(l),
-            p => {
-                self.claim(p, line);
-                None
-            }
-        }
-    }
 }
 
 /// Asks Linux to back a large table with 2 MiB pages before it is first touched: random probes
@@ -177,10 +135,13 @@ fn advise_huge_pages(v: &mut Vec<Slot>) {
     let _ = v;
 }
 
+/// Spreads a key over the table (the splitmix64 finalizer: a bijection, so integer keys stay
+/// exact).
 fn mixed(key: u64) -> u64 {
-    let mut m = Mix(0);
-    m.write_u64(key);
-    m.finish()
+    let mut z = key.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Maps a well-mixed key onto `0..cap` without a division (Lemire's fast range).
@@ -189,15 +150,16 @@ fn slot(k: u64, cap: usize) -> usize {
 }
 
 /// A 64-bit FNV-1a-then-mix hash over byte pieces, for composite and non-integer keys.
-#[derive(Default)]
-pub struct KeyHasher(u64, bool);
+pub struct KeyHasher(u64);
+
+impl Default for KeyHasher {
+    fn default() -> Self {
+        KeyHasher(0xCBF2_9CE4_8422_2325) // the FNV-1a offset basis
+    }
+}
 
 impl KeyHasher {
     pub fn piece(&mut self, bytes: &[u8]) {
-        if !self.1 {
-            self.0 = 0xCBF2_9CE4_8422_2325;
-            self.1 = true;
-        }
         for &b in bytes {
             self.0 = (self.0 ^ b as u64).wrapping_mul(0x100_0000_01B3);
         }
@@ -205,9 +167,29 @@ impl KeyHasher {
         self.0 = (self.0 ^ 0xFF).wrapping_mul(0x100_0000_01B3) ^ bytes.len() as u64;
     }
     pub fn finish(&self) -> u64 {
-        let mut m = Mix(self.0);
-        m.write_u64(self.0);
-        m.finish()
+        mixed(self.0)
+    }
+}
+
+#[cfg(test)]
+impl KeyIndex {
+    /// The line where `key` was first recorded, if it was.
+    pub fn get(&mut self, key: u64) -> Option<u64> {
+        match self.probe(key) {
+            Probe::Seen(l) => Some(l),
+            Probe::Vacant { .. } => None,
+        }
+    }
+
+    /// Records `key` first seen on `line`; returns the earlier line if the key was seen.
+    pub fn insert(&mut self, key: u64, line: u64) -> Option<u64> {
+        match self.probe(key) {
+            Probe::Seen(l) => Some(l),
+            p => {
+                self.claim(p, line);
+                None
+            }
+        }
     }
 }
 

@@ -255,11 +255,6 @@ impl Validator {
         (self.rows_in_batch > 0).then(|| self.take_batch())
     }
 
-    /// An empty batch with the output schema.
-    pub fn empty_batch(&self) -> RecordBatch {
-        RecordBatch::new_empty(self.schema.clone())
-    }
-
     fn take_batch(&mut self) -> RecordBatch {
         // A finished builder restarts from zero capacity and would regrow by doubling (and
         // copying) for every batch: start each batch with full-size builders instead.
@@ -286,6 +281,7 @@ impl Validator {
     /// Parses and checks one row into `self.cells`; errors go to `self.errors`.
     /// `text` is the record's raw text; field spans are offset by `r.raw_start`.
     fn check_row(&mut self, contract: &Contract, text: &str, recs: &Records, r: &RecordSpan) -> bool {
+        let mut pk_key = None;
         self.errors.clear();
         self.scratch.clear();
         let fields = recs.fields_of(r);
@@ -394,7 +390,9 @@ impl Validator {
                         && self.errors.is_empty()
                         && let Some(index) = &self.primary_key
                     {
-                        index.prefetch(self.key_of(text, &contract.schema.primary_key));
+                        let key = self.key_of(text, &contract.schema.primary_key);
+                        index.prefetch(key);
+                        pk_key = Some(key);
                     }
                     if let Some(e) = check_constraints(field, &cell, s) {
                         self.errors.push(e);
@@ -418,7 +416,10 @@ impl Validator {
         }
         // Keys last, and all-or-nothing: only a row that passes every check, keys included,
         // claims its keys, so the first *loaded* occurrence of a key wins.
-        let pk_key = self.primary_key.as_ref().map(|_| self.key_of(text, &contract.schema.primary_key));
+        // The key was computed (and its slot prefetched) when its last field was parsed.
+        if pk_key.is_none() && self.primary_key.is_some() {
+            pk_key = Some(self.key_of(text, &contract.schema.primary_key));
+        }
         let pk_probe = match (pk_key, &mut self.primary_key) {
             (Some(key), Some(index)) => Some(index.probe(key)),
             _ => None,

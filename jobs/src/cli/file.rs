@@ -29,8 +29,7 @@ pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
             )
         }
     };
-    let size = job_input.store.head(&job_input.path).await.map(|m| m.size).unwrap_or(0);
-    let bar = Bar::for_size(size, common.quiet).map(Arc::new);
+    let bar = Bar::new(common.quiet).map(Arc::new);
     let mut job =
         FileJob::new(&dataset, job_input).threads(threads).max_errors(common.max_errors).max_part_bytes(max_part);
     if let Some(o) = output {
@@ -54,8 +53,6 @@ pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
     print_report(&common, &report);
     Ok(report.exit_code())
 }
-
-use object_store::ObjectStoreExt;
 
 fn load(path: &std::path::Path) -> Result<Dataset, CliError> {
     Dataset::load(path).map_err(|e| CliError::Usage(format!("contract error: {e}")))

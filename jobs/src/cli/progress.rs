@@ -13,13 +13,16 @@ pub struct Bar {
 }
 
 impl Bar {
-    /// A bar, if stderr is a terminal and the file is large enough to want one.
-    pub fn for_size(total: u64, quiet: bool) -> Option<Bar> {
-        (!quiet && std::io::stderr().is_terminal() && total >= MIN_BYTES)
-            .then(|| Bar { started: Instant::now(), last: Mutex::new(None) })
+    /// A bar, if stderr is a terminal. It draws only for files of at least 32 MB; the size
+    /// comes with each update from the job, which learns it when it opens the object.
+    pub fn new(quiet: bool) -> Option<Bar> {
+        (!quiet && std::io::stderr().is_terminal()).then(|| Bar { started: Instant::now(), last: Mutex::new(None) })
     }
 
     pub fn update(&self, bytes: u64, total: u64, rows: u64) {
+        if total < MIN_BYTES {
+            return;
+        }
         let now = Instant::now();
         let mut last = self.last.lock().expect("lock");
         if last.is_some_and(|l| now.duration_since(l) < Duration::from_millis(200)) {
@@ -45,7 +48,11 @@ impl Bar {
         );
     }
 
+    /// Erases the bar, if it was drawn.
     pub fn clear(&self) {
+        if self.last.lock().expect("lock").is_none() {
+            return;
+        }
         let _ = write!(std::io::stderr(), "\r{}\r", " ".repeat(100));
     }
 }
