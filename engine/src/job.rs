@@ -123,6 +123,10 @@ pub struct Report {
     pub rows_rejected: u64,
     /// Bytes read from the store (as stored, so compressed bytes for `.gz`/`.zst`).
     pub bytes_read: u64,
+    /// A fingerprint of the stored bytes (`xxh3:<hex>`): equal content, equal fingerprint.
+    pub fingerprint: String,
+    /// The store's entity tag of the version read, when it has one.
+    pub e_tag: Option<String>,
     pub seconds: f64,
     pub rows_per_second: f64,
     /// The first row errors, in file order.
@@ -391,6 +395,8 @@ impl<'a> FileJob<'a> {
             rows_valid: counts.rows_valid,
             rows_rejected: counts.rows_rejected,
             bytes_read: input.bytes_read(),
+            fingerprint: input.fingerprint(),
+            e_tag: input.e_tag.clone(),
             seconds,
             rows_per_second: if seconds > 0.0 { counts.rows_read as f64 / seconds } else { 0.0 },
             errors,

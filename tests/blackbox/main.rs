@@ -1,6 +1,7 @@
-//! Black-box tests of the `glueless` binary: each test runs the real executable in its own
-//! temporary folder and checks exit codes, the JSON report, and the files it wrote.
+//! Black-box tests of the `glueless` binary and of the ports' adapters: each test runs in its
+//! own temporary folder (and its own bucket, queue or database) and checks what a user sees.
 
+mod acceptance;
 mod s3;
 mod support;
 mod transform;

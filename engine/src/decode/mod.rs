@@ -12,9 +12,11 @@ use futures::TryStreamExt;
 use object_store::{GetResultPayload, ObjectStoreExt};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, BufReader, ReadBuf};
+use twox_hash::XxHash3_64;
 
 /// Bytes requested from the source per read.
 pub const CHUNK_BYTES: usize = 1 << 20;
@@ -72,7 +74,10 @@ pub struct Input {
     encoding: Encoding,
     /// Size of the stored object (compressed bytes).
     pub size: u64,
+    /// The store's entity tag of the version being read, when it has one.
+    pub e_tag: Option<String>,
     read: Arc<AtomicU64>,
+    hash: Arc<Mutex<XxHash3_64>>,
     started: bool,
     latin1: Vec<u8>,
 }
@@ -85,7 +90,9 @@ impl Input {
             source => DecodeError::Store { url: url.clone(), source },
         })?;
         let size = got.meta.size;
+        let e_tag = got.meta.e_tag.clone();
         let read = Arc::new(AtomicU64::new(0));
+        let hash = Arc::new(Mutex::new(XxHash3_64::with_seed(0)));
         let raw: Pin<Box<dyn AsyncRead + Send>> = match got.payload {
             // A local file is read directly, in large reads, rather than as a stream of 8 KiB
             // chunks.
@@ -94,7 +101,7 @@ impl Input {
                 Box::pin(tokio_util::io::StreamReader::new(s.map_err(std::io::Error::other)))
             }
         };
-        let counted = Counting { inner: raw, read: read.clone() };
+        let counted = Counting { inner: raw, read: read.clone(), hash: hash.clone() };
         let compression = Compression::from_key(loc.path.as_ref());
         let reader: Pin<Box<dyn AsyncRead + Send>> = match compression {
             Compression::None => Box::pin(counted),
@@ -109,12 +116,19 @@ impl Input {
                 Box::pin(d)
             }
         };
-        Ok(Input { reader, url, compression, encoding, size, read, started: false, latin1: Vec::new() })
+        Ok(Input { reader, url, compression, encoding, size, e_tag, read, hash, started: false, latin1: Vec::new() })
     }
 
     /// Bytes read from the store so far (compressed, as stored).
     pub fn bytes_read(&self) -> u64 {
         self.read.load(Ordering::Relaxed)
+    }
+
+    /// A fingerprint of the stored bytes read so far (`xxh3:<hex>`); after the last
+    /// [`Input::fill`] it identifies the object's content, whatever its key or ETag.
+    pub fn fingerprint(&self) -> String {
+        let h = self.hash.lock().expect("the hasher is never poisoned");
+        format!("xxh3:{:016x}", std::hash::Hasher::finish(&*h))
     }
 
     /// How the object is compressed (from its key); compressed sizes say little about rows.
@@ -178,10 +192,12 @@ pub fn latin1_to_utf8(src: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-/// Counts the bytes that pass through, for `bytes_read` and progress.
+/// Counts and fingerprints the bytes that pass through, for `bytes_read`, progress and
+/// [`Input::fingerprint`] (xxh3 runs at memory speed, so this costs nothing measurable).
 struct Counting {
     inner: Pin<Box<dyn AsyncRead + Send>>,
     read: Arc<AtomicU64>,
+    hash: Arc<Mutex<XxHash3_64>>,
 }
 
 impl AsyncRead for Counting {
@@ -190,6 +206,10 @@ impl AsyncRead for Counting {
         let r = self.inner.as_mut().poll_read(cx, buf);
         let n = buf.filled().len() - before;
         self.read.fetch_add(n as u64, Ordering::Relaxed);
+        if n > 0 {
+            let mut h = self.hash.lock().expect("the hasher is never poisoned");
+            std::hash::Hasher::write(&mut *h, &buf.filled()[before..]);
+        }
         r
     }
 }

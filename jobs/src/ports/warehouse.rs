@@ -1,0 +1,237 @@
+//! The warehouse port: load staged Parquet into a dataset's fact table exactly once.
+//!
+//! Every adapter (embedded SQLite, PostgreSQL, Redshift) meets the same contract, checked by
+//! one acceptance suite (`tests/blackbox/acceptance/warehouse.rs`). One [`Warehouse::load`]
+//! call is one transaction that
+//!
+//! 1. skips each file already in the ledger (`glueless_loads`): same URL and version, or the
+//!    same content fingerprint as the URL's latest load (a re-upload of unchanged content);
+//! 2. fills a fresh staging table from the remaining files' Parquet parts;
+//! 3. when the contract has a `version_column`, drops staged rows that are not newer than the
+//!    fact row with the same key (`staged.v <= fact.v`; a NULL version never wins over a row);
+//! 4. keeps one staged row per key: the highest version, and among equals the row of the later
+//!    file in the request (then the later row);
+//! 5. upserts the rest into the fact table on the primary key (update every column, insert
+//!    missing keys);
+//! 6. writes one ledger row per loaded file,
+//!
+//! and commits; on any error nothing of it is visible. The fact table is created from
+//! [`TableSpec`] if missing ([`Warehouse::ensure_table`]).
+//!
+//! Rows are compared across adapters in one canonical JSON form ([`Warehouse::fact_rows`]):
+//! null; booleans; integers as numbers; floats as numbers; decimals as strings with exactly
+//! `scale` digits after the point (`"12.50"`); dates `"2026-11-20"`; times
+//! `"13:45:00.000000"`; datetimes in UTC `"2026-11-20T13:45:00.000000Z"`; strings as strings.
+
+use super::{FileKey, Millis};
+use arrow::datatypes::{DataType, TimeUnit};
+use glueless_engine::Dataset;
+use glueless_engine::store::Location;
+use serde::Serialize;
+
+/// A column type every warehouse can hold; the adapters map it to their own SQL types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SqlType {
+    Text,
+    Int64,
+    Int32,
+    Float64,
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
+    Boolean,
+    Date,
+    /// Microseconds since midnight.
+    Time,
+    /// Microseconds since the epoch, UTC.
+    Timestamp,
+}
+
+impl SqlType {
+    /// The type for an Arrow column of the staged Parquet, if it has one.
+    pub fn from_arrow(t: &DataType) -> Option<SqlType> {
+        Some(match t {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => SqlType::Text,
+            DataType::Int64 => SqlType::Int64,
+            DataType::Int32 | DataType::Int16 | DataType::Int8 => SqlType::Int32,
+            DataType::Float64 | DataType::Float32 => SqlType::Float64,
+            DataType::Decimal128(p, s) => SqlType::Decimal { precision: *p, scale: *s },
+            DataType::Boolean => SqlType::Boolean,
+            DataType::Date32 => SqlType::Date,
+            DataType::Time64(TimeUnit::Microsecond) => SqlType::Time,
+            DataType::Timestamp(TimeUnit::Microsecond, _) => SqlType::Timestamp,
+            _ => return None,
+        })
+    }
+}
+
+/// One column of a fact table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Column {
+    pub name: String,
+    pub ty: SqlType,
+    pub nullable: bool,
+}
+
+/// The fact table a dataset loads into, derived from its contract and transform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TableSpec {
+    pub dataset: String,
+    /// As written in the contract's `table` (may be `schema.table`).
+    pub table: String,
+    /// The columns of the staged Parquet, in order.
+    pub columns: Vec<Column>,
+    /// Indices into `columns`: the MERGE key.
+    pub key: Vec<usize>,
+    /// Index into `columns`: a row never overwrites one with a higher value here.
+    pub version: Option<usize>,
+}
+
+impl TableSpec {
+    pub fn from_dataset(d: &Dataset) -> Result<TableSpec, WarehouseError> {
+        let c = &d.contract;
+        let schema = d.output_schema();
+        let mut columns = Vec::with_capacity(schema.fields().len());
+        for f in schema.fields() {
+            let ty = SqlType::from_arrow(f.data_type()).ok_or_else(|| WarehouseError::Table {
+                table: c.table.clone(),
+                message: format!(
+                    "column `{}` has type {} after the transform of {}, which no warehouse column is mapped to; CAST it to a contract type in load.transform",
+                    f.name(),
+                    f.data_type(),
+                    c.source
+                ),
+                retryable: false,
+            })?;
+            columns.push(Column { name: f.name().clone(), ty, nullable: f.is_nullable() });
+        }
+        let find = |name: &str, what: &str| {
+            columns.iter().position(|col| col.name == name).ok_or_else(|| WarehouseError::Table {
+                table: c.table.clone(),
+                message: format!(
+                    "{what} `{name}` of {} is not a column after load.transform; keep it in the SELECT",
+                    c.source
+                ),
+                retryable: false,
+            })
+        };
+        if c.schema.primary_key.is_empty() {
+            return Err(WarehouseError::Table {
+                table: c.table.clone(),
+                message: format!("{} has no schema.primaryKey, which the MERGE needs; add one", c.source),
+                retryable: false,
+            });
+        }
+        let key = c
+            .schema
+            .primary_key
+            .iter()
+            .map(|&i| find(&c.schema.fields[i].name, "primary-key field"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let version = match c.load.version_column {
+            Some(i) => Some(find(&c.schema.fields[i].name, "load.version_column")?),
+            None => None,
+        };
+        Ok(TableSpec { dataset: c.name.clone(), table: c.table.clone(), columns, key, version })
+    }
+}
+
+/// One file's staged output, ready to load.
+#[derive(Debug, Clone)]
+pub struct StagedFile {
+    pub key: FileKey,
+    /// Content fingerprint of the object (see `glueless_engine::Report::fingerprint`).
+    pub fingerprint: String,
+    /// The Parquet parts, in order; empty when the file had no valid rows.
+    pub parts: Vec<Location>,
+    pub rows: u64,
+}
+
+/// One transaction's worth of files of one dataset.
+#[derive(Debug, Clone)]
+pub struct LoadRequest<'a> {
+    pub table: &'a TableSpec,
+    /// Unique per call; written to the ledger.
+    pub load_id: &'a str,
+    /// In arrival order: on equal versions a later file wins.
+    pub files: &'a [StagedFile],
+    pub now: Millis,
+}
+
+/// What happened to one file of a [`LoadRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum FileLoad {
+    /// Its rows went through this load (some may have lost to newer rows).
+    Loaded { rows: u64 },
+    /// The ledger already had it; nothing was done.
+    AlreadyLoaded { load_id: String },
+}
+
+/// The result of one [`Warehouse::load`]: one entry per requested file, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadResult {
+    pub files: Vec<FileLoad>,
+    /// Staged rows dropped because the fact table (or the same load) had a newer version.
+    pub rows_superseded: u64,
+    /// Rows inserted or updated in the fact table.
+    pub rows_merged: u64,
+}
+
+/// One row of the `glueless_loads` ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LedgerRow {
+    pub object_url: String,
+    pub object_version: String,
+    pub fingerprint: String,
+    pub load_id: String,
+    pub dataset: String,
+    pub table_name: String,
+    pub rows_loaded: u64,
+    pub loaded_at: Millis,
+}
+
+/// A warehouse that could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum WarehouseError {
+    #[error("warehouse {target}: cannot connect: {message}")]
+    Connect { target: String, message: String },
+    #[error("table {table}: {message}")]
+    Table { table: String, message: String, retryable: bool },
+    #[error("cannot read the staged file {url}: {message}")]
+    Staged { url: String, message: String },
+    #[error("loading into {table} failed and was rolled back: {message}")]
+    Load { table: String, message: String, retryable: bool },
+}
+
+impl WarehouseError {
+    /// Whether the same load can succeed later without anyone changing anything.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            WarehouseError::Connect { .. } | WarehouseError::Staged { .. } => true,
+            WarehouseError::Table { retryable, .. } | WarehouseError::Load { retryable, .. } => *retryable,
+        }
+    }
+}
+
+/// Loads staged files into fact tables, exactly once per file.
+#[async_trait::async_trait]
+pub trait Warehouse: Send + Sync {
+    /// Where it is, for messages (never with secrets).
+    fn describe(&self) -> String;
+
+    /// Creates the ledger and the fact table if missing (idempotent). An existing table that
+    /// lacks one of the spec's columns is an error naming the column.
+    async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError>;
+
+    /// One transaction, as described in the module documentation.
+    async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError>;
+
+    /// Ledger rows, newest first; only those of one object URL when given.
+    async fn ledger(&self, object_url: Option<&str>) -> Result<Vec<LedgerRow>, WarehouseError>;
+
+    /// Every row of the fact table in the canonical form above, columns in spec order, rows
+    /// ordered by the key.
+    async fn fact_rows(&self, table: &TableSpec) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError>;
+}
