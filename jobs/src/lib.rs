@@ -8,4 +8,6 @@
 
 pub mod adapters;
 pub mod cli;
+pub mod pipeline;
 pub mod ports;
+pub mod settings;

@@ -2,6 +2,7 @@
 //! own temporary folder (and its own bucket, queue or database) and checks what a user sees.
 
 mod acceptance;
+mod pipeline;
 mod s3;
 mod support;
 mod transform;

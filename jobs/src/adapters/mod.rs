@@ -1,7 +1,36 @@
 //! Adapters: one module per technology and port (`<Tech><Port>`).
 
+pub mod in_process_launcher;
+pub mod log_alerts;
 pub mod sqlite_state;
 pub mod sqlite_warehouse;
+pub mod webhook_alerts;
 
+pub use in_process_launcher::InProcessLauncher;
+pub use log_alerts::LogAlerts;
 pub use sqlite_state::SqliteStateStore;
 pub use sqlite_warehouse::SqliteWarehouse;
+pub use webhook_alerts::WebhookAlerts;
+
+/// Runs `f` again while SQLite says the file is busy, for up to `limit`. Switching a new file
+/// to WAL needs an exclusive lock and SQLite does not wait for it through the busy timeout, so
+/// two processes opening one file at the same moment would otherwise fail.
+pub(crate) fn sqlite_busy_retry<T>(
+    limit: std::time::Duration,
+    mut f: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let started = std::time::Instant::now();
+    loop {
+        match f() {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                ) && started.elapsed() < limit =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10 + rand::random_range(0..40)));
+            }
+            r => return r,
+        }
+    }
+}

@@ -1,4 +1,1047 @@
-//! (being written) The `Warehouse` port on an embedded SQLite database file.
+//! The [`Warehouse`] port on an embedded SQLite database file: the default warehouse, which
+//! needs no server.
+//!
+//! The file is opened in WAL mode with a 10 s busy timeout, so readers never block a load and
+//! several processes can load into the same file: each [`Warehouse::load`] is one
+//! `BEGIN IMMEDIATE` transaction, so loads serialize (a load that waits longer than the busy
+//! timeout fails with a retryable error).
+//!
+//! # Types
+//!
+//! | contract type | staged Parquet (Arrow) | [`SqlType`] | SQLite column | stored as |
+//! | --- | --- | --- | --- | --- |
+//! | `string` | Utf8 | `Text` | `TEXT` | the string |
+//! | `integer` | Int64 | `Int64` | `INTEGER` | the integer |
+//! | `year` | Int32 | `Int32` | `INTEGER` | the integer |
+//! | `number` | Float64 | `Float64` | `REAL` | the float |
+//! | `number` with `decimal = [p, s]` | Decimal128(p, s) | `Decimal` | `TEXT` | the exact decimal with `s` digits after the point: `12.50`, `-0.05` |
+//! | `boolean` | Boolean | `Boolean` | `INTEGER` | `0` or `1` |
+//! | `date` | Date32 | `Date` | `TEXT` | `YYYY-MM-DD` |
+//! | `time` | Time64(µs) | `Time` | `TEXT` | `HH:MM:SS.ffffff` |
+//! | `datetime` | Timestamp(µs, UTC) | `Timestamp` | `TEXT` | `YYYY-MM-DD HH:MM:SS.ffffff`, in UTC |
+//!
+//! SQLite has no exact decimal type, so decimals are kept as text and never rounded; query
+//! them as numbers with `CAST(x AS REAL)` (exact up to about 15 significant digits) or
+//! `sum(CAST(x AS REAL))`. Dates, times and datetimes are fixed-width text that sorts in time
+//! order (for years 0000–9999) and that SQLite's date and time functions read:
+//! `WHERE order_ts >= datetime('now', '-1 day')` works because the datetime form is
+//! SQLite's own, with a space between date and time and no zone (always UTC).
+//! [`Warehouse::fact_rows`] turns these back into the canonical JSON form of the port
+//! (datetimes as `2026-11-20T13:45:00.000000Z`).
+//!
+//! Columns that are not nullable are `NOT NULL`; the key columns are the `PRIMARY KEY` (and
+//! `NOT NULL`, as in standard SQL). A `version_column` compares with `>` on these forms; a
+//! decimal version compares exactly (as a number, then by its digits).
+//!
+//! # A load
+//!
+//! One `BEGIN IMMEDIATE` transaction does steps 1–6 of the port:
+//!
+//! 1. files already in the ledger (same URL and version, or the fingerprint of the URL's
+//!    latest ledger row, or earlier in the same request) are not read at all;
+//! 2. the other files' Parquet parts are read batch by batch (the async Parquet reader sends
+//!    record batches over a bounded channel to the thread that owns the connection) into a
+//!    fresh staging table, each row with its file's position in the request and its own;
+//! 3. with a `version_column`, a staged row is dropped when the fact row with its key has a
+//!    version `>=` its own or when its own version is NULL (a fact row whose version is NULL
+//!    loses to any staged version);
+//! 4. one row per key is kept: highest version (NULL lowest), then later file, then later row;
+//! 5. `INSERT … SELECT … ON CONFLICT (key) DO UPDATE SET` every other column;
+//! 6. one ledger row per loaded file (`rows_loaded` = rows read from its parts).
+//!
+//! Errors: a busy or locked database is a retryable `Load`; a missing or unreadable part is
+//! `Staged`; anything else (a constraint, a part whose columns do not fit the spec, a view
+//! where the table should be) is not retryable. An existing fact table must have every spec
+//! column and a `PRIMARY KEY` or `UNIQUE` index on exactly the key columns.
+//!
+//! # Names
+//!
+//! Every identifier is quoted (`"…"`, a `"` inside doubled), so column names with spaces,
+//! parentheses or quotes work and no name can inject SQL. SQLite has no schemas inside one
+//! file, so a contract's `table = "schema.table"` names one table whose name contains the
+//! dot: query it as `SELECT * FROM "schema.table"`.
+//!
+//! # Tables
+//!
+//! - the fact table of each dataset, created by [`Warehouse::ensure_table`];
+//! - the ledger `glueless_loads(object_url, object_version, fingerprint, load_id, dataset,
+//!   table_name, rows_loaded, loaded_at /* ms since the epoch */)`, primary key
+//!   `(object_url, object_version)`, created when the file is opened;
+//! - a `TEMP` staging table per load (`temp.glueless_staging`), private to the connection.
 
-/// Placeholder until the adapter lands.
-pub struct SqliteWarehouse;
+use crate::ports::warehouse::Column;
+use crate::ports::{
+    FileKey, FileLoad, LedgerRow, LoadRequest, LoadResult, Millis, SqlType, TableSpec, Warehouse, WarehouseError,
+};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array, StringArray,
+    Time64MicrosecondArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
+use futures::StreamExt;
+use parquet::arrow::ParquetRecordBatchStreamBuilder;
+// `ParquetObjectReader` is deprecated since parquet 59.2 in favour of a hand-written
+// `AsyncFileReader`, which needs the `bytes` crate as a direct dependency; it still works.
+#[allow(deprecated)]
+use parquet::arrow::async_reader::ParquetObjectReader;
+use rusqlite::types::{Null, ValueRef};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Statement, TransactionBehavior};
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long a load waits for another one holding the file.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Rows per record batch read from the staged Parquet.
+const BATCH_ROWS: usize = 4096;
+/// Batches in flight between the Parquet reader and the SQLite thread.
+const CHANNEL_BATCHES: usize = 2;
+
+const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS main.glueless_loads (
+    object_url TEXT NOT NULL,
+    object_version TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    load_id TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    rows_loaded INTEGER NOT NULL,
+    loaded_at INTEGER NOT NULL,
+    PRIMARY KEY (object_url, object_version)
+)";
+
+/// The warehouse in one SQLite file.
+pub struct SqliteWarehouse {
+    path: PathBuf,
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteWarehouse {
+    /// Opens (or creates) the database file, switches it to WAL and creates the ledger.
+    pub fn open(path: &Path) -> Result<SqliteWarehouse, WarehouseError> {
+        let target = describe(path);
+        let connect = |e: rusqlite::Error| WarehouseError::Connect { target: target.clone(), message: e.to_string() };
+        let conn = Connection::open(path).map_err(connect)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(connect)?;
+        let mode: String =
+            super::sqlite_busy_retry(BUSY_TIMEOUT, || conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)))
+                .map_err(connect)?;
+        if !mode.eq_ignore_ascii_case("wal") && !mode.eq_ignore_ascii_case("memory") {
+            return Err(WarehouseError::Connect {
+                target,
+                message: format!(
+                    "cannot switch the journal to WAL (it stays `{mode}`); is the file on a network share?"
+                ),
+            });
+        }
+        super::sqlite_busy_retry(BUSY_TIMEOUT, || conn.execute_batch(LEDGER_DDL)).map_err(connect)?;
+        Ok(SqliteWarehouse { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    /// Runs `f` with the connection on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        table: &str,
+        f: impl FnOnce(&mut Connection) -> Result<T, WarehouseError> + Send + 'static,
+    ) -> Result<T, WarehouseError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&mut lock(&conn))).await.map_err(|e| join_error(table, e))?
+    }
+}
+
+fn describe(path: &Path) -> String {
+    format!("sqlite://{}", path.display())
+}
+
+fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding the lock dropped its transaction, which rolled it back: the
+    // connection is fine to use again.
+    conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn join_error(table: &str, e: tokio::task::JoinError) -> WarehouseError {
+    WarehouseError::Load {
+        table: table.to_string(),
+        message: format!("the SQLite thread stopped: {e}"),
+        retryable: !e.is_panic(),
+    }
+}
+
+/// Whether another connection holding the file is the cause (worth another try).
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+}
+
+fn busy_hint(e: &rusqlite::Error) -> String {
+    if is_busy(e) {
+        format!("{e} (another process held the database for more than {} s; try again)", BUSY_TIMEOUT.as_secs())
+    } else {
+        e.to_string()
+    }
+}
+
+fn load_error(table: &str, e: rusqlite::Error) -> WarehouseError {
+    WarehouseError::Load { table: table.to_string(), message: busy_hint(&e), retryable: is_busy(&e) }
+}
+
+fn table_error(table: &str, e: rusqlite::Error) -> WarehouseError {
+    WarehouseError::Table { table: table.to_string(), message: busy_hint(&e), retryable: is_busy(&e) }
+}
+
+/// `"name"`, with `"` doubled: one identifier whatever the name holds.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// `main."table"`: a dotted contract name is one table name with the dot.
+fn fact_table(spec: &TableSpec) -> String {
+    format!("main.{}", quote(&spec.table))
+}
+
+/// Staging column of spec column `i`.
+fn staged(i: usize) -> String {
+    format!("c{i}")
+}
+
+/// The declared SQLite type of a column type.
+fn sql_type(ty: SqlType) -> &'static str {
+    match ty {
+        SqlType::Int64 | SqlType::Int32 | SqlType::Boolean => "INTEGER",
+        SqlType::Float64 => "REAL",
+        SqlType::Text | SqlType::Decimal { .. } | SqlType::Date | SqlType::Time | SqlType::Timestamp => "TEXT",
+    }
+}
+
+/// Refuses a spec whose indices do not fit its columns (instead of panicking on them).
+fn check_spec(spec: &TableSpec) -> Result<(), WarehouseError> {
+    let bad = |message: String| Err(WarehouseError::Table { table: spec.table.clone(), message, retryable: false });
+    if spec.columns.is_empty() {
+        return bad("the table spec has no columns".into());
+    }
+    if spec.key.is_empty() {
+        return bad("the table spec has no key, which the MERGE needs; set schema.primaryKey".into());
+    }
+    let n = spec.columns.len();
+    if let Some(i) = spec.key.iter().chain(spec.version.iter()).find(|&&i| i >= n) {
+        return bad(format!("the table spec refers to column {i}, but it has {n} columns"));
+    }
+    Ok(())
+}
+
+/// `table`, `view`, … when something of that name exists in the file.
+fn object_kind(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT type FROM main.sqlite_master WHERE name = ?1 COLLATE NOCASE ORDER BY type = 'table' DESC LIMIT 1",
+        [name],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+fn not_a_table(spec: &TableSpec, kind: &str) -> WarehouseError {
+    WarehouseError::Table {
+        table: spec.table.clone(),
+        message: format!(
+            "`{}` exists in the database as a {kind}, not a table, so rows cannot be merged into it; drop the {kind} or set another `table` in the contract",
+            spec.table
+        ),
+        retryable: false,
+    }
+}
+
+fn create_table_sql(spec: &TableSpec) -> String {
+    let mut sql = format!("CREATE TABLE IF NOT EXISTS {} (\n", fact_table(spec));
+    for (i, c) in spec.columns.iter().enumerate() {
+        let not_null = if !c.nullable || spec.key.contains(&i) { " NOT NULL" } else { "" };
+        let _ = writeln!(sql, "    {} {}{not_null},", quote(&c.name), sql_type(c.ty));
+    }
+    let key: Vec<String> = spec.key.iter().map(|&i| quote(&spec.columns[i].name)).collect();
+    let _ = write!(sql, "    PRIMARY KEY ({})\n)", key.join(", "));
+    sql
+}
+
+fn ensure_table_blocking(conn: &mut Connection, spec: &TableSpec) -> Result<(), WarehouseError> {
+    let t = spec.table.as_str();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| table_error(t, e))?;
+    tx.execute_batch(LEDGER_DDL).map_err(|e| table_error(t, e))?;
+    match object_kind(&tx, t).map_err(|e| table_error(t, e))? {
+        None => {
+            tx.execute_batch(&create_table_sql(spec)).map_err(|e| table_error(t, e))?;
+        }
+        Some(kind) if kind == "table" => {
+            let existing: Vec<String> = {
+                let mut stmt =
+                    tx.prepare("SELECT name FROM pragma_table_info(?1, 'main')").map_err(|e| table_error(t, e))?;
+                stmt.query_map([t], |r| r.get::<_, String>(0))
+                    .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| table_error(t, e))?
+            };
+            let missing: Vec<&Column> =
+                spec.columns.iter().filter(|c| !existing.iter().any(|e| e.eq_ignore_ascii_case(&c.name))).collect();
+            if !missing.is_empty() {
+                let names: Vec<String> = missing.iter().map(|c| format!("`{}`", c.name)).collect();
+                let alter: Vec<String> = missing
+                    .iter()
+                    .map(|c| format!("ALTER TABLE {} ADD COLUMN {} {};", quote(t), quote(&c.name), sql_type(c.ty)))
+                    .collect();
+                return Err(WarehouseError::Table {
+                    table: t.to_string(),
+                    message: format!(
+                        "the existing table lacks column{} {} of the contract; add {} ({}) or drop the table so that it is created again",
+                        if missing.len() == 1 { "" } else { "s" },
+                        names.join(", "),
+                        if missing.len() == 1 { "it" } else { "them" },
+                        alter.join(" ")
+                    ),
+                    retryable: false,
+                });
+            }
+        }
+        Some(kind) => return Err(not_a_table(spec, &kind)),
+    }
+    let key: Vec<&str> = spec.key.iter().map(|&k| spec.columns[k].name.as_str()).collect();
+    if !has_unique_key(&tx, t, &key).map_err(|e| table_error(t, e))? {
+        let quoted: Vec<String> = key.iter().map(|k| quote(k)).collect();
+        return Err(WarehouseError::Table {
+            table: t.to_string(),
+            message: format!(
+                "the existing table has no PRIMARY KEY or UNIQUE index on exactly ({}), which the merge needs; add one (CREATE UNIQUE INDEX {} ON {} ({});) or drop the table so that it is created again",
+                quoted.join(", "),
+                quote(&format!("{t}_key")),
+                quote(t),
+                quoted.join(", ")
+            ),
+            retryable: false,
+        });
+    }
+    tx.commit().map_err(|e| table_error(t, e))
+}
+
+/// Whether `table` has a primary key or a full unique index on exactly the `key` columns, as
+/// `INSERT … ON CONFLICT (key)` requires.
+fn has_unique_key(conn: &Connection, table: &str, key: &[&str]) -> rusqlite::Result<bool> {
+    let names = |sql: &str, arg: &str| -> rusqlite::Result<Vec<Option<String>>> {
+        conn.prepare(sql)?.query_map([arg], |r| r.get(0))?.collect()
+    };
+    let same = |cols: Vec<Option<String>>| {
+        cols.len() == key.len()
+            && key.iter().all(|k| cols.iter().any(|c| c.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(k))))
+    };
+    if same(names("SELECT name FROM pragma_table_info(?1, 'main') WHERE pk > 0", table)?) {
+        return Ok(true);
+    }
+    for index in names(r#"SELECT name FROM pragma_index_list(?1, 'main') WHERE "unique" AND NOT partial"#, table)? {
+        let Some(index) = index else { continue };
+        if same(names("SELECT name FROM pragma_index_info(?1, 'main')", &index)?) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load: the async side reads the Parquet parts and sends their columns to the thread that owns
+// the connection and the transaction.
+
+/// From the Parquet reader to the SQLite thread.
+enum Msg {
+    /// Rows of the file at this position in the request: the spec's columns, in spec order,
+    /// already of the Arrow type of their [`SqlType`].
+    Batch { file: usize, columns: Vec<ArrayRef>, rows: usize },
+    /// Every part was read: finish and commit.
+    Done,
+}
+
+/// Whether each file is to be loaded (`None`) or was already (`Some(load_id)`).
+type Decisions = Vec<Option<String>>;
+
+#[async_trait::async_trait]
+impl Warehouse for SqliteWarehouse {
+    fn describe(&self) -> String {
+        describe(&self.path)
+    }
+
+    async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
+        check_spec(table)?;
+        let spec = table.clone();
+        self.blocking(&table.table, move |conn| ensure_table_blocking(conn, &spec)).await
+    }
+
+    async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError> {
+        check_spec(req.table)?;
+        let spec = req.table.clone();
+        let files: Vec<(FileKey, String)> = req.files.iter().map(|f| (f.key.clone(), f.fingerprint.clone())).collect();
+        let load_id = req.load_id.to_string();
+        let now = req.now;
+        let (decided_tx, decided_rx) = oneshot::channel::<Decisions>();
+        let (tx, rx) = mpsc::channel::<Msg>(CHANNEL_BATCHES);
+        let conn = self.conn.clone();
+        let worker = tokio::task::spawn_blocking(move || {
+            load_blocking(&mut lock(&conn), &spec, &files, &load_id, now, decided_tx, rx)
+        });
+
+        // When the thread fails before it decides, its error comes out of the join below.
+        let streamed = match decided_rx.await {
+            Ok(decisions) => stream_parts(req, &decisions, &tx).await,
+            Err(_) => Ok(()),
+        };
+        if streamed.is_ok() {
+            // A closed channel means the thread stopped with an error: the join reports it.
+            let _ = tx.send(Msg::Done).await;
+        }
+        drop(tx);
+        let result = worker.await.map_err(|e| join_error(&req.table.table, e))?;
+        streamed?;
+        result
+    }
+
+    async fn ledger(&self, object_url: Option<&str>) -> Result<Vec<LedgerRow>, WarehouseError> {
+        let url = object_url.map(str::to_string);
+        self.blocking("glueless_loads", move |conn| {
+            let t = "glueless_loads";
+            let mut stmt = conn
+                .prepare(
+                    "SELECT object_url, object_version, fingerprint, load_id, dataset, table_name, rows_loaded, loaded_at
+                     FROM main.glueless_loads WHERE ?1 IS NULL OR object_url = ?1
+                     ORDER BY loaded_at DESC, rowid DESC",
+                )
+                .map_err(|e| table_error(t, e))?;
+            let rows = stmt
+                .query_map([url], |r| {
+                    Ok(LedgerRow {
+                        object_url: r.get(0)?,
+                        object_version: r.get(1)?,
+                        fingerprint: r.get(2)?,
+                        load_id: r.get(3)?,
+                        dataset: r.get(4)?,
+                        table_name: r.get(5)?,
+                        rows_loaded: r.get::<_, i64>(6)?.max(0) as u64,
+                        loaded_at: r.get(7)?,
+                    })
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| table_error(t, e))?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn fact_rows(&self, table: &TableSpec) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
+        check_spec(table)?;
+        let spec = table.clone();
+        self.blocking(&table.table, move |conn| fact_rows_blocking(conn, &spec)).await
+    }
+}
+
+/// Reads the parts of the files to load, in request order, batch by batch.
+async fn stream_parts(
+    req: &LoadRequest<'_>,
+    decisions: &Decisions,
+    tx: &mpsc::Sender<Msg>,
+) -> Result<(), WarehouseError> {
+    let spec = req.table;
+    for (i, file) in req.files.iter().enumerate() {
+        if decisions.get(i).is_none_or(|d| d.is_some()) {
+            continue;
+        }
+        for part in &file.parts {
+            let unreadable = |e: parquet::errors::ParquetError| WarehouseError::Staged {
+                url: part.url.clone(),
+                message: e.to_string(),
+            };
+            #[allow(deprecated)]
+            let reader = ParquetObjectReader::new(part.store.clone(), part.path.clone());
+            let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(unreadable)?;
+            let schema = builder.schema().clone();
+            let mut picks = Vec::with_capacity(spec.columns.len());
+            for c in &spec.columns {
+                let Some((idx, field)) = schema.column_with_name(&c.name) else {
+                    return Err(mismatch(spec, part, format!("has no column `{}`", c.name)));
+                };
+                let target = arrow_type(c.ty);
+                if !fits(field.data_type(), c.ty) {
+                    return Err(mismatch(
+                        spec,
+                        part,
+                        format!("has column `{}` of type {}, which does not fit {:?}", c.name, field.data_type(), c.ty),
+                    ));
+                }
+                picks.push((idx, target));
+            }
+            let mut stream = builder.with_batch_size(BATCH_ROWS).build().map_err(unreadable)?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(unreadable)?;
+                let mut columns = Vec::with_capacity(picks.len());
+                for (idx, target) in &picks {
+                    let col = batch.column(*idx);
+                    columns.push(if same_family(col.data_type(), target) {
+                        col.clone()
+                    } else {
+                        // Only lossless widenings get here (see `fits`); `safe: false` errors
+                        // instead of turning a value it cannot convert into NULL.
+                        let options = arrow::compute::CastOptions { safe: false, ..Default::default() };
+                        arrow::compute::cast_with_options(col, target, &options)
+                            .map_err(|e| mismatch(spec, part, e.to_string()))?
+                    });
+                }
+                let msg = Msg::Batch { file: i, columns, rows: batch.num_rows() };
+                if tx.send(msg).await.is_err() {
+                    // The SQLite thread stopped with an error; the caller reports it.
+                    return Ok(());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn mismatch(spec: &TableSpec, part: &glueless_engine::store::Location, what: String) -> WarehouseError {
+    WarehouseError::Load {
+        table: spec.table.clone(),
+        message: format!(
+            "the staged Parquet {} {what}; it was written for another version of the contract of `{}`: stage the file again",
+            part.url, spec.dataset
+        ),
+        retryable: false,
+    }
+}
+
+/// The Arrow type the SQLite thread reads for a column type.
+fn arrow_type(ty: SqlType) -> DataType {
+    match ty {
+        SqlType::Text => DataType::Utf8,
+        SqlType::Int64 | SqlType::Int32 => DataType::Int64,
+        SqlType::Float64 => DataType::Float64,
+        SqlType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
+        SqlType::Boolean => DataType::Boolean,
+        SqlType::Date => DataType::Date32,
+        SqlType::Time => DataType::Time64(TimeUnit::Microsecond),
+        SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    }
+}
+
+/// Whether a staged column of Arrow type `t` can fill a column of type `ty` without loss: the
+/// same [`SqlType`] (decimals with the same precision and scale), or a narrower integer.
+fn fits(t: &DataType, ty: SqlType) -> bool {
+    match SqlType::from_arrow(t) {
+        Some(SqlType::Int32) => matches!(ty, SqlType::Int32 | SqlType::Int64),
+        Some(found) => found == ty,
+        None => false,
+    }
+}
+
+/// Types read as they are (a timestamp's zone only labels the same UTC instants).
+fn same_family(t: &DataType, target: &DataType) -> bool {
+    match (t, target) {
+        (DataType::Timestamp(TimeUnit::Microsecond, _), DataType::Timestamp(TimeUnit::Microsecond, _)) => true,
+        _ => t == target,
+    }
+}
+
+/// One column of a batch, typed.
+enum Cells<'a> {
+    Text(&'a StringArray),
+    Int(&'a Int64Array),
+    Float(&'a Float64Array),
+    Decimal(&'a Decimal128Array, i8),
+    Bool(&'a BooleanArray),
+    Date(&'a Date32Array),
+    Time(&'a Time64MicrosecondArray),
+    Timestamp(&'a TimestampMicrosecondArray),
+}
+
+impl<'a> Cells<'a> {
+    fn new(a: &'a ArrayRef, ty: SqlType) -> Option<Cells<'a>> {
+        Some(match ty {
+            SqlType::Text => Cells::Text(a.as_string_opt::<i32>()?),
+            SqlType::Int64 | SqlType::Int32 => Cells::Int(a.as_primitive_opt::<Int64Type>()?),
+            SqlType::Float64 => Cells::Float(a.as_primitive_opt::<Float64Type>()?),
+            SqlType::Decimal { scale, .. } => Cells::Decimal(a.as_any().downcast_ref()?, scale),
+            SqlType::Boolean => Cells::Bool(a.as_boolean_opt()?),
+            SqlType::Date => Cells::Date(a.as_any().downcast_ref()?),
+            SqlType::Time => Cells::Time(a.as_any().downcast_ref()?),
+            SqlType::Timestamp => Cells::Timestamp(a.as_any().downcast_ref()?),
+        })
+    }
+
+    fn is_null(&self, row: usize) -> bool {
+        match self {
+            Cells::Text(a) => a.is_null(row),
+            Cells::Int(a) => a.is_null(row),
+            Cells::Float(a) => a.is_null(row),
+            Cells::Decimal(a, _) => a.is_null(row),
+            Cells::Bool(a) => a.is_null(row),
+            Cells::Date(a) => a.is_null(row),
+            Cells::Time(a) => a.is_null(row),
+            Cells::Timestamp(a) => a.is_null(row),
+        }
+    }
+
+    /// Binds the cell at `row` to parameter `param` (text forms are built in `buf`).
+    fn bind(&self, stmt: &mut Statement<'_>, param: usize, row: usize, buf: &mut String) -> Result<(), String> {
+        if self.is_null(row) {
+            return stmt.raw_bind_parameter(param, Null).map_err(|e| e.to_string());
+        }
+        buf.clear();
+        let r = match self {
+            Cells::Text(a) => stmt.raw_bind_parameter(param, a.value(row)),
+            Cells::Int(a) => stmt.raw_bind_parameter(param, a.value(row)),
+            Cells::Float(a) => stmt.raw_bind_parameter(param, a.value(row)),
+            Cells::Bool(a) => stmt.raw_bind_parameter(param, a.value(row) as i64),
+            Cells::Decimal(a, scale) => {
+                decimal_text(buf, a.value(row), *scale);
+                stmt.raw_bind_parameter(param, buf.as_str())
+            }
+            Cells::Date(a) => {
+                date_text(buf, a.value(row))?;
+                stmt.raw_bind_parameter(param, buf.as_str())
+            }
+            Cells::Time(a) => {
+                time_text(buf, a.value(row))?;
+                stmt.raw_bind_parameter(param, buf.as_str())
+            }
+            Cells::Timestamp(a) => {
+                timestamp_text(buf, a.value(row))?;
+                stmt.raw_bind_parameter(param, buf.as_str())
+            }
+        };
+        r.map_err(|e| e.to_string())
+    }
+
+    /// Binds a key that sorts like the value: the value itself, but for a decimal a
+    /// fixed-width text of its unscaled integer offset to be non-negative.
+    fn bind_sort_key(
+        &self,
+        stmt: &mut Statement<'_>,
+        param: usize,
+        row: usize,
+        buf: &mut String,
+    ) -> Result<(), String> {
+        match self {
+            Cells::Decimal(a, _) if !a.is_null(row) => {
+                buf.clear();
+                let offset = (a.value(row) as u128) ^ (1u128 << 127);
+                let _ = write!(buf, "{offset:039}");
+                stmt.raw_bind_parameter(param, buf.as_str()).map_err(|e| e.to_string())
+            }
+            _ => self.bind(stmt, param, row, buf),
+        }
+    }
+}
+
+/// `v` unscaled at `scale`, with exactly `scale` digits after the point.
+fn decimal_text(out: &mut String, v: i128, scale: i8) {
+    if scale <= 0 {
+        let _ = write!(out, "{v}");
+        if v != 0 {
+            out.extend(std::iter::repeat_n('0', scale.unsigned_abs() as usize));
+        }
+        return;
+    }
+    let scale = scale as usize;
+    let digits = v.unsigned_abs().to_string();
+    if v < 0 {
+        out.push('-');
+    }
+    if digits.len() <= scale {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', scale - digits.len()));
+        out.push_str(&digits);
+    } else {
+        let (int, frac) = digits.split_at(digits.len() - scale);
+        out.push_str(int);
+        out.push('.');
+        out.push_str(frac);
+    }
+}
+
+fn date_text(out: &mut String, days: i32) -> Result<(), String> {
+    let d = chrono::NaiveDate::from_ymd_opt(1970, 1, 1)
+        .and_then(|epoch| epoch.checked_add_signed(chrono::TimeDelta::days(days as i64)))
+        .ok_or_else(|| format!("date {days} days from 1970-01-01 is out of range"))?;
+    let _ = write!(out, "{}", d.format("%Y-%m-%d"));
+    Ok(())
+}
+
+fn time_text(out: &mut String, micros: i64) -> Result<(), String> {
+    if !(0..86_400_000_000).contains(&micros) {
+        return Err(format!("time of {micros} µs after midnight is out of range"));
+    }
+    let s = micros / 1_000_000;
+    let _ = write!(out, "{:02}:{:02}:{:02}.{:06}", s / 3600, s / 60 % 60, s % 60, micros % 1_000_000);
+    Ok(())
+}
+
+fn timestamp_text(out: &mut String, micros: i64) -> Result<(), String> {
+    let t = chrono::DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| format!("datetime of {micros} µs since the epoch is out of range"))?;
+    let _ = write!(out, "{}", t.format("%Y-%m-%d %H:%M:%S%.6f"));
+    Ok(())
+}
+
+/// SQL that is true when decimal text `a` is greater than decimal text `b` (both canonical,
+/// same scale): as REAL first, then exactly by sign, length and digits when the REALs tie.
+fn decimal_greater(a: &str, b: &str) -> String {
+    format!(
+        "(CAST({a} AS REAL) > CAST({b} AS REAL) OR (CAST({a} AS REAL) = CAST({b} AS REAL) AND \
+         CASE WHEN (substr({a}, 1, 1) = '-') <> (substr({b}, 1, 1) = '-') THEN substr({b}, 1, 1) = '-' \
+         WHEN substr({a}, 1, 1) = '-' THEN length({a}) < length({b}) OR (length({a}) = length({b}) AND {a} < {b}) \
+         ELSE length({a}) > length({b}) OR (length({a}) = length({b}) AND {a} > {b}) END))"
+    )
+}
+
+fn load_blocking(
+    conn: &mut Connection,
+    spec: &TableSpec,
+    files: &[(FileKey, String)],
+    load_id: &str,
+    now: Millis,
+    decided: oneshot::Sender<Decisions>,
+    mut rx: mpsc::Receiver<Msg>,
+) -> Result<LoadResult, WarehouseError> {
+    let t = spec.table.as_str();
+    let err = |e: rusqlite::Error| load_error(t, e);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+    tx.execute_batch(LEDGER_DDL).map_err(err)?;
+    match object_kind(&tx, t).map_err(err)? {
+        Some(kind) if kind == "table" => {}
+        Some(kind) => return Err(not_a_table(spec, &kind)),
+        None => {
+            return Err(WarehouseError::Table {
+                table: t.to_string(),
+                message: "the table does not exist; create it first (ensure_table)".into(),
+                retryable: false,
+            });
+        }
+    }
+
+    // 1. Files already in the ledger, or earlier in this request.
+    let mut decisions: Decisions = Vec::with_capacity(files.len());
+    let mut this_load: HashSet<&FileKey> = HashSet::new();
+    let mut latest_here: HashMap<&str, &str> = HashMap::new();
+    {
+        let mut same_version = tx
+            .prepare("SELECT load_id FROM main.glueless_loads WHERE object_url = ?1 AND object_version = ?2")
+            .map_err(err)?;
+        let mut latest = tx
+            .prepare(
+                "SELECT fingerprint, load_id FROM main.glueless_loads WHERE object_url = ?1
+                 ORDER BY loaded_at DESC, rowid DESC LIMIT 1",
+            )
+            .map_err(err)?;
+        for (key, fingerprint) in files {
+            let found = if this_load.contains(key) {
+                Some(load_id.to_string())
+            } else if let Some(id) =
+                same_version.query_row([&key.url, &key.version], |r| r.get::<_, String>(0)).optional().map_err(err)?
+            {
+                Some(id)
+            } else if let Some(fp) = latest_here.get(key.url.as_str()) {
+                (*fp == fingerprint.as_str()).then(|| load_id.to_string())
+            } else {
+                latest
+                    .query_row([&key.url], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .optional()
+                    .map_err(err)?
+                    .filter(|(fp, _)| fp == fingerprint)
+                    .map(|(_, id)| id)
+            };
+            if found.is_none() {
+                this_load.insert(key);
+                latest_here.insert(&key.url, fingerprint);
+            }
+            decisions.push(found);
+        }
+    }
+
+    // 2. A fresh staging table, filled from the parts the async side reads.
+    let n = spec.columns.len();
+    let mut ddl = String::from("DROP TABLE IF EXISTS temp.glueless_staging;\nCREATE TEMP TABLE glueless_staging (");
+    for (i, c) in spec.columns.iter().enumerate() {
+        let _ = write!(ddl, "{} {}, ", staged(i), sql_type(c.ty));
+    }
+    ddl.push_str("file_pos INTEGER NOT NULL, row_pos INTEGER NOT NULL, sort_key)");
+    tx.execute_batch(&ddl).map_err(err)?;
+    if decided.send(decisions.clone()).is_err() {
+        return Err(aborted(t));
+    }
+    let mut rows_per_file = vec![0u64; files.len()];
+    {
+        let params: Vec<String> = (1..=n + 3).map(|i| format!("?{i}")).collect();
+        let mut insert =
+            tx.prepare(&format!("INSERT INTO temp.glueless_staging VALUES ({})", params.join(", "))).map_err(err)?;
+        let mut buf = String::new();
+        loop {
+            match rx.blocking_recv() {
+                None => return Err(aborted(t)),
+                Some(Msg::Done) => break,
+                Some(Msg::Batch { file, columns, rows }) => {
+                    let bad = |message: String| WarehouseError::Load {
+                        table: t.to_string(),
+                        message: format!("staging file {} failed: {message}", files[file].0.url),
+                        retryable: false,
+                    };
+                    let cells = columns
+                        .iter()
+                        .zip(&spec.columns)
+                        .map(|(a, c)| {
+                            Cells::new(a, c.ty).ok_or_else(|| {
+                                bad(format!("column `{}` is of type {}, not {:?}", c.name, a.data_type(), c.ty))
+                            })
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                    if cells.len() != n {
+                        return Err(bad(format!("{} columns instead of {n}", cells.len())));
+                    }
+                    for r in 0..rows {
+                        for (j, c) in cells.iter().enumerate() {
+                            c.bind(&mut insert, j + 1, r, &mut buf).map_err(&bad)?;
+                        }
+                        let pos = rows_per_file[file] as i64;
+                        insert.raw_bind_parameter(n + 1, file as i64).map_err(err)?;
+                        insert.raw_bind_parameter(n + 2, pos).map_err(err)?;
+                        match spec.version {
+                            Some(v) => cells[v].bind_sort_key(&mut insert, n + 3, r, &mut buf).map_err(&bad)?,
+                            None => insert.raw_bind_parameter(n + 3, Null).map_err(err)?,
+                        }
+                        insert.raw_execute().map_err(err)?;
+                        rows_per_file[file] += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    let fact = fact_table(spec);
+    let key_match: Vec<String> = spec
+        .key
+        .iter()
+        .map(|&k| format!("f.{} = glueless_staging.{}", quote(&spec.columns[k].name), staged(k)))
+        .collect();
+    let mut rows_superseded = 0u64;
+
+    // 3. Rows not newer than the fact row with their key.
+    if let Some(v) = spec.version {
+        let s = format!("glueless_staging.{}", staged(v));
+        let f = format!("f.{}", quote(&spec.columns[v].name));
+        let newer = match spec.columns[v].ty {
+            SqlType::Decimal { .. } => decimal_greater(&s, &f),
+            _ => format!("{s} > {f}"),
+        };
+        let sql = format!(
+            "DELETE FROM temp.glueless_staging WHERE EXISTS (SELECT 1 FROM {fact} AS f WHERE {} \
+             AND ({s} IS NULL OR ({f} IS NOT NULL AND NOT {newer})))",
+            key_match.join(" AND ")
+        );
+        rows_superseded += tx.execute(&sql, []).map_err(err)? as u64;
+    }
+
+    // 4. One row per key: highest version, then later file, then later row.
+    let partition: Vec<String> = spec.key.iter().map(|&k| staged(k)).collect();
+    let order = if spec.version.is_some() {
+        "sort_key DESC NULLS LAST, file_pos DESC, row_pos DESC"
+    } else {
+        "file_pos DESC, row_pos DESC"
+    };
+    let sql = format!(
+        "DELETE FROM temp.glueless_staging WHERE rowid IN (SELECT rid FROM (SELECT rowid AS rid, \
+         row_number() OVER (PARTITION BY {} ORDER BY {order}) AS rank FROM temp.glueless_staging) WHERE rank > 1)",
+        partition.join(", ")
+    );
+    rows_superseded += tx.execute(&sql, []).map_err(err)? as u64;
+
+    // 5. Upsert. `WHERE true` keeps SQLite from reading `ON CONFLICT` as a join constraint.
+    let names: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
+    let sources: Vec<String> = (0..n).map(staged).collect();
+    let updates: Vec<String> = (0..n)
+        .filter(|i| !spec.key.contains(i))
+        .map(|i| format!("{0} = excluded.{0}", quote(&spec.columns[i].name)))
+        .collect();
+    let keys: Vec<String> = spec.key.iter().map(|&k| quote(&spec.columns[k].name)).collect();
+    let action = if updates.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) };
+    let sql = format!(
+        "INSERT INTO {fact} ({}) SELECT {} FROM temp.glueless_staging WHERE true ON CONFLICT ({}) DO {action}",
+        names.join(", "),
+        sources.join(", "),
+        keys.join(", ")
+    );
+    let rows_merged = tx.execute(&sql, []).map_err(err)? as u64;
+
+    // 6. The ledger.
+    let mut results = Vec::with_capacity(files.len());
+    {
+        let mut ledger = tx
+            .prepare(
+                "INSERT INTO main.glueless_loads (object_url, object_version, fingerprint, load_id, dataset, \
+                 table_name, rows_loaded, loaded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .map_err(err)?;
+        for (i, ((key, fingerprint), decision)) in files.iter().zip(&decisions).enumerate() {
+            match decision {
+                Some(id) => results.push(FileLoad::AlreadyLoaded { load_id: id.clone() }),
+                None => {
+                    let rows = rows_per_file[i];
+                    ledger
+                        .execute(rusqlite::params![
+                            key.url,
+                            key.version,
+                            fingerprint,
+                            load_id,
+                            spec.dataset,
+                            spec.table,
+                            rows as i64,
+                            now
+                        ])
+                        .map_err(err)?;
+                    results.push(FileLoad::Loaded { rows });
+                }
+            }
+        }
+    }
+    tx.execute_batch("DROP TABLE temp.glueless_staging").map_err(err)?;
+    tx.commit().map_err(err)?;
+    Ok(LoadResult { files: results, rows_superseded, rows_merged })
+}
+
+fn aborted(table: &str) -> WarehouseError {
+    WarehouseError::Load {
+        table: table.to_string(),
+        message: "the load was abandoned before all staged files were read".into(),
+        retryable: true,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading back.
+
+fn fact_rows_blocking(conn: &mut Connection, spec: &TableSpec) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
+    let t = spec.table.as_str();
+    let names: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
+    let keys: Vec<String> = spec.key.iter().map(|&k| quote(&spec.columns[k].name)).collect();
+    let sql = format!("SELECT {} FROM {} ORDER BY {}", names.join(", "), fact_table(spec), keys.join(", "));
+    let mut stmt = conn.prepare(&sql).map_err(|e| table_error(t, e))?;
+    let mut out = stmt
+        .query_map([], |r| spec.columns.iter().enumerate().map(|(i, c)| Ok(canonical(r.get_ref(i)?, c.ty))).collect())
+        .and_then(|rows| rows.collect::<Result<Vec<Vec<serde_json::Value>>, _>>())
+        .map_err(|e| table_error(t, e))?;
+    // Text order is not number order for decimals: sort those keys as numbers.
+    if spec.key.iter().any(|&k| matches!(spec.columns[k].ty, SqlType::Decimal { .. })) {
+        out.sort_by(|a, b| {
+            spec.key
+                .iter()
+                .map(|&k| compare_cells(&a[k], &b[k], spec.columns[k].ty))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+    }
+    Ok(out)
+}
+
+fn compare_cells(a: &serde_json::Value, b: &serde_json::Value, ty: SqlType) -> std::cmp::Ordering {
+    use serde_json::Value as J;
+    use std::cmp::Ordering;
+    let unscaled = |s: &str| s.replace('.', "").parse::<i128>().ok();
+    match (a, b) {
+        (J::Null, J::Null) => Ordering::Equal,
+        (J::Null, _) => Ordering::Less,
+        (_, J::Null) => Ordering::Greater,
+        (J::String(x), J::String(y)) => match (ty, unscaled(x), unscaled(y)) {
+            (SqlType::Decimal { .. }, Some(x), Some(y)) => x.cmp(&y),
+            _ => x.cmp(y),
+        },
+        (J::Number(x), J::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => x.as_f64().partial_cmp(&y.as_f64()).unwrap_or(Ordering::Equal),
+        },
+        (J::Bool(x), J::Bool(y)) => x.cmp(y),
+        _ => Ordering::Equal,
+    }
+}
+
+/// A stored value in the canonical JSON form of the port.
+fn canonical(v: ValueRef<'_>, ty: SqlType) -> serde_json::Value {
+    use serde_json::Value as J;
+    let float = |f: f64| serde_json::Number::from_f64(f).map_or_else(|| J::String(f.to_string()), J::Number);
+    match (v, ty) {
+        (ValueRef::Null, _) => J::Null,
+        (ValueRef::Integer(i), SqlType::Boolean) => J::Bool(i != 0),
+        (ValueRef::Integer(i), SqlType::Float64) => float(i as f64),
+        (ValueRef::Integer(i), SqlType::Decimal { scale, .. }) => {
+            let mut s = String::new();
+            match (i as i128).checked_mul(10i128.pow(scale.clamp(0, 38) as u32)) {
+                Some(v) => decimal_text(&mut s, v, scale),
+                None => s = i.to_string(),
+            }
+            J::String(s)
+        }
+        (ValueRef::Integer(i), _) => J::from(i),
+        (ValueRef::Real(f), SqlType::Decimal { scale, .. }) => J::String(format!("{f:.*}", scale.max(0) as usize)),
+        (ValueRef::Real(f), _) => float(f),
+        (ValueRef::Text(t), SqlType::Timestamp) => {
+            let s = String::from_utf8_lossy(t);
+            match chrono::NaiveDateTime::parse_from_str(&s, "%Y-%m-%d %H:%M:%S%.f") {
+                Ok(d) => J::String(d.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()),
+                Err(_) => J::String(s.into_owned()),
+            }
+        }
+        (ValueRef::Text(t), _) => J::String(String::from_utf8_lossy(t).into_owned()),
+        (ValueRef::Blob(b), _) => J::String(String::from_utf8_lossy(b).into_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_keep_their_scale() {
+        let text = |v: i128, s: i8| {
+            let mut out = String::new();
+            decimal_text(&mut out, v, s);
+            out
+        };
+        assert_eq!(text(1250, 2), "12.50");
+        assert_eq!(text(-5, 2), "-0.05");
+        assert_eq!(text(0, 2), "0.00");
+        assert_eq!(text(7, 0), "7");
+        assert_eq!(text(7, -2), "700");
+        assert_eq!(text(i128::MIN + 1, 3).len(), 40 + 1);
+    }
+
+    #[test]
+    fn temporal_text_forms() {
+        let mut s = String::new();
+        date_text(&mut s, 20_412).unwrap();
+        assert_eq!(s, "2025-11-20");
+        s.clear();
+        time_text(&mut s, 49_500_000_001).unwrap();
+        assert_eq!(s, "13:45:00.000001");
+        s.clear();
+        timestamp_text(&mut s, 0).unwrap();
+        assert_eq!(s, "1970-01-01 00:00:00.000000");
+        assert!(time_text(&mut s, -1).is_err());
+    }
+
+    #[test]
+    fn identifiers_are_quoted_whole() {
+        assert_eq!(quote(r#"unit "price" (EUR)"#), r#""unit ""price"" (EUR)""#);
+        assert_eq!(quote("logistics.fact"), "\"logistics.fact\"");
+    }
+
+    #[test]
+    fn decimal_comparison_is_numeric() {
+        let conn = Connection::open_in_memory().unwrap();
+        let gt = |a: &str, b: &str| -> bool {
+            conn.query_row(&format!("SELECT {}", decimal_greater("?1", "?2")), [a, b], |r| r.get(0)).unwrap()
+        };
+        assert!(gt("10.00", "9.50"));
+        assert!(!gt("9.50", "10.00"));
+        assert!(gt("-9.50", "-10.00"));
+        assert!(gt("0.00", "-0.01"));
+        assert!(!gt("1.00", "1.00"));
+        assert!(gt("12345678901234567.01", "12345678901234567.00"));
+        assert!(gt("-12345678901234567.00", "-12345678901234567.01"));
+    }
+}

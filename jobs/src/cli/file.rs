@@ -28,6 +28,7 @@ pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
                 "transform",
             )
         }
+        _ => unreachable!("pipeline commands are dispatched elsewhere"),
     };
     let bar = Bar::new(common.quiet).map(Arc::new);
     let mut job =

@@ -4,7 +4,9 @@
 //! 4 file rejected; 2 usage or contract errors; 1 anything else. With `--format json`, stdout
 //! carries exactly one JSON object, also when the command fails.
 
+mod demo;
 mod file;
+mod pipeline;
 mod progress;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -14,7 +16,7 @@ use serde_json::json;
 #[command(
     name = "glueless",
     version,
-    about = "Contract-validated CSV ingestion: CSV in, typed Parquet and a quarantine out"
+    about = "Contract-validated CSV ingestion: CSV files in, typed Parquet, a quarantine and an exactly-once warehouse load out"
 )]
 pub struct Cli {
     /// Worker threads (default: all cores).
@@ -61,6 +63,81 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// The pipeline as a local service: watch the lake's landing prefix, load each new file
+    /// exactly once. SIGINT/SIGTERM finish the files in hand, then stop.
+    Run {
+        /// Process what is pending, wait for retries due, and exit when the lake is quiet.
+        #[arg(long)]
+        once: bool,
+        #[command(flatten)]
+        args: PipelineArgs,
+    },
+    /// Make a temporary lake with sample orders (bad rows, a duplicate delivery, a re-upload
+    /// with changed rows), run the pipeline on it, and show what landed. Exits 0 only if all of
+    /// it is as expected.
+    Demo {
+        /// Where to make the lake (default: a new folder under the system's temp folder).
+        #[arg(long)]
+        dir: Option<std::path::PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Files by state, with counts and the last errors.
+    Status {
+        /// Only this dataset.
+        #[arg(long)]
+        dataset: Option<String>,
+        /// How many files needing attention to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        #[command(flatten)]
+        args: PipelineArgs,
+    },
+    /// Put REJECTED, FAILED or DEAD files back to RECEIVED so the service loads them again
+    /// (idempotent). Choose files with --url, --prefix, --state, or --all.
+    Replay {
+        /// One object (its URL, or its key in the lake such as landing/orders/a.csv).
+        #[arg(long)]
+        url: Option<String>,
+        /// Objects under a prefix (a URL prefix, or a key prefix such as landing/orders/2026-11).
+        #[arg(long)]
+        prefix: Option<String>,
+        /// Only files in these states (default: REJECTED, FAILED and DEAD).
+        #[arg(long, value_parser = parse_state)]
+        state: Vec<crate::ports::FileState>,
+        /// Every REJECTED, FAILED and DEAD file.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        args: PipelineArgs,
+    },
+}
+
+fn parse_state(s: &str) -> Result<crate::ports::FileState, String> {
+    crate::ports::FileState::parse(s).ok_or_else(|| format!("`{s}` is not a state; use REJECTED, FAILED or DEAD"))
+}
+
+impl Command {
+    fn format(&self) -> Format {
+        match self {
+            Command::Validate { common, .. } | Command::Transform { common, .. } => common.format,
+            Command::Run { args, .. } | Command::Status { args, .. } | Command::Replay { args, .. } => args.format,
+            Command::Demo { format, .. } => *format,
+        }
+    }
+}
+
+/// Options of the pipeline commands.
+#[derive(Debug, clap::Args)]
+pub struct PipelineArgs {
+    /// The config file (default: ./glueless.toml if it exists, else the built-in defaults).
+    #[arg(long, short = 'C')]
+    pub config: Option<std::path::PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// No per-file lines on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -107,10 +184,15 @@ pub fn main() -> i32 {
             return 1;
         }
     };
-    let format = match &cli.command {
-        Command::Validate { common, .. } | Command::Transform { common, .. } => common.format,
-    };
-    match runtime.block_on(file::run(cli.command, threads)) {
+    let format = cli.command.format();
+    let outcome = runtime.block_on(async move {
+        match cli.command {
+            c @ (Command::Validate { .. } | Command::Transform { .. }) => file::run(c, threads).await,
+            Command::Demo { dir, format } => demo::run(dir, format, threads).await,
+            c => pipeline::run(c, threads).await,
+        }
+    });
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             if format == Format::Json {

@@ -1,0 +1,249 @@
+//! `glueless run`, `glueless status` and `glueless replay`: the pipeline commands.
+
+use super::{CliError, Command, Format, PipelineArgs};
+use crate::pipeline::lake::Lake;
+use crate::pipeline::service::{self, RunOptions, RunSummary, Shutdown};
+use crate::pipeline::{Pipeline, open_state};
+use crate::ports::{FileRecord, FileState, Filter, now_ms};
+use crate::settings::Settings;
+use serde_json::json;
+use std::sync::Arc;
+
+pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
+    match command {
+        Command::Run { once, args } => run_service(once, &args, threads).await,
+        Command::Status { dataset, limit, args } => status(dataset, limit, &args).await,
+        Command::Replay { url, prefix, state, all, args } => replay(url, prefix, state, all, &args).await,
+        _ => unreachable!("file commands are dispatched elsewhere"),
+    }
+}
+
+/// Loads the settings from `--config` and the `GLUELESS__…` environment.
+pub fn settings(args: &PipelineArgs) -> Result<Settings, CliError> {
+    Settings::load(args.config.as_deref(), std::env::vars())
+        .map_err(|e| CliError::Usage(format!("configuration error: {e}")))
+}
+
+fn failed(e: impl std::fmt::Display) -> CliError {
+    CliError::Failed { message: e.to_string(), retryable: false }
+}
+
+async fn run_service(once: bool, args: &PipelineArgs, threads: usize) -> Result<i32, CliError> {
+    let s = settings(args)?;
+    let p = Pipeline::build(s, threads, args.quiet).map_err(|e| CliError::Usage(e.to_string()))?;
+    if !args.quiet {
+        eprintln!(
+            "glueless run: lake {} (landing {}), contracts {}, state {}, warehouse {}{}",
+            p.lake.root,
+            p.lake.landing,
+            p.settings.path(&p.settings.contracts.dir).display(),
+            p.state.describe(),
+            p.warehouse.describe(),
+            if once { "; until quiet" } else { "; watching (Ctrl-C to stop)" }
+        );
+        let cat = p.catalog();
+        for e in &cat.entries {
+            eprintln!("glueless:   dataset {} <- {} -> {}", e.dataset.contract.name, e.glob, e.table.table);
+        }
+        for b in &cat.broken {
+            eprintln!("glueless:   contract error: {}", b.error);
+        }
+    }
+    let shutdown = Arc::new(Shutdown::default());
+    service::on_signals(shutdown.clone());
+    let summary = service::run(&p, RunOptions { once }, &shutdown).await;
+    if !args.quiet {
+        eprintln!("{}", summary_line(&summary));
+    }
+    if args.format == Format::Json {
+        let mut v = serde_json::to_value(&summary).expect("summary serializes");
+        v["version"] = env!("CARGO_PKG_VERSION").into();
+        v["status"] = "ok".into();
+        v["counts"] = json!({
+            "LOADED": summary.count(FileState::Loaded),
+            "REJECTED": summary.count(FileState::Rejected),
+            "FAILED": summary.count(FileState::Failed),
+            "DEAD": summary.count(FileState::Dead),
+        });
+        println!("{v}");
+    }
+    Ok(0)
+}
+
+pub fn summary_line(s: &RunSummary) -> String {
+    let rows: u64 = s.files.iter().map(|f| f.rows_loaded).sum();
+    let rejected: u64 = s.files.iter().map(|f| f.rows_rejected).sum();
+    format!(
+        "glueless run: {} new file(s), {} duplicate deliveries; {} LOADED ({rows} rows, {rejected} rows rejected), {} REJECTED, {} FAILED, {} DEAD in {:.1} s{}",
+        s.received,
+        s.duplicates,
+        s.count(FileState::Loaded),
+        s.count(FileState::Rejected),
+        s.count(FileState::Failed),
+        s.count(FileState::Dead),
+        s.seconds,
+        if s.interrupted { " (stopped by a signal)" } else { "" }
+    )
+}
+
+fn record_json(r: &FileRecord) -> serde_json::Value {
+    serde_json::to_value(r).expect("record serializes")
+}
+
+fn ago(ms: i64) -> String {
+    let s = (now_ms() - ms).max(0) / 1000;
+    match s {
+        0..60 => format!("{s} s ago"),
+        60..3600 => format!("{} min ago", s / 60),
+        3600..86400 => format!("{} h ago", s / 3600),
+        _ => format!("{} d ago", s / 86400),
+    }
+}
+
+async fn status(dataset: Option<String>, limit: usize, args: &PipelineArgs) -> Result<i32, CliError> {
+    let s = settings(args)?;
+    let state = open_state(&s).map_err(|e| CliError::Usage(e.to_string()))?;
+    let counts = state.count_by_state(dataset.as_deref()).await.map_err(failed)?;
+    let attention = state
+        .list(&Filter {
+            states: vec![FileState::Dead, FileState::Failed, FileState::Rejected],
+            dataset: dataset.clone(),
+            limit: Some(limit),
+            ..Filter::default()
+        })
+        .await
+        .map_err(failed)?;
+    let running = state
+        .list(&Filter {
+            states: vec![FileState::Running, FileState::Received],
+            dataset: dataset.clone(),
+            limit: Some(limit),
+            ..Filter::default()
+        })
+        .await
+        .map_err(failed)?;
+    if !args.quiet {
+        eprintln!(
+            "glueless status: {}{}",
+            state.describe(),
+            dataset.as_deref().map(|d| format!(", dataset {d}")).unwrap_or_default()
+        );
+        if counts.is_empty() {
+            eprintln!("  no files yet: drop CSV files under the landing prefix and run `glueless run`");
+        }
+        for (st, n) in &counts {
+            eprintln!("  {:<9} {n}", st.as_str());
+        }
+        if !running.is_empty() {
+            eprintln!("in progress:");
+            for r in &running {
+                let who = match (r.state, &r.owner, r.lease_until) {
+                    (FileState::Running, Some(o), Some(l)) if l > now_ms() => {
+                        format!("by {o}, lease {} s left", (l - now_ms()) / 1000)
+                    }
+                    (FileState::Running, Some(o), _) => format!("by {o}, lease EXPIRED: the next worker takes it over"),
+                    _ => format!("waiting since {}", ago(r.received_at)),
+                };
+                eprintln!("  {:<9} {} [{}] {who}", r.state.as_str(), r.key.url, r.dataset);
+            }
+        }
+        if !attention.is_empty() {
+            eprintln!("need attention:");
+            for r in &attention {
+                let retry = match (r.state, r.retry_at) {
+                    (FileState::Failed, Some(t)) if t > now_ms() => format!(", retry in {} s", (t - now_ms()) / 1000),
+                    _ => String::new(),
+                };
+                eprintln!(
+                    "  {:<9} {} [{}] attempt {}, {}{retry}\n            {}",
+                    r.state.as_str(),
+                    r.key.url,
+                    if r.dataset.is_empty() { "-" } else { &r.dataset },
+                    r.attempts,
+                    ago(r.updated_at),
+                    r.last_error.as_deref().unwrap_or("")
+                );
+            }
+            eprintln!("to retry: glueless replay --url URL | --prefix PREFIX | --state DEAD | --all");
+        }
+    }
+    if args.format == Format::Json {
+        let c: serde_json::Map<String, serde_json::Value> =
+            counts.iter().map(|(st, n)| (st.as_str().to_string(), json!(n))).collect();
+        let v = json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "status": "ok",
+            "state_store": state.describe(),
+            "dataset": dataset,
+            "counts": c,
+            "in_progress": running.iter().map(record_json).collect::<Vec<_>>(),
+            "attention": attention.iter().map(record_json).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+    }
+    Ok(0)
+}
+
+async fn replay(
+    url: Option<String>,
+    prefix: Option<String>,
+    states: Vec<FileState>,
+    all: bool,
+    args: &PipelineArgs,
+) -> Result<i32, CliError> {
+    if url.is_none() && prefix.is_none() && states.is_empty() && !all {
+        return Err(CliError::Usage(
+            "say which files to replay: --url URL, --prefix PREFIX, --state DEAD (repeatable), or --all".into(),
+        ));
+    }
+    if let Some(bad) = states.iter().find(|s| !s.is_replayable()) {
+        return Err(CliError::Usage(format!("--state {bad}: only REJECTED, FAILED and DEAD files can be replayed")));
+    }
+    let s = settings(args)?;
+    let state = open_state(&s).map_err(|e| CliError::Usage(e.to_string()))?;
+    let lake_url =
+        if s.lake.url.contains("://") { s.lake.url.clone() } else { s.path(&s.lake.url).display().to_string() };
+    let lake =
+        Lake::open(&lake_url, &s.lake.landing, &s.lake.staging, &s.lake.rejected, &glueless_engine::Stores::new())
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+    let absolute = |u: &str| if u.contains("://") || u.starts_with('/') { u.to_string() } else { lake.location(u).url };
+    let url = url.as_deref().map(absolute);
+    let url_prefix = url.clone().or_else(|| prefix.as_deref().map(absolute));
+    let states = if states.is_empty() { vec![FileState::Rejected, FileState::Failed, FileState::Dead] } else { states };
+    let candidates =
+        state.list(&Filter { states: states.clone(), url_prefix, ..Filter::default() }).await.map_err(failed)?;
+    let mut replayed = Vec::new();
+    for r in candidates.iter().filter(|r| url.as_ref().is_none_or(|u| &r.key.url == u)) {
+        if state.replay(&r.key, now_ms()).await.map_err(failed)? {
+            replayed.push(r);
+        }
+    }
+    if !args.quiet {
+        for r in &replayed {
+            eprintln!(
+                "glueless replay: {} {} -> RECEIVED (was: {})",
+                r.state,
+                r.key.url,
+                r.last_error.as_deref().unwrap_or("-")
+            );
+        }
+        eprintln!(
+            "glueless replay: {} file(s) back to RECEIVED; the running service, or `glueless run --once`, loads them{}",
+            replayed.len(),
+            if replayed.is_empty() {
+                " (nothing matched: `glueless status` lists the files that need attention)"
+            } else {
+                ""
+            }
+        );
+    }
+    if args.format == Format::Json {
+        let v = json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "status": "ok",
+            "replayed": replayed.iter().map(|r| json!({"url": r.key.url, "version": r.key.version, "was": r.state, "last_error": r.last_error})).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,221 @@
+//! The pipeline core: the one file job ([`Pipeline::process`]: claim → transform → stage →
+//! load → record) and the dispatcher ([`Pipeline::accept`], [`service`]) that routes object
+//! events to datasets by their contracts' `match` globs and files by size. It sees the
+//! outside world only through the ports, so the embedded default and the AWS runtime share it.
+
+pub mod catalog;
+pub mod faults;
+pub mod lake;
+mod process;
+pub mod service;
+
+pub use process::FileOutcome;
+
+use crate::adapters::{InProcessLauncher, LogAlerts, SqliteStateStore, SqliteWarehouse, WebhookAlerts};
+use crate::ports::{Alerts, FileKey, Launcher, NewFile, ObjectEvent, StateStore, Warehouse, now_ms};
+use crate::settings::Settings;
+use catalog::{Catalog, Route};
+use glueless_engine::Stores;
+use lake::Lake;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+/// The adapters and settings a pipeline runs with; built once at start.
+pub struct Pipeline {
+    pub settings: Settings,
+    pub lake: Lake,
+    pub stores: Stores,
+    pub state: Arc<dyn StateStore>,
+    pub warehouse: Arc<dyn Warehouse>,
+    pub alerts: Arc<dyn Alerts>,
+    pub launcher: Arc<dyn Launcher>,
+    /// Files the in-process launcher queued (the embedded default's "large file" route).
+    pub in_process: Arc<InProcessLauncher>,
+    /// This worker's name in claims: `host:pid:random`.
+    pub owner: String,
+    /// Transform threads per file.
+    pub threads: usize,
+    /// No per-file lines on stderr.
+    pub quiet: bool,
+    contracts_dir: PathBuf,
+    catalog: RwLock<Arc<Catalog>>,
+    ready_tables: Mutex<HashSet<String>>,
+}
+
+/// The pipeline cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("[{section}] url = {url:?}: {message}")]
+    Url { section: &'static str, url: String, message: String },
+    #[error(transparent)]
+    Lake(#[from] glueless_engine::store::StoreError),
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
+    #[error(transparent)]
+    State(#[from] crate::ports::StateError),
+    #[error(transparent)]
+    Warehouse(#[from] crate::ports::WarehouseError),
+}
+
+fn sqlite_path<'a>(section: &'static str, url: &'a str) -> Result<&'a str, BuildError> {
+    match url.split_once("://") {
+        Some(("sqlite", p)) if !p.is_empty() => Ok(p),
+        Some((scheme, _)) => Err(BuildError::Url {
+            section,
+            url: url.into(),
+            message: format!(
+                "`{scheme}://` is not available in this build; the embedded default is sqlite://PATH (e.g. sqlite://{section}.db)"
+            ),
+        }),
+        None => Err(BuildError::Url {
+            section,
+            url: url.into(),
+            message: "expected a URL such as sqlite://glueless-state.db".into(),
+        }),
+    }
+}
+
+/// Opens the state store named in the settings (also used by `status` and `replay`).
+pub fn open_state(settings: &Settings) -> Result<Arc<dyn StateStore>, BuildError> {
+    let p = sqlite_path("state", &settings.state.url)?;
+    Ok(Arc::new(SqliteStateStore::open(&settings.path(p))?))
+}
+
+/// Opens the warehouse named in the settings.
+pub fn open_warehouse(settings: &Settings) -> Result<Arc<dyn Warehouse>, BuildError> {
+    let p = sqlite_path("warehouse", &settings.warehouse.url)?;
+    Ok(Arc::new(SqliteWarehouse::open(&settings.path(p))?))
+}
+
+/// The worker name used in claims.
+pub fn worker_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{host}:{}:{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// The outcome of [`Pipeline::accept`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Accepted {
+    /// Registered as RECEIVED for this dataset.
+    New { dataset: String },
+    /// This URL and version were already known: a duplicate delivery, nothing to do.
+    Duplicate,
+    /// No usable contract takes it: recorded REJECTED with the reason (the outcome is `None`
+    /// when another worker recorded it first).
+    Unroutable { reason: String, outcome: Option<FileOutcome> },
+}
+
+impl Pipeline {
+    /// Builds the embedded default from settings: SQLite state and warehouse, webhook or log
+    /// alerts, in-process launcher.
+    pub fn build(settings: Settings, threads: usize, quiet: bool) -> Result<Pipeline, BuildError> {
+        let stores = Stores::new();
+        let lake_url = if settings.lake.url.contains("://") {
+            settings.lake.url.clone()
+        } else {
+            settings.path(&settings.lake.url).display().to_string()
+        };
+        let lake =
+            Lake::open(&lake_url, &settings.lake.landing, &settings.lake.staging, &settings.lake.rejected, &stores)?;
+        let contracts_dir = settings.path(&settings.contracts.dir);
+        let catalog = Catalog::load(&contracts_dir)?;
+        let state = open_state(&settings)?;
+        let warehouse = open_warehouse(&settings)?;
+        let alerts: Arc<dyn Alerts> = if settings.alerts.webhook_url.is_empty() {
+            Arc::new(LogAlerts)
+        } else {
+            Arc::new(WebhookAlerts::new(&settings.alerts.webhook_url))
+        };
+        let in_process = Arc::new(InProcessLauncher::default());
+        Ok(Pipeline {
+            settings,
+            lake,
+            stores,
+            state,
+            warehouse,
+            alerts,
+            launcher: in_process.clone(),
+            in_process,
+            owner: worker_name(),
+            threads: threads.max(1),
+            quiet,
+            contracts_dir,
+            catalog: RwLock::new(Arc::new(catalog)),
+            ready_tables: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The current contracts, reloaded when a contract file changed.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        let current = self.catalog.read().expect("catalog lock").clone();
+        if !current.is_stale(&self.contracts_dir) {
+            return current;
+        }
+        match Catalog::load(&self.contracts_dir) {
+            Ok(c) => {
+                let c = Arc::new(c);
+                self.log(&format!("contracts reloaded from {}", self.contracts_dir.display()));
+                for b in &c.broken {
+                    self.log(&format!("contract error: {}", b.error));
+                }
+                *self.catalog.write().expect("catalog lock") = c.clone();
+                self.ready_tables.lock().expect("lock").clear();
+                c
+            }
+            Err(e) => {
+                self.log(&format!("{e}; keeping the contracts loaded before"));
+                current
+            }
+        }
+    }
+
+    /// Records a newly seen object: RECEIVED for its dataset, or REJECTED when no usable
+    /// contract takes it. A known URL and version is a duplicate and changes nothing.
+    pub async fn accept(&self, ev: &ObjectEvent) -> Result<Accepted, crate::ports::StateError> {
+        let catalog = self.catalog();
+        let route = catalog.route(&ev.key);
+        let dataset = match &route {
+            Route::Dataset(e) => e.dataset.contract.name.clone(),
+            _ => String::new(),
+        };
+        let key = FileKey { url: ev.url.clone(), version: ev.version.clone() };
+        let file = NewFile { key: key.clone(), dataset: dataset.clone(), size: ev.size, event_time: ev.event_time };
+        if !self.state.register(&file, now_ms()).await? {
+            return Ok(Accepted::Duplicate);
+        }
+        match unroutable_reason(&route, &ev.key, &catalog) {
+            None => Ok(Accepted::New { dataset }),
+            Some(reason) => {
+                let outcome = self.reject_unroutable(&key, &reason).await?;
+                Ok(Accepted::Unroutable { reason, outcome })
+            }
+        }
+    }
+}
+
+/// Why no contract takes `key`, if none does.
+fn unroutable_reason(route: &Route<'_>, key: &str, catalog: &Catalog) -> Option<String> {
+    match route {
+        Route::Dataset(_) => None,
+        Route::Broken(b) => {
+            Some(format!("its contract {} is broken: {}; fix it, then `glueless replay`", b.path.display(), b.error))
+        }
+        Route::Ambiguous(sources) => Some(format!(
+            "several contracts match `{key}`: {}; make their `match` globs disjoint, then `glueless replay`",
+            sources.join(", ")
+        )),
+        Route::None => {
+            let mut s = format!(
+                "no contract matches `{key}`; add one whose `match` covers it (e.g. match = \"landing/<dataset>/**/*.csv*\"), then `glueless replay`"
+            );
+            if !catalog.broken.is_empty() {
+                let names: Vec<String> = catalog.broken.iter().map(|b| b.path.display().to_string()).collect();
+                s.push_str(&format!(" (these contracts are broken and could not be checked: {})", names.join(", ")));
+            }
+            Some(s)
+        }
+    }
+}

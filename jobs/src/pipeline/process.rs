@@ -1,0 +1,445 @@
+//! The file job shared by every runtime: claim → transform → stage → load → record.
+//!
+//! Files of one dataset that are ready together go through [`Pipeline::process`] as one batch:
+//! each is claimed and transformed on its own (its own staging Parquet and quarantine), and
+//! the staged ones are loaded in one warehouse transaction, each with its own ledger row. The
+//! claims are renewed while the batch works; a file whose claim was lost (its lease ran out and
+//! another worker took it) is left to that worker. The ledger makes the load exactly-once even
+//! when this process dies between the warehouse commit and the state update.
+
+use super::catalog::Entry;
+use super::{Pipeline, faults};
+use crate::ports::{
+    Alert, Claim, FileKey, FileLoad, FileRecord, FileState, LoadRequest, Millis, Outcome, StagedFile, now_ms,
+};
+use futures::StreamExt;
+use glueless_engine::job::ReportError;
+use glueless_engine::{FileJob, JobError, Report};
+use object_store::ObjectStoreExt;
+use serde::Serialize;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+/// What happened to one file in this run (the per-file line, and the `run --format json` report).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FileOutcome {
+    pub url: String,
+    pub dataset: String,
+    pub state: FileState,
+    pub route: String,
+    pub attempts: u32,
+    pub rows_read: u64,
+    pub rows_loaded: u64,
+    pub rows_rejected: u64,
+    pub load_id: Option<String>,
+    /// Where the rejected rows are.
+    pub quarantine: Option<String>,
+    /// Why it was not loaded, or a note (`already loaded by …`).
+    pub reason: Option<String>,
+    pub seconds: f64,
+}
+
+/// How a failure is handled.
+enum Failure {
+    /// The file itself is wrong: REJECTED until replayed.
+    Reject(String),
+    /// May work later: FAILED with backoff, DEAD after `max_attempts`.
+    Retry(String),
+    /// Cannot work: DEAD now.
+    Dead(String),
+}
+
+fn classify(e: &JobError) -> Failure {
+    use glueless_engine::decode::DecodeError;
+    match e {
+        JobError::Input(DecodeError::NotFound { .. }) => Failure::Dead(format!(
+            "{e}; if it is uploaded again it is picked up as a new version, or `glueless replay` it once it is back"
+        )),
+        JobError::Input(DecodeError::Corrupt { .. }) => {
+            Failure::Reject(format!("{e}; upload a complete copy (a new version is picked up by itself)"))
+        }
+        JobError::Transform { .. } => {
+            Failure::Reject(format!("{e}; fix load.transform or the rows that break it, then `glueless replay`"))
+        }
+        e if e.is_retryable() => Failure::Retry(e.to_string()),
+        e => Failure::Dead(e.to_string()),
+    }
+}
+
+/// One claimed file while the batch works on it.
+struct Work {
+    rec: FileRecord,
+    key_in_lake: String,
+    started: std::time::Instant,
+    result: Option<Result<Report, JobError>>,
+}
+
+impl Pipeline {
+    /// Per-file and progress lines go to stderr.
+    pub fn log(&self, line: &str) {
+        if !self.quiet {
+            eprintln!("glueless: {line}");
+        }
+    }
+
+    fn retry_at(&self, attempts: u32, now: Millis) -> Millis {
+        let r = &self.settings.run;
+        let exp = r.retry_base_secs * 2f64.powi(attempts.saturating_sub(1).min(30) as i32);
+        let secs = exp.min(r.retry_max_secs) * rand::random_range(0.5..=1.0);
+        now + (secs * 1000.0) as Millis
+    }
+
+    /// Claims, transforms, stages and loads `keys` (files of the dataset `entry`) in one warehouse
+    /// transaction; records each file's outcome. Files that cannot be claimed are skipped.
+    pub async fn process(&self, entry: &Entry, keys: &[FileKey], route: &str) -> Vec<FileOutcome> {
+        let lease_ms = self.settings.lease_ms();
+        let mut work = Vec::new();
+        for key in keys {
+            let claim = Claim { owner: &self.owner, now: now_ms(), lease_ms, route };
+            match self.state.claim(key, &claim).await {
+                Ok(Some(rec)) => {
+                    let key_in_lake = self.lake.key_of(&rec.key.url).unwrap_or(&rec.key.url).to_string();
+                    work.push(Work { rec, key_in_lake, started: std::time::Instant::now(), result: None });
+                }
+                Ok(None) => {}
+                Err(e) => self.log(&format!("cannot claim {}: {e}; it stays for the next pass", key.url)),
+            }
+        }
+        if work.is_empty() {
+            return Vec::new();
+        }
+        let lost = Arc::new(Mutex::new(HashSet::<FileKey>::new()));
+        let (stop, renewing) = self.renew_leases(work.iter().map(|w| w.rec.key.clone()).collect(), lost.clone());
+        let mut out = Vec::new();
+
+        // A worker that died while holding a file counts as a failed attempt.
+        let max = self.settings.run.max_attempts;
+        let mut alive = Vec::new();
+        for w in work {
+            if w.rec.attempts > max {
+                let error = format!(
+                    "gave up after {} attempts: each time the worker stopped before finishing (killed, out of memory, or its lease of {} s ran out); last error: {}",
+                    w.rec.attempts - 1,
+                    self.settings.run.lease_secs,
+                    w.rec.last_error.as_deref().unwrap_or("none recorded")
+                );
+                out.push(self.record_failure(&entry.dataset.contract.name, &w, Failure::Dead(error), None).await);
+            } else {
+                alive.push(w);
+            }
+        }
+        let mut work = alive;
+
+        // Transform each file into its own staging Parquet and quarantine.
+        let concurrency = self.settings.run.max_concurrent_files;
+        let results: Vec<_> =
+            futures::stream::iter(work.iter().map(|w| self.transform(entry, w))).buffered(concurrency).collect().await;
+        for (w, r) in work.iter_mut().zip(results) {
+            w.result = Some(r);
+        }
+
+        // Stage: rejected and failed files are recorded now; the rest go to the warehouse together.
+        let mut staged: Vec<(Work, StagedFile)> = Vec::new();
+        for w in work {
+            let name = entry.dataset.contract.name.clone();
+            match w.result.as_ref().expect("transformed") {
+                Err(e) => {
+                    let f = classify(e);
+                    out.push(self.record_failure(&name, &w, f, None).await);
+                }
+                Ok(report) if report.file_problem.is_some() => {
+                    let p = report.file_problem.as_ref().expect("checked");
+                    let reason = format!("{} ({})", p.message, p.rule);
+                    out.push(self.record_failure(&name, &w, Failure::Reject(reason), Some(report)).await);
+                }
+                Ok(report) => match self.staged_file(&w, report) {
+                    Ok(s) => staged.push((w, s)),
+                    Err(e) => out.push(self.record_failure(&name, &w, Failure::Retry(e), Some(report)).await),
+                },
+            }
+        }
+        let lost_now = lost.lock().expect("lock").clone();
+        staged.retain(|(w, _)| {
+            let keep = !lost_now.contains(&w.rec.key);
+            if !keep {
+                self.log(&format!("lost the claim on {} (lease expired); leaving it to its new owner", w.rec.key.url));
+            }
+            keep
+        });
+        if !staged.is_empty() {
+            out.extend(self.load(entry, staged).await);
+        }
+        let _ = stop.send(());
+        let _ = renewing.await;
+        out
+    }
+
+    /// Renews the claims on `keys` every third of the lease until told to stop; a claim that
+    /// could not be renewed goes into `lost`.
+    fn renew_leases(
+        &self,
+        keys: Vec<FileKey>,
+        lost: Arc<Mutex<HashSet<FileKey>>>,
+    ) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let state = self.state.clone();
+        let owner = self.owner.clone();
+        let lease_ms = self.settings.lease_ms();
+        let every = std::time::Duration::from_millis((lease_ms / 3).max(100));
+        let handle = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut rx => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                for k in &keys {
+                    if lost.lock().expect("lock").contains(k) {
+                        continue;
+                    }
+                    match state.renew(k, &owner, now_ms(), lease_ms).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            lost.lock().expect("lock").insert(k.clone());
+                        }
+                        // A store hiccup: the lease still has two thirds to run; try again next time.
+                        Err(e) => eprintln!("glueless: cannot renew the lease on {}: {e}", k.url),
+                    }
+                }
+            }
+        });
+        (tx, handle)
+    }
+
+    async fn transform(&self, entry: &Entry, w: &Work) -> Result<Report, JobError> {
+        let name = &entry.dataset.contract.name;
+        let input = self.lake.location(&w.key_in_lake);
+        let output = self.lake.staging_for(name, &w.key_in_lake, &w.rec.key.version);
+        let rejects = self.lake.quarantine_for(name, &w.key_in_lake, &w.rec.key.version);
+        let progress: glueless_engine::job::ProgressFn = Arc::new(|_, _, _| faults::point("during-transform"));
+        FileJob::new(&entry.dataset, input)
+            .output(output)
+            .rejects(rejects)
+            .threads(self.threads)
+            .max_errors(5)
+            .progress(progress)
+            .run()
+            .await
+    }
+
+    fn staged_file(&self, w: &Work, report: &Report) -> Result<StagedFile, String> {
+        let mut parts = Vec::new();
+        for o in report.outputs.iter().filter(|o| o.kind == "parquet") {
+            parts.push(self.stores.resolve(&o.url).map_err(|e| e.to_string())?);
+        }
+        Ok(StagedFile {
+            key: w.rec.key.clone(),
+            fingerprint: report.fingerprint.clone(),
+            parts,
+            rows: report.rows_valid,
+        })
+    }
+
+    async fn ensure_table(&self, entry: &Entry) -> Result<(), crate::ports::WarehouseError> {
+        if self.ready_tables.lock().expect("lock").contains(&entry.table.table) {
+            return Ok(());
+        }
+        self.warehouse.ensure_table(&entry.table).await?;
+        self.ready_tables.lock().expect("lock").insert(entry.table.table.clone());
+        Ok(())
+    }
+
+    async fn load(&self, entry: &Entry, staged: Vec<(Work, StagedFile)>) -> Vec<FileOutcome> {
+        let name = entry.dataset.contract.name.clone();
+        let load_id = format!(
+            "{}-{}",
+            chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let files: Vec<StagedFile> = staged.iter().map(|(_, s)| s.clone()).collect();
+        let req = LoadRequest { table: &entry.table, load_id: &load_id, files: &files, now: now_ms() };
+        let result = match self.ensure_table(entry).await {
+            Ok(()) => self.warehouse.load(&req).await,
+            Err(e) => Err(e),
+        };
+        let mut out = Vec::new();
+        match result {
+            Err(e) => {
+                self.ready_tables.lock().expect("lock").remove(&entry.table.table);
+                let msg = format!("warehouse {}: {e}", self.warehouse.describe());
+                for (w, _) in &staged {
+                    let report = w.result.as_ref().and_then(|r| r.as_ref().ok());
+                    out.push(self.record_failure(&name, w, Failure::Retry(msg.clone()), report).await);
+                }
+            }
+            Ok(res) => {
+                faults::point("after-commit");
+                for ((w, s), fl) in staged.iter().zip(res.files) {
+                    let report = w.result.as_ref().and_then(|r| r.as_ref().ok()).expect("staged files have a report");
+                    let (id, note) = match fl {
+                        FileLoad::Loaded { .. } => (load_id.clone(), None),
+                        FileLoad::AlreadyLoaded { load_id } => {
+                            let note = format!("already in the warehouse ledger (load {load_id}); not loaded again");
+                            (load_id, Some(note))
+                        }
+                    };
+                    let outcome = Outcome::Loaded {
+                        load_id: id.clone(),
+                        rows_loaded: if note.is_some() { 0 } else { s.rows },
+                        rows_rejected: report.rows_rejected,
+                    };
+                    let o = self.record(&name, w, outcome, Some(report), note).await;
+                    if !self.settings.run.keep_staging {
+                        for p in &s.parts {
+                            let _ = p.store.delete(&p.path).await;
+                        }
+                    }
+                    out.push(o);
+                }
+            }
+        }
+        out
+    }
+
+    /// Records a failure as REJECTED, FAILED or DEAD (after `max_attempts`), and alerts.
+    async fn record_failure(&self, dataset: &str, w: &Work, f: Failure, report: Option<&Report>) -> FileOutcome {
+        let now = now_ms();
+        let outcome = match f {
+            Failure::Reject(reason) => {
+                Outcome::Rejected { reason, rows_rejected: report.map(|r| r.rows_rejected).unwrap_or(0) }
+            }
+            Failure::Dead(error) => Outcome::Dead { error },
+            Failure::Retry(error) if w.rec.attempts >= self.settings.run.max_attempts => {
+                Outcome::Dead { error: format!("{error} (gave up after {} attempts)", w.rec.attempts) }
+            }
+            Failure::Retry(error) => Outcome::Failed { error, retry_at: self.retry_at(w.rec.attempts, now) },
+        };
+        self.record(dataset, w, outcome, report, None).await
+    }
+
+    /// Records the outcome in the state store (if the claim is still ours), logs the per-file
+    /// line and alerts on REJECTED and DEAD.
+    async fn record(
+        &self,
+        dataset: &str,
+        w: &Work,
+        outcome: Outcome,
+        report: Option<&Report>,
+        note: Option<String>,
+    ) -> FileOutcome {
+        let key = &w.rec.key;
+        let (state, reason, load_id, rows_loaded) = match &outcome {
+            Outcome::Loaded { load_id, rows_loaded, .. } => {
+                (FileState::Loaded, note, Some(load_id.clone()), *rows_loaded)
+            }
+            Outcome::Rejected { reason, .. } => (FileState::Rejected, Some(reason.clone()), None, 0),
+            Outcome::Failed { error, .. } => (FileState::Failed, Some(error.clone()), None, 0),
+            Outcome::Dead { error } => (FileState::Dead, Some(error.clone()), None, 0),
+            Outcome::Released => (FileState::Received, None, None, 0),
+        };
+        let mut recorded = false;
+        for attempt in 0..3 {
+            match self.state.finish(key, &self.owner, &outcome, now_ms()).await {
+                Ok(ok) => {
+                    recorded = ok;
+                    if !ok {
+                        self.log(&format!(
+                            "{}: the claim was taken over by another worker; its outcome stands",
+                            key.url
+                        ));
+                    }
+                    break;
+                }
+                Err(e) if e.retryable && attempt < 2 => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+                Err(e) => {
+                    // The lease runs out and the file is claimed again; the ledger keeps a
+                    // committed load from happening twice.
+                    self.log(&format!(
+                        "cannot record {state} for {}: {e}; it will be retried after its lease",
+                        key.url
+                    ));
+                    break;
+                }
+            }
+        }
+        let quarantine =
+            report.and_then(|r| r.outputs.iter().find(|o| o.kind == "quarantine" && o.rows > 0)).map(|o| o.url.clone());
+        let o = FileOutcome {
+            url: key.url.clone(),
+            dataset: dataset.to_string(),
+            state,
+            route: w.rec.route.clone().unwrap_or_default(),
+            attempts: w.rec.attempts,
+            rows_read: report.map(|r| r.rows_read).unwrap_or(0),
+            rows_loaded,
+            rows_rejected: report.map(|r| r.rows_rejected).unwrap_or(0),
+            load_id,
+            quarantine,
+            reason,
+            seconds: w.started.elapsed().as_secs_f64(),
+        };
+        self.log(&line(&o));
+        if recorded && matches!(state, FileState::Rejected | FileState::Dead) {
+            let errors: Vec<ReportError> =
+                report.map(|r| r.errors.iter().take(5).cloned().collect()).unwrap_or_default();
+            let alert = Alert {
+                dataset: dataset.to_string(),
+                object: key.url.clone(),
+                state,
+                reason: o.reason.clone().unwrap_or_default(),
+                attempts: w.rec.attempts,
+                rows_read: report.map(|r| r.rows_read),
+                rows_rejected: report.map(|r| r.rows_rejected),
+                row_errors: errors,
+                quarantine: o.quarantine.clone(),
+            };
+            if let Err(e) = self.alerts.send(&alert).await {
+                self.log(&format!("{e} (the file's state is recorded; `glueless status` shows it)"));
+            }
+        }
+        o
+    }
+
+    /// Claims an unroutable file just to record it REJECTED with `reason` (and alert).
+    pub(super) async fn reject_unroutable(
+        &self,
+        key: &FileKey,
+        reason: &str,
+    ) -> Result<Option<FileOutcome>, crate::ports::StateError> {
+        let claim = Claim { owner: &self.owner, now: now_ms(), lease_ms: self.settings.lease_ms(), route: "none" };
+        Ok(match self.state.claim(key, &claim).await? {
+            Some(rec) => {
+                let w = Work { key_in_lake: String::new(), rec, started: std::time::Instant::now(), result: None };
+                Some(self.record_failure("", &w, Failure::Reject(reason.to_string()), None).await)
+            }
+            None => None,
+        })
+    }
+}
+
+/// The per-file line on stderr.
+fn line(o: &FileOutcome) -> String {
+    let mut s = format!("{} {}", o.state, o.url);
+    if !o.dataset.is_empty() {
+        s.push_str(&format!(" [{}]", o.dataset));
+    }
+    match o.state {
+        FileState::Loaded => {
+            s.push_str(&format!(
+                ": {} rows loaded, {} rejected, load {} ({:.2} s, {})",
+                o.rows_loaded,
+                o.rows_rejected,
+                o.load_id.as_deref().unwrap_or("-"),
+                o.seconds,
+                o.route
+            ));
+        }
+        _ => s.push_str(&format!(" (attempt {})", o.attempts)),
+    }
+    if let Some(q) = &o.quarantine {
+        s.push_str(&format!("; rejected rows in {q}"));
+    }
+    if let Some(r) = &o.reason {
+        s.push_str(&format!(": {r}"));
+    }
+    s
+}

@@ -1,0 +1,333 @@
+//! `glueless.toml`: one file, every key overridable as `GLUELESS__SECTION__KEY`, validated at
+//! start with errors that name the key and say what to change.
+//!
+//! ```toml
+//! [lake]
+//! url = "./lake"                      # a folder, or s3://bucket[/prefix]
+//! landing = "landing/"                # producers drop files here
+//! staging = "staging/"                # Parquet staging files
+//! rejected = "rejected/"              # quarantine
+//!
+//! [contracts]
+//! dir = "schemas"                     # every *.toml here is a dataset contract
+//!
+//! [state]
+//! url = "sqlite://glueless-state.db"
+//!
+//! [warehouse]
+//! url = "sqlite://warehouse.db"
+//!
+//! [alerts]
+//! webhook_url = ""                    # Slack-compatible incoming webhook; empty: alerts go to the log
+//!
+//! [run]
+//! poll_interval_ms = 1000             # how often the landing prefix is listed
+//! lease_secs = 300                    # a claim is void this long after its last renewal
+//! max_attempts = 5                    # FAILED this many times -> DEAD
+//! retry_base_secs = 30                # backoff: base * 2^(attempt-1), with jitter, capped
+//! retry_max_secs = 3600
+//! inline_max_bytes = 1073741824       # larger files go through the launcher
+//! batch_max_files = 20                # files of one dataset loaded in one transaction
+//! batch_max_wait_ms = 2000            # how long a lone file waits for company
+//! max_concurrent_files = 2            # files transformed at once
+//! keep_staging = false                # keep the Parquet staging files after the load
+//! settle_ms = 1000                    # local lake: a file must be unchanged this long before it is taken
+//! ```
+//!
+//! Relative paths (lake folder, contracts dir, SQLite files) are relative to the folder of the
+//! config file, or to the current folder when there is none.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub lake: LakeSettings,
+    pub contracts: ContractSettings,
+    pub state: UrlSettings,
+    pub warehouse: UrlSettings,
+    pub alerts: AlertSettings,
+    pub run: RunSettings,
+    /// The folder relative paths are resolved against (not a key of the file).
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LakeSettings {
+    pub url: String,
+    pub landing: String,
+    pub staging: String,
+    pub rejected: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContractSettings {
+    pub dir: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlSettings {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertSettings {
+    /// A Slack-compatible incoming webhook (JSON POST with `text`); empty: log only.
+    pub webhook_url: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunSettings {
+    pub poll_interval_ms: u64,
+    pub lease_secs: u64,
+    pub max_attempts: u32,
+    pub retry_base_secs: f64,
+    pub retry_max_secs: f64,
+    pub inline_max_bytes: u64,
+    pub batch_max_files: usize,
+    pub batch_max_wait_ms: u64,
+    pub max_concurrent_files: usize,
+    pub keep_staging: bool,
+    /// A local folder is not written atomically: a file changed less than this long ago may
+    /// still be being copied in, and waits.
+    pub settle_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lake: LakeSettings::default(),
+            contracts: ContractSettings::default(),
+            state: UrlSettings { url: "sqlite://glueless-state.db".into() },
+            warehouse: UrlSettings { url: "sqlite://warehouse.db".into() },
+            alerts: AlertSettings::default(),
+            run: RunSettings::default(),
+            base_dir: PathBuf::from("."),
+        }
+    }
+}
+
+impl Default for LakeSettings {
+    fn default() -> Self {
+        LakeSettings {
+            url: "./lake".into(),
+            landing: "landing/".into(),
+            staging: "staging/".into(),
+            rejected: "rejected/".into(),
+        }
+    }
+}
+
+impl Default for ContractSettings {
+    fn default() -> Self {
+        ContractSettings { dir: "schemas".into() }
+    }
+}
+
+impl Default for RunSettings {
+    fn default() -> Self {
+        RunSettings {
+            poll_interval_ms: 1000,
+            lease_secs: 300,
+            max_attempts: 5,
+            retry_base_secs: 30.0,
+            retry_max_secs: 3600.0,
+            inline_max_bytes: 1 << 30,
+            batch_max_files: 20,
+            batch_max_wait_ms: 2000,
+            max_concurrent_files: 2,
+            keep_staging: false,
+            settle_ms: 1000,
+        }
+    }
+}
+
+/// A configuration that cannot be used, with what to change.
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {message}")]
+pub struct SettingsError {
+    /// The file, or the environment variable, the problem comes from.
+    pub source_name: String,
+    pub message: String,
+}
+
+/// The prefix of environment overrides: `GLUELESS__RUN__LEASE_SECS=60`.
+pub const ENV_PREFIX: &str = "GLUELESS__";
+
+impl Settings {
+    /// Loads `path` (or `./glueless.toml` if it exists, else the defaults) and applies the
+    /// `GLUELESS__…` variables of `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        let (file, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from("glueless.toml"), false),
+        };
+        let source_name = file.display().to_string();
+        let mut table = match std::fs::read_to_string(&file) {
+            Ok(text) => text.parse::<toml::Table>().map_err(|e| SettingsError {
+                source_name: source_name.clone(),
+                message: format!("not valid TOML: {e}"),
+            })?,
+            Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => toml::Table::new(),
+            Err(e) => {
+                return Err(SettingsError {
+                    source_name,
+                    message: format!("cannot read the config file: {e}; pass an existing file to --config"),
+                });
+            }
+        };
+        let mut overrides: Vec<String> = Vec::new();
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let parts: Vec<String> = rest.split("__").map(|p| p.to_ascii_lowercase()).collect();
+            let [section, key] = parts.as_slice() else {
+                return Err(SettingsError {
+                    source_name: name.clone(),
+                    message: format!("expected {ENV_PREFIX}SECTION__KEY, e.g. {ENV_PREFIX}RUN__LEASE_SECS"),
+                });
+            };
+            let entry = table.entry(section.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(t) = entry.as_table_mut() else {
+                return Err(SettingsError { source_name: name, message: format!("`{section}` is not a section") });
+            };
+            t.insert(key.clone(), env_value(&value));
+            overrides.push(name);
+        }
+        let described = if overrides.is_empty() {
+            source_name.clone()
+        } else {
+            format!("{source_name} (with {})", overrides.join(", "))
+        };
+        let mut s: Settings = Settings::deserialize(toml::Value::Table(table))
+            .map_err(|e| SettingsError { source_name: described.clone(), message: e.message().to_string() })?;
+        s.base_dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
+        s.validate().map_err(|message| SettingsError { source_name: described, message })?;
+        Ok(s)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let r = &self.run;
+        let positive = [
+            ("run.poll_interval_ms", r.poll_interval_ms),
+            ("run.lease_secs", r.lease_secs),
+            ("run.max_attempts", r.max_attempts as u64),
+            ("run.batch_max_files", r.batch_max_files as u64),
+            ("run.max_concurrent_files", r.max_concurrent_files as u64),
+        ];
+        for (key, v) in positive {
+            if v == 0 {
+                return Err(format!("{key} must be at least 1"));
+            }
+        }
+        if !(r.retry_base_secs >= 0.0 && r.retry_max_secs >= r.retry_base_secs) {
+            return Err("run.retry_base_secs must be >= 0 and run.retry_max_secs >= run.retry_base_secs".into());
+        }
+        for (key, v) in [
+            ("lake.landing", &self.lake.landing),
+            ("lake.staging", &self.lake.staging),
+            ("lake.rejected", &self.lake.rejected),
+        ] {
+            if v.starts_with('/') || v.contains("..") {
+                return Err(format!("{key} = {v:?} must be a prefix inside the lake, like \"landing/\""));
+            }
+        }
+        let prefixes = [&self.lake.landing, &self.lake.staging, &self.lake.rejected];
+        for a in prefixes {
+            for b in prefixes {
+                if !std::ptr::eq(a, b) && (a.is_empty() || a.starts_with(b.as_str())) {
+                    return Err(format!(
+                        "lake.landing, lake.staging and lake.rejected must be separate prefixes (got {:?}, {:?}, {:?}); otherwise glueless would pick up its own output",
+                        self.lake.landing, self.lake.staging, self.lake.rejected
+                    ));
+                }
+            }
+        }
+        if self.state.url.is_empty() || self.warehouse.url.is_empty() {
+            return Err("state.url and warehouse.url must not be empty".into());
+        }
+        Ok(())
+    }
+
+    /// A path from the config, resolved against the config file's folder.
+    pub fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+    }
+
+    /// The lease in milliseconds.
+    pub fn lease_ms(&self) -> u64 {
+        self.run.lease_secs.saturating_mul(1000)
+    }
+}
+
+/// An environment value as TOML: numbers and booleans typed, anything else a string.
+fn env_value(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        toml::Value::Integer(i)
+    } else if let Ok(f) = v.parse::<f64>() {
+        toml::Value::Float(f)
+    } else if let Ok(b) = v.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(v.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_without_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Settings::load(None, env(&[])).unwrap_or_else(|e| panic!("{e} in {}", dir.path().display()));
+        assert_eq!(s.lake.landing, "landing/");
+        assert_eq!(s.run.max_attempts, 5);
+    }
+
+    #[test]
+    fn env_overrides_file_and_types_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("g.toml");
+        std::fs::write(&f, "[run]\nlease_secs = 10\n[lake]\nurl = \"/data/lake\"\n").unwrap();
+        let s = Settings::load(
+            Some(&f),
+            env(&[("GLUELESS__RUN__LEASE_SECS", "42"), ("GLUELESS__RUN__KEEP_STAGING", "true"), ("OTHER", "x")]),
+        )
+        .unwrap();
+        assert_eq!(s.run.lease_secs, 42);
+        assert!(s.run.keep_staging);
+        assert_eq!(s.lake.url, "/data/lake");
+        assert_eq!(s.base_dir, dir.path());
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_say_where() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("g.toml");
+        std::fs::write(&f, "[run]\nleese_secs = 10\n").unwrap();
+        let e = Settings::load(Some(&f), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("g.toml") && e.contains("leese_secs") && e.contains("lease_secs"), "{e}");
+        std::fs::write(&f, "").unwrap();
+        let e = Settings::load(Some(&f), env(&[("GLUELESS__RUN__MAX_ATTEMPTS", "0")])).unwrap_err().to_string();
+        assert!(e.contains("GLUELESS__RUN__MAX_ATTEMPTS") && e.contains("run.max_attempts must be at least 1"), "{e}");
+        let e = Settings::load(Some(&f), env(&[("GLUELESS__LAKE__STAGING", "landing/x/")])).unwrap_err().to_string();
+        assert!(e.contains("separate prefixes"), "{e}");
+        let e = Settings::load(Some(&dir.path().join("missing.toml")), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("missing.toml") && e.contains("--config"), "{e}");
+    }
+}

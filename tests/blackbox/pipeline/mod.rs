@@ -1,0 +1,195 @@
+//! The pipeline end to end through the real binary, each test in its own temporary folder with
+//! its own lake, contracts, state store and warehouse files.
+
+mod exactly_once;
+mod faults;
+
+use crate::support::{Run, glueless_with_env};
+use std::path::{Path, PathBuf};
+
+/// The test dataset: small, with a version column, a decimal and a constraint to break.
+pub const CONTRACT: &str = r#"
+name = "sales"
+match = "landing/sales/**/*.csv*"
+table = "fact_sales"
+[schema]
+primaryKey = ["id"]
+[[schema.fields]]
+name = "id"
+type = "integer"
+[[schema.fields]]
+name = "ts"
+type = "datetime"
+constraints = { required = true }
+[[schema.fields]]
+name = "qty"
+type = "integer"
+constraints = { minimum = 1 }
+[[schema.fields]]
+name = "price"
+type = "number"
+decimal = [10, 2]
+[load]
+version_column = "ts"
+max_rejected_ratio = 0.5
+"#;
+
+pub const HEADER: &str = "id,ts,qty,price\n";
+
+/// A folder with a config, the `sales` contract and an empty lake.
+pub struct Lake {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+}
+
+impl Lake {
+    pub fn new(extra_config: &str) -> Lake {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        std::fs::create_dir_all(root.join("schemas")).unwrap();
+        std::fs::write(root.join("schemas/sales.toml"), CONTRACT).unwrap();
+        let config = format!(
+            "[lake]\nurl = \"lake\"\n[run]\nsettle_ms = 0\nbatch_max_wait_ms = 0\npoll_interval_ms = 50\nlease_secs = 2\nretry_base_secs = 0.05\nretry_max_secs = 0.2\n{extra_config}"
+        );
+        std::fs::write(root.join("glueless.toml"), config).unwrap();
+        Lake { _dir: dir, root }
+    }
+
+    pub fn landing(&self, name: &str) -> PathBuf {
+        self.root.join("lake/landing").join(name)
+    }
+
+    /// Writes a file into the landing prefix (creating folders), as a producer would.
+    pub fn drop_file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.landing(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn config(&self) -> String {
+        self.root.join("glueless.toml").display().to_string()
+    }
+
+    pub fn glueless(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let config = self.config();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--config", &config]);
+        glueless_with_env(&self.root, &all, env)
+    }
+
+    /// `glueless run --once --format json`, asserting it exits 0.
+    pub fn run_once(&self, env: &[(&str, &str)]) -> serde_json::Value {
+        let r = self.glueless(&["run", "--once", "--format", "json"], env);
+        assert_eq!(r.code, 0, "run failed: {}", r.stderr);
+        r.json()
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let r = self.glueless(&["status", "--format", "json", "--limit", "100"], &[]);
+        assert_eq!(r.code, 0, "status failed: {}", r.stderr);
+        r.json()
+    }
+
+    pub fn warehouse(&self) -> PathBuf {
+        self.root.join("warehouse.db")
+    }
+
+    /// `SELECT …` on the warehouse file, every value as text (NULL as "NULL").
+    pub fn query(&self, sql: &str) -> Vec<Vec<String>> {
+        query(&self.warehouse(), sql)
+    }
+
+    /// The fact table as `id|qty|price` strings, ordered by id.
+    pub fn facts(&self) -> Vec<String> {
+        self.query("SELECT id, qty, price FROM fact_sales ORDER BY id").into_iter().map(|r| r.join("|")).collect()
+    }
+}
+
+pub fn query(db: &Path, sql: &str) -> Vec<Vec<String>> {
+    let c = rusqlite::Connection::open(db).unwrap_or_else(|e| panic!("{}: {e}", db.display()));
+    let mut st = c.prepare(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let n = st.column_count();
+    st.query_map([], |row| {
+        (0..n)
+            .map(|i| {
+                Ok(match row.get_ref(i)? {
+                    rusqlite::types::ValueRef::Null => "NULL".to_string(),
+                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Real(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    rusqlite::types::ValueRef::Blob(_) => "<blob>".to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap()
+    .collect::<Result<Vec<_>, _>>()
+    .unwrap()
+}
+
+/// Counts per state from `status --format json`.
+pub fn count(status: &serde_json::Value, state: &str) -> u64 {
+    status["counts"][state].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn files_dropped_into_the_lake_end_up_in_the_warehouse() {
+    let lake = Lake::new("");
+    lake.drop_file(
+        "sales/2026/11/20.csv",
+        &format!("{HEADER}1,2026-11-20T10:00:00Z,2,10.50\n2,2026-11-20T11:00:00Z,1,3\n3,2026-11-20T12:00:00Z,0,1.00\n"),
+    );
+    lake.drop_file("sales/21.csv", &format!("{HEADER}4,2026-11-21T09:00:00Z,5,0.99\n"));
+    let report = lake.run_once(&[]);
+    assert_eq!(report["counts"]["LOADED"], 2, "{report}");
+    assert_eq!(lake.facts(), vec!["1|2|10.50", "2|1|3.00", "4|5|0.99"]);
+    // The rejected row went to the quarantine, with its line and reason.
+    let f =
+        report["files"].as_array().unwrap().iter().find(|f| f["url"].as_str().unwrap().ends_with("20.csv")).unwrap();
+    assert_eq!(
+        (f["rows_read"].as_u64(), f["rows_loaded"].as_u64(), f["rows_rejected"].as_u64()),
+        (Some(3), Some(2), Some(1))
+    );
+    let q = crate::support::jsonl(Path::new(f["quarantine"].as_str().expect("quarantine url")));
+    assert_eq!(q.len(), 1);
+    assert_eq!(q[0]["line"], 4);
+    assert!(q[0].to_string().contains("minimum"), "{}", q[0]);
+    // One ledger row per file, and no staging left behind.
+    assert_eq!(lake.query("SELECT count(*) FROM glueless_loads")[0][0], "2");
+    let staging = lake.root.join("lake/staging");
+    let left: Vec<_> = walk(&staging);
+    assert!(left.is_empty(), "staging files left: {left:?}");
+    let st = lake.status();
+    assert_eq!(count(&st, "LOADED"), 2, "{st}");
+    assert!(st["attention"].as_array().unwrap().is_empty());
+}
+
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn demo_runs_and_checks_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("demo");
+    let r = crate::support::glueless(dir.path(), &["demo", "--dir", d.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(v["status"], "ok", "{v}");
+    assert!(v["checks"].as_array().unwrap().len() >= 8);
+    assert!(r.stderr.contains("sqlite3"), "the demo says how to query the warehouse: {}", r.stderr);
+    let n = query(&d.join("warehouse.db"), "SELECT count(*) FROM fact_orders")[0][0].parse::<u64>().unwrap();
+    assert_eq!(Some(n), v["fact_rows"].as_u64());
+}
