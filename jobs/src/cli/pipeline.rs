@@ -74,7 +74,7 @@ pub fn summary_line(s: &RunSummary) -> String {
     let rows: u64 = s.files.iter().map(|f| f.rows_loaded).sum();
     let rejected: u64 = s.files.iter().map(|f| f.rows_rejected).sum();
     format!(
-        "glueless run: {} new file(s), {} duplicate deliveries; {} LOADED ({rows} rows, {rejected} rows rejected), {} REJECTED, {} FAILED, {} DEAD in {:.1} s{}",
+        "glueless run: {} new file(s), {} already known; {} LOADED ({rows} rows, {rejected} rows rejected), {} REJECTED, {} FAILED, {} DEAD in {:.1} s{}",
         s.received,
         s.duplicates,
         s.count(FileState::Loaded),

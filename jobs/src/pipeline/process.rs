@@ -215,7 +215,18 @@ impl Pipeline {
         let input = self.lake.location(&w.key_in_lake);
         let output = self.lake.staging_for(name, &w.key_in_lake, &w.rec.key.version);
         let rejects = self.lake.quarantine_for(name, &w.key_in_lake, &w.rec.key.version);
-        let progress: glueless_engine::job::ProgressFn = Arc::new(|_, _, _| faults::point("during-transform"));
+        // Files of 64 MB and more report every tenth of the way on stderr.
+        let (url, quiet, big) = (w.rec.key.url.clone(), self.quiet, w.rec.size >= 64 << 20);
+        let step = std::sync::atomic::AtomicU64::new(0);
+        let progress: glueless_engine::job::ProgressFn = Arc::new(move |bytes, total, rows| {
+            faults::point("during-transform");
+            if big && !quiet && total > 0 {
+                let tenth = bytes * 10 / total;
+                if tenth > step.fetch_max(tenth, std::sync::atomic::Ordering::Relaxed) {
+                    eprintln!("glueless: {url}: {}% read, {rows} rows", tenth * 10);
+                }
+            }
+        });
         FileJob::new(&entry.dataset, input)
             .output(output)
             .rejects(rejects)

@@ -193,3 +193,65 @@ fn demo_runs_and_checks_itself() {
     let n = query(&d.join("warehouse.db"), "SELECT count(*) FROM fact_orders")[0][0].parse::<u64>().unwrap();
     assert_eq!(Some(n), v["fact_rows"].as_u64());
 }
+
+#[test]
+fn the_service_watches_the_lake_and_stops_cleanly_on_sigterm() {
+    let lake = Lake::new("");
+    lake.drop_file("sales/before.csv", &format!("{HEADER}1,2026-11-20T10:00:00Z,1,1.00\n"));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glueless"))
+        .args(["run", "--format", "json", "--config", &lake.config()])
+        .env("GLUELESS_THREADS", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let wait_for = |n: u64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while count(&lake.status(), "LOADED") < n {
+            assert!(std::time::Instant::now() < deadline, "not LOADED in time: {}", lake.status());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait_for(1); // picked up by the scan at start
+    lake.drop_file("sales/after.csv", &format!("{HEADER}2,2026-11-20T10:00:00Z,2,2.00\n"));
+    wait_for(2); // picked up by the watcher
+    // SAFETY: kill(2) on a child process we own.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    assert_eq!(v["interrupted"], true);
+    assert_eq!(v["counts"]["LOADED"], 2, "{v}");
+    assert!(stderr.contains("LOADED") && stderr.contains("after.csv"), "per-file lines on stderr: {stderr}");
+    assert_eq!(lake.facts(), vec!["1|1|1.00", "2|2|2.00"]);
+}
+
+#[test]
+fn files_ready_together_share_one_load_and_batches_are_bounded() {
+    let lake = Lake::new("batch_max_files = 3\n");
+    for i in 0..5 {
+        lake.drop_file(&format!("sales/b{i}.csv"), &format!("{HEADER}{i},2026-11-20T10:00:00Z,1,1.00\n"));
+    }
+    lake.run_once(&[]);
+    let per_load = lake.query("SELECT load_id, count(*) FROM glueless_loads GROUP BY load_id ORDER BY 2 DESC");
+    let sizes: Vec<&str> = per_load.iter().map(|r| r[1].as_str()).collect();
+    assert_eq!(sizes, vec!["3", "2"], "five files in two transactions of at most three: {per_load:?}");
+}
+
+#[test]
+fn a_bad_configuration_is_refused_with_the_key_to_change() {
+    let lake = Lake::new("leese_secs = 3\n");
+    let r = lake.glueless(&["run", "--once", "--format", "json"], &[]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+    assert!(msg.contains("glueless.toml") && msg.contains("leese_secs") && msg.contains("lease_secs"), "{msg}");
+    let lake = Lake::new("");
+    let r = lake.glueless(&["status"], &[("GLUELESS__WAREHOUSE__URL", "postgres://db/x")]);
+    assert_eq!(r.code, 0, "status does not need the warehouse: {}", r.stderr);
+    let r = lake.glueless(&["run", "--once"], &[("GLUELESS__WAREHOUSE__URL", "postgres://db/x")]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("postgres://") && r.stderr.contains("sqlite://"), "{}", r.stderr);
+}
