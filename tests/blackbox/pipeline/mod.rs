@@ -198,7 +198,7 @@ fn demo_runs_and_checks_itself() {
 fn the_service_watches_the_lake_and_stops_cleanly_on_sigterm() {
     let lake = Lake::new("");
     lake.drop_file("sales/before.csv", &format!("{HEADER}1,2026-11-20T10:00:00Z,1,1.00\n"));
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glueless"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_glueless"))
         .args(["run", "--format", "json", "--config", &lake.config()])
         .env("GLUELESS_THREADS", "1")
         .stdout(std::process::Stdio::piped())
