@@ -4,10 +4,14 @@
 //! - [`ports`]: the traits the core needs (`StateStore`, `Warehouse`, `Alerts`, `Launcher`).
 //! - [`adapters`]: one module per adapter; the embedded default (SQLite state, SQLite
 //!   warehouse, webhook or log alerts, in-process launcher) needs no server and no AWS SDK.
+//! - [`pipeline`]: the file job shared by every runtime, the dispatcher and the local service.
+//! - [`events`]: object events from SQS bodies (EventBridge, S3 notification, SNS-wrapped).
+//! - [`settings`]: `glueless.toml` and its `GLUELESS__…` overrides.
 //! - [`cli`]: argument parsing, the commands, their reports and exit codes.
 
 pub mod adapters;
 pub mod cli;
+pub mod events;
 pub mod pipeline;
 pub mod ports;
 pub mod settings;
