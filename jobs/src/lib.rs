@@ -6,12 +6,14 @@
 //!   warehouse, webhook or log alerts, in-process launcher) needs no server and no AWS SDK.
 //! - [`pipeline`]: the file job shared by every runtime, the dispatcher and the local service.
 //! - [`events`]: object events from SQS bodies (EventBridge, S3 notification, SNS-wrapped).
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines, every metric name in one place.
 //! - [`settings`]: `glueless.toml` and its `GLUELESS__…` overrides.
 //! - [`cli`]: argument parsing, the commands, their reports and exit codes.
 
 pub mod adapters;
 pub mod cli;
 pub mod events;
+pub mod metrics;
 pub mod pipeline;
 pub mod ports;
 pub mod settings;
