@@ -46,7 +46,7 @@ pub struct Settings {
     pub lake: LakeSettings,
     pub contracts: ContractSettings,
     pub state: UrlSettings,
-    pub warehouse: UrlSettings,
+    pub warehouse: WarehouseSettings,
     pub alerts: AlertSettings,
     pub run: RunSettings,
     /// The folder relative paths are resolved against (not a key of the file).
@@ -73,6 +73,41 @@ pub struct ContractSettings {
 #[serde(deny_unknown_fields)]
 pub struct UrlSettings {
     pub url: String,
+}
+
+/// `[warehouse]`: where the fact tables are, and what the server-backed warehouses need.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarehouseSettings {
+    /// `sqlite://PATH`, `postgres://USER@HOST:PORT/DB`, or `redshift-data://…`.
+    pub url: String,
+    /// PostgreSQL: the environment variable that holds the password (never put it in the URL).
+    pub password_env: String,
+    /// PostgreSQL: a file that holds the password (e.g. a mounted secret); wins over `password_env`.
+    pub password_file: String,
+    /// PostgreSQL: `disable`, `require` (TLS, server certificate checked against the system's
+    /// roots and `ca_file`).
+    pub tls: String,
+    /// PostgreSQL: a PEM file with extra CA certificates for `tls = "require"`.
+    pub ca_file: String,
+    /// Redshift: the IAM role ARN that COPY assumes to read the staging files.
+    pub iam_role: String,
+    /// Redshift: how long one load may take before it is reported as failed (retryable).
+    pub statement_timeout_secs: u64,
+}
+
+impl Default for WarehouseSettings {
+    fn default() -> Self {
+        WarehouseSettings {
+            url: "sqlite://warehouse.db".into(),
+            password_env: "PGPASSWORD".into(),
+            password_file: String::new(),
+            tls: "disable".into(),
+            ca_file: String::new(),
+            iam_role: String::new(),
+            statement_timeout_secs: 900,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -106,7 +141,7 @@ impl Default for Settings {
             lake: LakeSettings::default(),
             contracts: ContractSettings::default(),
             state: UrlSettings { url: "sqlite://glueless-state.db".into() },
-            warehouse: UrlSettings { url: "sqlite://warehouse.db".into() },
+            warehouse: WarehouseSettings::default(),
             alerts: AlertSettings::default(),
             run: RunSettings::default(),
             base_dir: PathBuf::from("."),

@@ -3,6 +3,9 @@
 
 mod acceptance;
 mod pipeline;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod redshift;
 mod s3;
 mod support;
 mod transform;

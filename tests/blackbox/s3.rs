@@ -2,43 +2,16 @@
 //! reached over HTTP with path-style addressing and dummy credentials).
 
 use crate::support::*;
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::AmazonS3;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use std::io::{Read, Write};
+use std::io::Write;
 
-fn endpoint() -> String {
-    std::env::var("GLUELESS_TEST_AWS_ENDPOINT").expect(
-        "GLUELESS_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test, which starts the local AWS emulator",
-    )
-}
-
-/// A fresh bucket per test, made with a plain HTTP PUT (the emulator does not check signatures).
-fn make_bucket(test: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    let bucket = format!("glueless-{test}-{}-{nanos}", std::process::id());
-    let ep = endpoint();
-    let host = ep.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(host).expect("emulator reachable");
-    write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200"), "bucket creation: {answer}");
-    bucket
-}
+use crate::support::aws_endpoint as endpoint;
 
 fn store(bucket: &str) -> AmazonS3 {
-    AmazonS3Builder::new()
-        .with_endpoint(endpoint())
-        .with_allow_http(true)
-        .with_virtual_hosted_style_request(false)
-        .with_region("us-east-1")
-        .with_access_key_id("test")
-        .with_secret_access_key("test")
-        .with_bucket_name(bucket)
-        .build()
-        .expect("s3 client")
+    crate::support::emulator_bucket(&endpoint(), bucket).expect("s3 client")
 }
 
 fn glueless_s3(args: &[&str]) -> Run {

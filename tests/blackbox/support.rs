@@ -72,3 +72,59 @@ pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
+
+/// A fresh, empty PostgreSQL database for one test, on the server `scripts/test` starts;
+/// returns its URL (`postgres://postgres@127.0.0.1:PORT/glueless_<test>_<random>`).
+#[cfg(feature = "postgres")]
+pub async fn postgres_database(test: &str) -> String {
+    let url = std::env::var("GLUELESS_TEST_POSTGRES_URL")
+        .expect("GLUELESS_TEST_POSTGRES_URL is not set: run the tests with scripts/test, which starts PostgreSQL");
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("test PostgreSQL reachable");
+    let task = tokio::spawn(conn);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let name: String = format!("glueless_{test}_{}_{nanos}", std::process::id())
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
+        .take(63)
+        .collect();
+    client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).await.expect("create database");
+    drop(client);
+    let _ = task.await;
+    let (base, _) = url.rsplit_once('/').expect("URL with a database");
+    format!("{base}/{name}")
+}
+
+/// The local AWS emulator that `scripts/test` starts.
+pub fn aws_endpoint() -> String {
+    std::env::var("GLUELESS_TEST_AWS_ENDPOINT").expect(
+        "GLUELESS_TEST_AWS_ENDPOINT is not set: run the tests with scripts/test, which starts the local AWS emulator",
+    )
+}
+
+/// A fresh bucket per test, made with a plain HTTP PUT (the emulator does not check signatures).
+pub fn make_bucket(test: &str) -> String {
+    use std::io::{Read, Write};
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let bucket = format!("glueless-{test}-{}-{nanos}", std::process::id());
+    let ep = aws_endpoint();
+    let host = ep.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).expect("emulator reachable");
+    write!(s, "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "bucket creation: {answer}");
+    bucket
+}
+
+/// An object_store client for `bucket` on an emulator endpoint (path-style, dummy credentials).
+pub fn emulator_bucket(endpoint: &str, bucket: &str) -> object_store::Result<object_store::aws::AmazonS3> {
+    object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .with_region("us-east-1")
+        .with_access_key_id("test")
+        .with_secret_access_key("test")
+        .with_bucket_name(bucket)
+        .build()
+}

@@ -2,12 +2,22 @@
 
 pub mod in_process_launcher;
 pub mod log_alerts;
+#[cfg(feature = "postgres")]
+pub mod postgres_warehouse;
+#[cfg(feature = "redshift")]
+pub mod redshift_data;
+pub mod redshift_sql;
 pub mod sqlite_state;
 pub mod sqlite_warehouse;
+pub mod staged_parquet;
 pub mod webhook_alerts;
 
 pub use in_process_launcher::InProcessLauncher;
 pub use log_alerts::LogAlerts;
+#[cfg(feature = "postgres")]
+pub use postgres_warehouse::PostgresWarehouse;
+#[cfg(feature = "redshift")]
+pub use redshift_data::RedshiftDataWarehouse;
 pub use sqlite_state::SqliteStateStore;
 pub use sqlite_warehouse::SqliteWarehouse;
 pub use webhook_alerts::WebhookAlerts;

@@ -69,6 +69,7 @@
 //!   `(object_url, object_version)`, created when the file is opened;
 //! - a `TEMP` staging table per load (`temp.glueless_staging`), private to the connection.
 
+use super::staged_parquet::PartReader;
 use crate::ports::warehouse::Column;
 use crate::ports::{
     FileKey, FileLoad, LedgerRow, LoadRequest, LoadResult, Millis, SqlType, TableSpec, Warehouse, WarehouseError,
@@ -78,12 +79,6 @@ use arrow::array::{
     Time64MicrosecondArray, TimestampMicrosecondArray,
 };
 use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
-use futures::StreamExt;
-use parquet::arrow::ParquetRecordBatchStreamBuilder;
-// `ParquetObjectReader` is deprecated since parquet 59.2 in favour of a hand-written
-// `AsyncFileReader`, which needs the `bytes` crate as a direct dependency; it still works.
-#[allow(deprecated)]
-use parquet::arrow::async_reader::ParquetObjectReader;
 use rusqlite::types::{Null, ValueRef};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Statement, TransactionBehavior};
 use std::collections::{HashMap, HashSet};
@@ -96,7 +91,6 @@ use tokio::sync::{mpsc, oneshot};
 /// How long a load waits for another one holding the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Rows per record batch read from the staged Parquet.
-const BATCH_ROWS: usize = 4096;
 /// Batches in flight between the Parquet reader and the SQLite thread.
 const CHANNEL_BATCHES: usize = 2;
 
@@ -441,53 +435,15 @@ async fn stream_parts(
     decisions: &Decisions,
     tx: &mpsc::Sender<Msg>,
 ) -> Result<(), WarehouseError> {
-    let spec = req.table;
     for (i, file) in req.files.iter().enumerate() {
         if decisions.get(i).is_none_or(|d| d.is_some()) {
             continue;
         }
         for part in &file.parts {
-            let unreadable = |e: parquet::errors::ParquetError| WarehouseError::Staged {
-                url: part.url.clone(),
-                message: e.to_string(),
-            };
-            #[allow(deprecated)]
-            let reader = ParquetObjectReader::new(part.store.clone(), part.path.clone());
-            let builder = ParquetRecordBatchStreamBuilder::new(reader).await.map_err(unreadable)?;
-            let schema = builder.schema().clone();
-            let mut picks = Vec::with_capacity(spec.columns.len());
-            for c in &spec.columns {
-                let Some((idx, field)) = schema.column_with_name(&c.name) else {
-                    return Err(mismatch(spec, part, format!("has no column `{}`", c.name)));
-                };
-                let target = arrow_type(c.ty);
-                if !fits(field.data_type(), c.ty) {
-                    return Err(mismatch(
-                        spec,
-                        part,
-                        format!("has column `{}` of type {}, which does not fit {:?}", c.name, field.data_type(), c.ty),
-                    ));
-                }
-                picks.push((idx, target));
-            }
-            let mut stream = builder.with_batch_size(BATCH_ROWS).build().map_err(unreadable)?;
-            while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(unreadable)?;
-                let mut columns = Vec::with_capacity(picks.len());
-                for (idx, target) in &picks {
-                    let col = batch.column(*idx);
-                    columns.push(if same_family(col.data_type(), target) {
-                        col.clone()
-                    } else {
-                        // Only lossless widenings get here (see `fits`); `safe: false` errors
-                        // instead of turning a value it cannot convert into NULL.
-                        let options = arrow::compute::CastOptions { safe: false, ..Default::default() };
-                        arrow::compute::cast_with_options(col, target, &options)
-                            .map_err(|e| mismatch(spec, part, e.to_string()))?
-                    });
-                }
-                let msg = Msg::Batch { file: i, columns, rows: batch.num_rows() };
-                if tx.send(msg).await.is_err() {
+            let mut reader = PartReader::open(req.table, part, arrow_type).await?;
+            while let Some(batch) = reader.next().await {
+                let (columns, rows) = batch?;
+                if tx.send(Msg::Batch { file: i, columns, rows }).await.is_err() {
                     // The SQLite thread stopped with an error; the caller reports it.
                     return Ok(());
                 }
@@ -495,17 +451,6 @@ async fn stream_parts(
         }
     }
     Ok(())
-}
-
-fn mismatch(spec: &TableSpec, part: &glueless_engine::store::Location, what: String) -> WarehouseError {
-    WarehouseError::Load {
-        table: spec.table.clone(),
-        message: format!(
-            "the staged Parquet {} {what}; it was written for another version of the contract of `{}`: stage the file again",
-            part.url, spec.dataset
-        ),
-        retryable: false,
-    }
 }
 
 /// The Arrow type the SQLite thread reads for a column type.
@@ -519,24 +464,6 @@ fn arrow_type(ty: SqlType) -> DataType {
         SqlType::Date => DataType::Date32,
         SqlType::Time => DataType::Time64(TimeUnit::Microsecond),
         SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-    }
-}
-
-/// Whether a staged column of Arrow type `t` can fill a column of type `ty` without loss: the
-/// same [`SqlType`] (decimals with the same precision and scale), or a narrower integer.
-fn fits(t: &DataType, ty: SqlType) -> bool {
-    match SqlType::from_arrow(t) {
-        Some(SqlType::Int32) => matches!(ty, SqlType::Int32 | SqlType::Int64),
-        Some(found) => found == ty,
-        None => false,
-    }
-}
-
-/// Types read as they are (a timestamp's zone only labels the same UTC instants).
-fn same_family(t: &DataType, target: &DataType) -> bool {
-    match (t, target) {
-        (DataType::Timestamp(TimeUnit::Microsecond, _), DataType::Timestamp(TimeUnit::Microsecond, _)) => true,
-        _ => t == target,
     }
 }
 

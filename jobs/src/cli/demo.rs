@@ -113,7 +113,7 @@ pub async fn run(dir: Option<PathBuf>, format: Format, threads: usize) -> Result
 
     let settings = Settings::load(Some(&dir.join("glueless.toml")), std::iter::empty())
         .map_err(|e| failed(format!("the demo's own config is invalid: {e}")))?;
-    let p = Pipeline::build(settings, threads, false).map_err(|e| failed(e.to_string()))?;
+    let p = Pipeline::build(settings, threads, false).await.map_err(|e| failed(e.to_string()))?;
     let shutdown = Shutdown::default();
     let entry_table = p
         .catalog()

@@ -30,7 +30,7 @@ fn failed(e: impl std::fmt::Display) -> CliError {
 
 async fn run_service(once: bool, args: &PipelineArgs, threads: usize) -> Result<i32, CliError> {
     let s = settings(args)?;
-    let p = Pipeline::build(s, threads, args.quiet).map_err(|e| CliError::Usage(e.to_string()))?;
+    let p = Pipeline::build(s, threads, args.quiet).await.map_err(|e| CliError::Usage(e.to_string()))?;
     if !args.quiet {
         eprintln!(
             "glueless run: lake {} (landing {}), contracts {}, state {}, warehouse {}{}",

@@ -65,13 +65,13 @@ fn sqlite_path<'a>(section: &'static str, url: &'a str) -> Result<&'a str, Build
             section,
             url: url.into(),
             message: format!(
-                "`{scheme}://` is not available in this build; the embedded default is sqlite://PATH (e.g. sqlite://{section}.db)"
+                "`{scheme}://` is not available here; the embedded default is sqlite://PATH (e.g. sqlite://{section}.db)"
             ),
         }),
         None => Err(BuildError::Url {
             section,
             url: url.into(),
-            message: "expected a URL such as sqlite://glueless-state.db".into(),
+            message: format!("expected a URL such as sqlite://{section}.db"),
         }),
     }
 }
@@ -82,10 +82,38 @@ pub fn open_state(settings: &Settings) -> Result<Arc<dyn StateStore>, BuildError
     Ok(Arc::new(SqliteStateStore::open(&settings.path(p))?))
 }
 
-/// Opens the warehouse named in the settings.
-pub fn open_warehouse(settings: &Settings) -> Result<Arc<dyn Warehouse>, BuildError> {
-    let p = sqlite_path("warehouse", &settings.warehouse.url)?;
-    Ok(Arc::new(SqliteWarehouse::open(&settings.path(p))?))
+#[cfg(any(not(feature = "postgres"), not(feature = "redshift")))]
+fn missing_feature(url: &str, feature: &str) -> BuildError {
+    BuildError::Url {
+        section: "warehouse",
+        url: url.into(),
+        message: format!(
+            "this glueless was built without the `{feature}` feature; rebuild with `--features {feature}`"
+        ),
+    }
+}
+
+/// Opens the warehouse named in the settings: `sqlite://`, `postgres://` (feature `postgres`,
+/// on by default) or `redshift-data://` (feature `redshift`).
+pub async fn open_warehouse(settings: &Settings) -> Result<Arc<dyn Warehouse>, BuildError> {
+    let url = settings.warehouse.url.as_str();
+    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+    match scheme {
+        #[cfg(feature = "postgres")]
+        "postgres" | "postgresql" => {
+            Ok(Arc::new(crate::adapters::PostgresWarehouse::connect(&settings.warehouse, &settings.base_dir).await?))
+        }
+        #[cfg(not(feature = "postgres"))]
+        "postgres" | "postgresql" => Err(missing_feature(url, "postgres")),
+        #[cfg(feature = "redshift")]
+        "redshift-data" => Ok(Arc::new(crate::adapters::RedshiftDataWarehouse::connect(&settings.warehouse).await?)),
+        #[cfg(not(feature = "redshift"))]
+        "redshift-data" => Err(missing_feature(url, "redshift")),
+        _ => {
+            let p = sqlite_path("warehouse", url)?;
+            Ok(Arc::new(SqliteWarehouse::open(&settings.path(p))?))
+        }
+    }
 }
 
 /// The worker name used in claims.
@@ -111,7 +139,7 @@ pub enum Accepted {
 impl Pipeline {
     /// Builds the embedded default from settings: SQLite state and warehouse, webhook or log
     /// alerts, in-process launcher.
-    pub fn build(settings: Settings, threads: usize, quiet: bool) -> Result<Pipeline, BuildError> {
+    pub async fn build(settings: Settings, threads: usize, quiet: bool) -> Result<Pipeline, BuildError> {
         let stores = Stores::new();
         let lake_url = if settings.lake.url.contains("://") {
             settings.lake.url.clone()
@@ -123,7 +151,7 @@ impl Pipeline {
         let contracts_dir = settings.path(&settings.contracts.dir);
         let catalog = Catalog::load(&contracts_dir)?;
         let state = open_state(&settings)?;
-        let warehouse = open_warehouse(&settings)?;
+        let warehouse = open_warehouse(&settings).await?;
         let alerts: Arc<dyn Alerts> = if settings.alerts.webhook_url.is_empty() {
             Arc::new(LogAlerts)
         } else {

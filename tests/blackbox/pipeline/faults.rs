@@ -76,14 +76,7 @@ fn a_file_that_always_fails_ends_dead_with_an_alert_and_others_still_load() {
     let (port, alerts) = receiver(1);
     let lake = Lake::new(&format!("max_attempts = 3\n[alerts]\nwebhook_url = \"http://127.0.0.1:{port}/hook\"\n"));
     // A second dataset whose fact table name is taken by a view: every load of it fails.
-    std::fs::write(
-        lake.root.join("schemas/poison.toml"),
-        super::CONTRACT
-            .replace("\"sales\"", "\"poison\"")
-            .replace("landing/sales/", "landing/poison/")
-            .replace("fact_sales", "fact_poison"),
-    )
-    .unwrap();
+    lake.add_dataset("poison", "");
     let c = rusqlite::Connection::open(lake.warehouse()).unwrap();
     c.execute_batch("CREATE VIEW fact_poison AS SELECT 1 AS id").unwrap();
     drop(c);
@@ -122,14 +115,7 @@ fn a_file_that_always_fails_ends_dead_with_an_alert_and_others_still_load() {
 fn bad_input_becomes_a_state_with_a_reason_and_can_be_replayed() {
     let lake = Lake::new("");
     // A broken contract, a truncated gzip, a file no contract matches, and a good file.
-    std::fs::write(
-        lake.root.join("schemas/broken.toml"),
-        super::CONTRACT
-            .replace("\"sales\"", "\"broken\"")
-            .replace("landing/sales/", "landing/broken/")
-            .replace("\"integer\"", "\"integr\""),
-    )
-    .unwrap();
+    lake.add_dataset("broken", "integr");
     lake.drop_file("broken/b.csv", &rows(3));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(rows(2000).as_bytes()).unwrap();
@@ -157,14 +143,7 @@ fn bad_input_becomes_a_state_with_a_reason_and_can_be_replayed() {
     assert!(reason("x.csv").contains("no contract matches"), "{}", reason("x.csv"));
 
     // Fix the contract, replay the prefix: loaded.
-    std::fs::write(
-        lake.root.join("schemas/broken.toml"),
-        super::CONTRACT
-            .replace("\"sales\"", "\"broken\"")
-            .replace("landing/sales/", "landing/broken/")
-            .replace("fact_sales", "fact_broken"),
-    )
-    .unwrap();
+    lake.add_dataset("broken", "");
     let r = lake.glueless(&["replay", "--prefix", "landing/broken/", "--format", "json"], &[]);
     assert_eq!(r.json()["replayed"].as_array().unwrap().len(), 1, "{}", r.stderr);
     let again = lake.run_once(&[]);
@@ -198,7 +177,7 @@ fn a_file_deleted_before_it_is_processed_is_dead_with_the_reason() {
         let settings =
             glueless_jobs::settings::Settings::load(Some(std::path::Path::new(&lake.config())), std::iter::empty())
                 .unwrap();
-        let p = glueless_jobs::pipeline::Pipeline::build(settings, 1, true).unwrap();
+        let p = glueless_jobs::pipeline::Pipeline::build(settings, 1, true).await.unwrap();
         let events = p.lake.list_landing().await.unwrap();
         assert_eq!(
             p.accept(&events[0]).await.unwrap(),

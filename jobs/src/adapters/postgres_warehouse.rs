@@ -1,0 +1,1362 @@
+//! The [`Warehouse`] port on PostgreSQL 15 or later (feature `postgres`, on by default).
+//!
+//! It owns, in the database the URL names:
+//!
+//! - the fact table of each dataset, created by [`Warehouse::ensure_table`] from the
+//!   [`TableSpec`] (and its schema, for a contract `table = "schema.table"`, when missing);
+//! - the ledger `glueless_loads(object_url, object_version, fingerprint, load_id, dataset,
+//!   table_name, rows_loaded, loaded_at /* ms since the epoch */, seq)`, primary key
+//!   `(object_url, object_version)`: the columns of the SQLite ledger plus `seq`, an identity
+//!   column that orders rows of the same millisecond by insertion. It is created (when missing)
+//!   by the first `ensure_table` or load, **unqualified**: in the first schema of the
+//!   connection's `search_path` (normally `public`), where unqualified fact tables go too. One
+//!   ledger serves every dataset of the database. To keep glueless's tables in a schema of
+//!   their own, set the search path in the URL:
+//!   `postgres://glueless@db:5432/analytics?options=-csearch_path%3Dglueless`;
+//! - a temporary staging table per load (`pg_temp.glueless_staging`, `ON COMMIT DROP`),
+//!   private to the session.
+//!
+//! # Types
+//!
+//! | contract type | staged Parquet (Arrow) | [`SqlType`] | PostgreSQL column |
+//! | --- | --- | --- | --- |
+//! | `string` | Utf8 | `Text` | `text` |
+//! | `integer` | Int64 | `Int64` | `bigint` |
+//! | `year` | Int32 | `Int32` | `integer` |
+//! | `number` | Float64 | `Float64` | `double precision` |
+//! | `number` with `decimal = [p, s]` | Decimal128(p, s) | `Decimal` | `numeric(p, s)` (exact) |
+//! | `boolean` | Boolean | `Boolean` | `boolean` |
+//! | `date` | Date32 | `Date` | `date` |
+//! | `time` | Time64(µs) | `Time` | `time` (without time zone) |
+//! | `datetime` | Timestamp(µs, UTC) | `Timestamp` | `timestamptz` |
+//!
+//! Columns that are not nullable are `NOT NULL`; the key columns are the `PRIMARY KEY`. An
+//! existing fact table must have every spec column (an error names the missing ones and the
+//! `ALTER TABLE` that adds them) and a `PRIMARY KEY` or `UNIQUE` index on exactly the key.
+//!
+//! # A load
+//!
+//! One transaction (`READ COMMITTED`) does steps 1–6 of the port:
+//!
+//! 0. it takes a transaction-scoped advisory lock on the fact table
+//!    (`pg_advisory_xact_lock(1735746917, <table oid>)`), so that loads into one table
+//!    serialize — across processes and machines — and each sees the ledger and the fact rows
+//!    the previous one committed; loads into different tables run side by side;
+//! 1. files already in the ledger (same URL and version, or the fingerprint of the URL's
+//!    latest ledger row, or earlier in the same request) are not read at all;
+//! 2. the other files' Parquet parts are read batch by batch and streamed into the staging
+//!    table with `COPY … FROM STDIN (FORMAT binary)` (never a whole file in memory), each row
+//!    with its file's position in the request and its own;
+//! 3. with a `version_column`, a staged row is dropped when the fact row with its key has a
+//!    version `>=` its own or when its own version is NULL (a fact row whose version is NULL
+//!    loses to any staged version);
+//! 4. one row per key is kept: highest version (NULL lowest), then later file, then later row
+//!    (`MERGE` refuses a source with one key twice);
+//! 5. `MERGE INTO fact USING staging ON key WHEN MATCHED THEN UPDATE SET … WHEN NOT MATCHED
+//!    THEN INSERT …`;
+//! 6. one ledger row per loaded file (`rows_loaded` = rows read from its parts); `COMMIT`.
+//!
+//! Errors roll the whole transaction back. A serialization failure, a deadlock, a lost
+//! connection or a server shutting down is a retryable `Load`; a missing or unreadable part is
+//! `Staged`; anything else (a constraint, a value PostgreSQL cannot hold, a part whose columns
+//! do not fit the spec, a view where the table should be) is not retryable.
+//!
+//! # Names
+//!
+//! Every identifier is quoted (`"…"`, a `"` inside doubled), so column names with spaces,
+//! parentheses or quotes work and no name can inject SQL; names are case-sensitive. A contract
+//! `table = "sales.fact_orders"` is the table `"sales"."fact_orders"`; a name without a dot
+//! goes to the `search_path`. Names longer than 63 bytes are refused (PostgreSQL would cut them).
+//!
+//! # Grants
+//!
+//! The role in the URL needs `CONNECT` and `TEMP` on the database; `USAGE` on the schemas of
+//! the fact tables and of the ledger; `SELECT, INSERT, UPDATE` on the fact tables and on
+//! `glueless_loads`. Creating what is missing needs more: `CREATE` on the schema (tables and
+//! the ledger), and `CREATE` on the database for a schema that does not exist yet. Nothing is
+//! created when it exists, so a role without `CREATE` works once the tables are in place.
+//!
+//! # Configuration
+//!
+//! ```toml
+//! [warehouse]
+//! url = "postgres://glueless@db.internal:5432/analytics"  # never put the password here
+//! password_env = "PGPASSWORD"     # the default; or:
+//! # password_file = "secrets/pg"  # relative to the config file; wins over password_env
+//! tls = "require"                 # or "disable" (the default)
+//! # ca_file = "certs/db-ca.pem"   # extra CA certificates, with the system's roots
+//! ```
+//!
+//! or `GLUELESS__WAREHOUSE__URL=postgres://…` in the environment. The URL also takes the
+//! parameters of `tokio_postgres::Config` (`connect_timeout`, `options`, several hosts, …);
+//! `tls` wins over a `sslmode` there. A password in the URL still works but is never shown:
+//! [`Warehouse::describe`] and every error print the URL without it. One connection is kept,
+//! checked with an empty query at the start of each call and opened again when it broke; the
+//! calls of one process go through it one at a time.
+
+use super::staged_parquet::PartReader;
+use crate::ports::{FileLoad, LedgerRow, LoadRequest, LoadResult, SqlType, TableSpec, Warehouse, WarehouseError};
+use crate::settings::WarehouseSettings;
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
+    StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, TimeUnit};
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::config::SslMode;
+use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
+use tokio_postgres::{Client, Config, NoTls, Transaction};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// Rows per record batch read from the staged Parquet.
+/// First key of glueless's advisory locks ("glue"); the second is a table's oid, or 0 for DDL.
+const LOCK_SPACE: i32 = 0x676c_7565;
+/// How long opening a connection may take when the URL does not say.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Days from 1970-01-01 (Arrow) to 2000-01-01 (PostgreSQL).
+const PG_EPOCH_DAYS: i32 = 10_957;
+/// Microseconds from 1970-01-01 (Arrow) to 2000-01-01 (PostgreSQL).
+const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+const DAY_MICROS: i64 = 86_400_000_000;
+/// PostgreSQL's longest identifier (NAMEDATALEN - 1).
+const MAX_NAME_BYTES: usize = 63;
+
+const LEDGER: &str = "glueless_loads";
+const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS glueless_loads (
+    object_url text NOT NULL,
+    object_version text NOT NULL,
+    fingerprint text NOT NULL,
+    load_id text NOT NULL,
+    dataset text NOT NULL,
+    table_name text NOT NULL,
+    rows_loaded bigint NOT NULL,
+    loaded_at bigint NOT NULL,
+    seq bigint GENERATED ALWAYS AS IDENTITY,
+    PRIMARY KEY (object_url, object_version)
+)";
+const STAGING: &str = "pg_temp.glueless_staging";
+
+/// The warehouse in a PostgreSQL database.
+pub struct PostgresWarehouse {
+    /// The URL without its password.
+    target: String,
+    config: Config,
+    tls: Tls,
+    client: tokio::sync::Mutex<Option<Client>>,
+}
+
+#[derive(Clone)]
+enum Tls {
+    Disable,
+    Require(MakeRustlsConnect),
+}
+
+impl PostgresWarehouse {
+    /// Connects to the database of `s.url` (the password from `s.password_file`, relative to
+    /// `base_dir`, else from the variable `s.password_env`), with TLS when `s.tls = "require"`.
+    pub async fn connect(s: &WarehouseSettings, base_dir: &Path) -> Result<PostgresWarehouse, WarehouseError> {
+        let target = redact(&s.url);
+        let fail = |message: String| WarehouseError::Connect { target: target.clone(), message };
+        let mut config = Config::from_str(&s.url).map_err(|e| {
+            fail(format!("warehouse.url is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE): {}", chain(&e)))
+        })?;
+        if !s.password_file.is_empty() {
+            let path = base_dir.join(&s.password_file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| fail(format!("cannot read warehouse.password_file {}: {e}", path.display())))?;
+            config.password(text.trim());
+        } else if !s.password_env.is_empty()
+            && let Ok(password) = std::env::var(&s.password_env)
+        {
+            config.password(password);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("glueless");
+        }
+        let tls = match s.tls.trim().to_ascii_lowercase().as_str() {
+            "disable" | "" => {
+                config.ssl_mode(SslMode::Disable);
+                Tls::Disable
+            }
+            "require" => {
+                config.ssl_mode(SslMode::Require);
+                Tls::Require(rustls_connector(s, base_dir).map_err(fail)?)
+            }
+            other => {
+                return Err(fail(format!(
+                    "warehouse.tls = \"{other}\" is not one of \"disable\", \"require\"; set warehouse.tls (or GLUELESS__WAREHOUSE__TLS)"
+                )));
+            }
+        };
+        let w = PostgresWarehouse { target, config, tls, client: tokio::sync::Mutex::new(None) };
+        let client = w.open().await?;
+        *w.client.lock().await = Some(client);
+        Ok(w)
+    }
+
+    /// A new connection, its driver running on the runtime.
+    async fn open(&self) -> Result<Client, WarehouseError> {
+        let fail =
+            |e: tokio_postgres::Error| WarehouseError::Connect { target: self.target.clone(), message: chain(&e) };
+        match &self.tls {
+            Tls::Disable => {
+                let (client, connection) = self.config.connect(NoTls).await.map_err(fail)?;
+                tokio::spawn(async move {
+                    // Its end shows as a closed client, which the next call replaces.
+                    let _ = connection.await;
+                });
+                Ok(client)
+            }
+            Tls::Require(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await.map_err(fail)?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                Ok(client)
+            }
+        }
+    }
+
+    /// The connection, held until the guard is dropped. A kept connection is checked with an
+    /// empty query first (one round trip), so that one the server or the network dropped while
+    /// it was idle is replaced instead of failing the call.
+    async fn session(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>, WarehouseError> {
+        let mut guard = self.client.lock().await;
+        let alive = match guard.as_ref() {
+            Some(client) if !client.is_closed() => client.batch_execute("").await.is_ok(),
+            _ => false,
+        };
+        if !alive {
+            *guard = None;
+            *guard = Some(self.open().await?);
+        }
+        Ok(guard)
+    }
+
+    fn lost(&self) -> WarehouseError {
+        WarehouseError::Connect { target: self.target.clone(), message: "the connection is gone".into() }
+    }
+}
+
+/// rustls with the system's roots and `ca_file`, and an explicit crypto provider (more than
+/// one is compiled in, so the process default is ambiguous).
+fn rustls_connector(s: &WarehouseSettings, base_dir: &Path) -> Result<MakeRustlsConnect, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        // A system certificate rustls cannot use is skipped, as browsers do.
+        let _ = roots.add(cert);
+    }
+    if !s.ca_file.is_empty() {
+        let path = base_dir.join(&s.ca_file);
+        let pem = std::fs::read(&path).map_err(|e| format!("cannot read warehouse.ca_file {}: {e}", path.display()))?;
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| format!("warehouse.ca_file {} is not PEM: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| format!("warehouse.ca_file {}: {e}", path.display()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(format!("warehouse.ca_file {} holds no CERTIFICATE", path.display()));
+        }
+    }
+    if roots.is_empty() {
+        return Err(
+            "tls = \"require\" but the system has no CA certificates; set warehouse.ca_file to the server's CA (PEM)"
+                .into(),
+        );
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS setup: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
+}
+
+/// The URL without a password (in the user part or a `password=` parameter). A key-value
+/// connection string is shown as the URL of its user, hosts, ports and database.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return match Config::from_str(url) {
+            Ok(c) => {
+                let hosts: Vec<String> = c
+                    .get_hosts()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        let host = match h {
+                            tokio_postgres::config::Host::Tcp(h) => h.clone(),
+                            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+                        };
+                        match c.get_ports().get(i).or(c.get_ports().first()) {
+                            Some(port) => format!("{host}:{port}"),
+                            None => host,
+                        }
+                    })
+                    .collect();
+                let user = c.get_user().map(|u| format!("{u}@")).unwrap_or_default();
+                format!("postgres://{user}{}/{}", hosts.join(","), c.get_dbname().unwrap_or(""))
+            }
+            Err(_) => "postgres://(an unreadable connection string)".into(),
+        };
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => format!("{}@{hosts}", userinfo.split_once(':').map_or(userinfo, |(u, _)| u)),
+        None => authority.to_string(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<&str> = query
+                .split('&')
+                .map(|p| if p.split_once('=').is_some_and(|(k, _)| k == "password") { "password=…" } else { p })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// An error with its causes (tokio-postgres prints only the outermost one) or, from the
+/// server, its message, SQLSTATE, detail and hint.
+fn chain(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut m = format!("{}: {} (SQLSTATE {})", db.severity(), db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            let _ = write!(m, "; {detail}");
+        }
+        if let Some(hint) = db.hint() {
+            let _ = write!(m, "; hint: {hint}");
+        }
+        return m;
+    }
+    let mut m = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let _ = write!(m, ": {s}");
+        source = s.source();
+    }
+    m
+}
+
+/// Whether the same statement can succeed later without anyone changing anything.
+fn is_transient(e: &tokio_postgres::Error) -> bool {
+    match e.code() {
+        Some(code) => {
+            let c = code.code();
+            // 40: serialization failure, deadlock; 08: connection; 53: out of resources;
+            // 57P0x: shutting down; 55P03: lock not available; 57014: canceled (a timeout).
+            c.starts_with("40")
+                || c.starts_with("08")
+                || c.starts_with("53")
+                || c.starts_with("57P0")
+                || c == "55P03"
+                || c == "57014"
+        }
+        None => {
+            e.is_closed()
+                || e.to_string() == "timeout waiting for server"
+                || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        }
+    }
+}
+
+fn load_error(table: &str, e: &tokio_postgres::Error) -> WarehouseError {
+    WarehouseError::Load { table: table.to_string(), message: chain(e), retryable: is_transient(e) }
+}
+
+fn table_error(table: &str, e: &tokio_postgres::Error) -> WarehouseError {
+    WarehouseError::Table { table: table.to_string(), message: chain(e), retryable: is_transient(e) }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Names and DDL
+
+/// `"name"`, with `"` doubled: one identifier whatever the name holds.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The fact table of a spec: `"schema"."table"` for `schema.table`, else `"table"`.
+struct FactName {
+    schema: Option<String>,
+    /// The table's own name, without the schema.
+    table: String,
+    sql: String,
+}
+
+impl FactName {
+    fn of(spec: &TableSpec) -> Result<FactName, WarehouseError> {
+        let bad = |message: String| WarehouseError::Table { table: spec.table.clone(), message, retryable: false };
+        let (schema, table) = match spec.table.split_once('.') {
+            Some((s, t)) => (Some(s), t),
+            None => (None, spec.table.as_str()),
+        };
+        for part in schema.iter().chain([&table]) {
+            if part.is_empty() {
+                return Err(bad(format!(
+                    "`{}` is not a table name (`table` or `schema.table`); fix `table` in the contract",
+                    spec.table
+                )));
+            }
+            check_name(part, "table").map_err(bad)?;
+        }
+        Ok(FactName {
+            schema: schema.map(str::to_string),
+            table: table.to_string(),
+            sql: match schema {
+                Some(s) => format!("{}.{}", quote(s), quote(table)),
+                None => quote(table),
+            },
+        })
+    }
+}
+
+fn check_name(name: &str, what: &str) -> Result<(), String> {
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "the {what} name `{name}` is {} bytes long; PostgreSQL keeps {MAX_NAME_BYTES}: use a shorter one",
+            name.len()
+        ));
+    }
+    if name.contains('\0') {
+        return Err(format!(
+            "the {what} name `{}` holds a NUL character, which PostgreSQL refuses",
+            name.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a spec whose indices do not fit its columns or whose names PostgreSQL cannot keep.
+fn check_spec(spec: &TableSpec) -> Result<FactName, WarehouseError> {
+    let bad = |message: String| Err(WarehouseError::Table { table: spec.table.clone(), message, retryable: false });
+    if spec.columns.is_empty() {
+        return bad("the table spec has no columns".into());
+    }
+    if spec.key.is_empty() {
+        return bad("the table spec has no key, which the MERGE needs; set schema.primaryKey".into());
+    }
+    let n = spec.columns.len();
+    if let Some(i) = spec.key.iter().chain(spec.version.iter()).find(|&&i| i >= n) {
+        return bad(format!("the table spec refers to column {i}, but it has {n} columns"));
+    }
+    for c in &spec.columns {
+        if let Err(message) = check_name(&c.name, "column") {
+            return bad(message);
+        }
+    }
+    FactName::of(spec)
+}
+
+/// The PostgreSQL type of a column type.
+fn sql_type(ty: SqlType) -> String {
+    match ty {
+        SqlType::Text => "text".into(),
+        SqlType::Int64 => "bigint".into(),
+        SqlType::Int32 => "integer".into(),
+        SqlType::Float64 => "double precision".into(),
+        SqlType::Decimal { precision, scale } => format!("numeric({precision}, {scale})"),
+        SqlType::Boolean => "boolean".into(),
+        SqlType::Date => "date".into(),
+        SqlType::Time => "time".into(),
+        SqlType::Timestamp => "timestamptz".into(),
+    }
+}
+
+/// The type the binary COPY sends for a column type.
+fn wire_type(ty: SqlType) -> Type {
+    match ty {
+        SqlType::Text => Type::TEXT,
+        SqlType::Int64 => Type::INT8,
+        SqlType::Int32 => Type::INT4,
+        SqlType::Float64 => Type::FLOAT8,
+        SqlType::Decimal { .. } => Type::NUMERIC,
+        SqlType::Boolean => Type::BOOL,
+        SqlType::Date => Type::DATE,
+        SqlType::Time => Type::TIME,
+        SqlType::Timestamp => Type::TIMESTAMPTZ,
+    }
+}
+
+fn create_table_sql(spec: &TableSpec, name: &FactName) -> String {
+    let mut sql = format!("CREATE TABLE {} (\n", name.sql);
+    for (i, c) in spec.columns.iter().enumerate() {
+        let not_null = if !c.nullable || spec.key.contains(&i) { " NOT NULL" } else { "" };
+        let _ = writeln!(sql, "    {} {}{not_null},", quote(&c.name), sql_type(c.ty));
+    }
+    let key: Vec<String> = spec.key.iter().map(|&i| quote(&spec.columns[i].name)).collect();
+    let _ = write!(sql, "    PRIMARY KEY ({})\n)", key.join(", "));
+    sql
+}
+
+/// Creates the ledger when it is missing (checking first, so a role without `CREATE` works
+/// once it exists). Takes the DDL lock when it creates.
+async fn ensure_ledger(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
+    let exists: bool = tx.query_one("SELECT to_regclass($1) IS NOT NULL", &[&LEDGER]).await?.get(0);
+    if !exists {
+        tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_SPACE]).await?;
+        tx.batch_execute(LEDGER_DDL).await?;
+    }
+    Ok(())
+}
+
+/// The oid and `relkind` of what the (quoted) name resolves to, if anything.
+async fn relation(tx: &Transaction<'_>, name: &str) -> Result<Option<(u32, i8)>, tokio_postgres::Error> {
+    let row = tx.query_opt("SELECT c.oid, c.relkind FROM pg_class c WHERE c.oid = to_regclass($1)", &[&name]).await?;
+    Ok(row.map(|r| (r.get(0), r.get(1))))
+}
+
+fn is_table(relkind: i8) -> bool {
+    matches!(relkind as u8, b'r' | b'p')
+}
+
+fn not_a_table(spec: &TableSpec, relkind: i8) -> WarehouseError {
+    let kind = match relkind as u8 {
+        b'v' => "view",
+        b'm' => "materialized view",
+        b'f' => "foreign table",
+        b'S' => "sequence",
+        b'i' | b'I' => "index",
+        b'c' => "composite type",
+        _ => "relation that is not a table",
+    };
+    WarehouseError::Table {
+        table: spec.table.clone(),
+        message: format!(
+            "`{}` exists in the database as a {kind}, not a table, so rows cannot be merged into it; drop the {kind} or set another `table` in the contract",
+            spec.table
+        ),
+        retryable: false,
+    }
+}
+
+fn no_table(spec: &TableSpec) -> WarehouseError {
+    WarehouseError::Table {
+        table: spec.table.clone(),
+        message: "the table does not exist; create it first (ensure_table)".into(),
+        retryable: false,
+    }
+}
+
+async fn ensure_table_in(tx: &Transaction<'_>, spec: &TableSpec, name: &FactName) -> Result<(), WarehouseError> {
+    let t = spec.table.as_str();
+    let err = |e: tokio_postgres::Error| table_error(t, &e);
+    tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_SPACE]).await.map_err(err)?;
+    ensure_ledger(tx).await.map_err(err)?;
+    if let Some(schema) = &name.schema {
+        let exists = tx.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[schema]).await.map_err(err)?;
+        if exists.is_none() {
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema))).await.map_err(err)?;
+        }
+    }
+    let oid = match relation(tx, &name.sql).await.map_err(err)? {
+        None => {
+            tx.batch_execute(&create_table_sql(spec, name)).await.map_err(err)?;
+            return Ok(());
+        }
+        Some((_, kind)) if !is_table(kind) => return Err(not_a_table(spec, kind)),
+        Some((oid, _)) => oid,
+    };
+    let existing: Vec<String> = tx
+        .query(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
+            &[&oid],
+        )
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let missing: Vec<_> = spec.columns.iter().filter(|c| !existing.contains(&c.name)).collect();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|c| format!("`{}`", c.name)).collect();
+        let alter: Vec<String> = missing
+            .iter()
+            .map(|c| format!("ALTER TABLE {} ADD COLUMN {} {};", name.sql, quote(&c.name), sql_type(c.ty)))
+            .collect();
+        return Err(WarehouseError::Table {
+            table: t.to_string(),
+            message: format!(
+                "the existing table lacks column{} {} of the contract; add {} ({}) or drop the table so that it is created again",
+                if missing.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                if missing.len() == 1 { "it" } else { "them" },
+                alter.join(" ")
+            ),
+            retryable: false,
+        });
+    }
+    // The key columns of every valid, unique, non-partial index (a primary key is one).
+    let indexes: Vec<Vec<String>> = tx
+        .query(
+            "SELECT array(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                          WHERE k.n <= i.indnkeyatts)
+             FROM pg_index i
+             WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL",
+            &[&oid],
+        )
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let key: Vec<&str> = spec.key.iter().map(|&k| spec.columns[k].name.as_str()).collect();
+    let same = |cols: &Vec<String>| cols.len() == key.len() && key.iter().all(|k| cols.iter().any(|c| c == k));
+    if !indexes.iter().any(same) {
+        let quoted: Vec<String> = key.iter().map(|k| quote(k)).collect();
+        let index = quote(&format!("{}_key", name.table));
+        return Err(WarehouseError::Table {
+            table: t.to_string(),
+            message: format!(
+                "the existing table has no PRIMARY KEY or UNIQUE index on exactly ({}), which the merge needs; add one (CREATE UNIQUE INDEX {index} ON {} ({});) or drop the table so that it is created again",
+                quoted.join(", "),
+                name.sql,
+                quoted.join(", ")
+            ),
+            retryable: false,
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The port
+
+/// Whether each file is to be loaded (`None`) or was already (`Some(load_id)`).
+type Decisions = Vec<Option<String>>;
+
+#[async_trait::async_trait]
+impl Warehouse for PostgresWarehouse {
+    fn describe(&self) -> String {
+        self.target.clone()
+    }
+
+    async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
+        let name = check_spec(table)?;
+        let t = table.table.as_str();
+        let mut guard = self.session().await?;
+        let client = guard.as_mut().ok_or_else(|| self.lost())?;
+        let tx = client.transaction().await.map_err(|e| table_error(t, &e))?;
+        ensure_table_in(&tx, table, &name).await?;
+        tx.commit().await.map_err(|e| table_error(t, &e))
+    }
+
+    async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError> {
+        let name = check_spec(req.table)?;
+        let mut guard = self.session().await?;
+        let client = guard.as_mut().ok_or_else(|| self.lost())?;
+        let t = req.table.table.as_str();
+        let tx = client.transaction().await.map_err(|e| load_error(t, &e))?;
+        let result = load_in(&tx, req, &name).await?;
+        tx.commit().await.map_err(|e| load_error(t, &e))?;
+        Ok(result)
+    }
+
+    async fn ledger(&self, object_url: Option<&str>) -> Result<Vec<LedgerRow>, WarehouseError> {
+        let mut guard = self.session().await?;
+        let client = guard.as_mut().ok_or_else(|| self.lost())?;
+        let err = |e: tokio_postgres::Error| table_error(LEDGER, &e);
+        let exists: bool =
+            client.query_one("SELECT to_regclass($1) IS NOT NULL", &[&LEDGER]).await.map_err(err)?.get(0);
+        if !exists {
+            // Nothing was ever loaded into this database.
+            return Ok(vec![]);
+        }
+        let rows = client
+            .query(
+                "SELECT object_url, object_version, fingerprint, load_id, dataset, table_name, rows_loaded, loaded_at
+                 FROM glueless_loads WHERE $1::text IS NULL OR object_url = $1
+                 ORDER BY loaded_at DESC, seq DESC",
+                &[&object_url],
+            )
+            .await
+            .map_err(err)?;
+        Ok(rows
+            .iter()
+            .map(|r| LedgerRow {
+                object_url: r.get(0),
+                object_version: r.get(1),
+                fingerprint: r.get(2),
+                load_id: r.get(3),
+                dataset: r.get(4),
+                table_name: r.get(5),
+                rows_loaded: r.get::<_, i64>(6).max(0) as u64,
+                loaded_at: r.get(7),
+            })
+            .collect())
+    }
+
+    async fn fact_rows(&self, table: &TableSpec) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
+        let name = check_spec(table)?;
+        let t = table.table.as_str();
+        let err = |e: tokio_postgres::Error| table_error(t, &e);
+        let mut guard = self.session().await?;
+        let client = guard.as_mut().ok_or_else(|| self.lost())?;
+        // Text keys in byte order (as SQLite's), whatever the database's collation.
+        let keys: Vec<String> = table
+            .key
+            .iter()
+            .map(|&k| {
+                let c = &table.columns[k];
+                match c.ty {
+                    SqlType::Text => format!("{} COLLATE \"C\"", quote(&c.name)),
+                    _ => quote(&c.name),
+                }
+            })
+            .collect();
+        let select = |text: &[bool]| {
+            let cols: Vec<String> = table
+                .columns
+                .iter()
+                .zip(text)
+                .map(|(c, &as_text)| if as_text { format!("{}::text", quote(&c.name)) } else { quote(&c.name) })
+                .collect();
+            format!("SELECT {} FROM {} ORDER BY {}", cols.join(", "), name.sql, keys.join(", "))
+        };
+        let mut as_text = vec![false; table.columns.len()];
+        let mut stmt = client.prepare(&select(&as_text)).await.map_err(err)?;
+        // Columns of a type the canonical form does not read (a table made by hand) as text.
+        for (i, c) in stmt.columns().iter().enumerate() {
+            as_text[i] = !readable(c.type_());
+        }
+        if as_text.iter().any(|&b| b) {
+            stmt = client.prepare(&select(&as_text)).await.map_err(err)?;
+        }
+        let rows = client.query(&stmt, &[]).await.map_err(err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut values = Vec::with_capacity(table.columns.len());
+            for (i, c) in table.columns.iter().enumerate() {
+                let raw: Option<Raw<'_>> = row.try_get(i).map_err(err)?;
+                let value = match raw {
+                    None => serde_json::Value::Null,
+                    Some(raw) => {
+                        canonical(row.columns()[i].type_(), raw.0, c.ty).map_err(|message| WarehouseError::Table {
+                            table: t.to_string(),
+                            message: format!("column `{}`: {message}", c.name),
+                            retryable: false,
+                        })?
+                    }
+                };
+                values.push(value);
+            }
+            out.push(values);
+        }
+        Ok(out)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load
+
+async fn load_in(tx: &Transaction<'_>, req: &LoadRequest<'_>, name: &FactName) -> Result<LoadResult, WarehouseError> {
+    let spec = req.table;
+    let t = spec.table.as_str();
+    let err = |e: tokio_postgres::Error| load_error(t, &e);
+    ensure_ledger(tx).await.map_err(err)?;
+    let oid = match relation(tx, &name.sql).await.map_err(err)? {
+        None => return Err(no_table(spec)),
+        Some((_, kind)) if !is_table(kind) => return Err(not_a_table(spec, kind)),
+        Some((oid, _)) => oid,
+    };
+    // 0. One load per table at a time; the oid's bits as the second key.
+    tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_SPACE, &(oid as i32)]).await.map_err(err)?;
+
+    // 1. Files already in the ledger, or earlier in this request.
+    let same_version = tx
+        .prepare("SELECT load_id FROM glueless_loads WHERE object_url = $1 AND object_version = $2")
+        .await
+        .map_err(err)?;
+    let latest = tx
+        .prepare(
+            "SELECT fingerprint, load_id FROM glueless_loads WHERE object_url = $1
+             ORDER BY loaded_at DESC, seq DESC LIMIT 1",
+        )
+        .await
+        .map_err(err)?;
+    let mut decisions: Decisions = Vec::with_capacity(req.files.len());
+    let mut this_load: HashSet<_> = HashSet::new();
+    let mut latest_here: HashMap<&str, &str> = HashMap::new();
+    for f in req.files {
+        let found = if this_load.contains(&f.key) {
+            Some(req.load_id.to_string())
+        } else if let Some(row) = tx.query_opt(&same_version, &[&f.key.url, &f.key.version]).await.map_err(err)? {
+            Some(row.get::<_, String>(0))
+        } else if let Some(fp) = latest_here.get(f.key.url.as_str()) {
+            (*fp == f.fingerprint.as_str()).then(|| req.load_id.to_string())
+        } else {
+            tx.query_opt(&latest, &[&f.key.url])
+                .await
+                .map_err(err)?
+                .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+                .filter(|(fp, _)| *fp == f.fingerprint)
+                .map(|(_, id)| id)
+        };
+        if found.is_none() {
+            this_load.insert(&f.key);
+            latest_here.insert(&f.key.url, &f.fingerprint);
+        }
+        decisions.push(found);
+    }
+
+    let mut rows_per_file = vec![0u64; req.files.len()];
+    let mut rows_superseded = 0u64;
+    let mut rows_merged = 0u64;
+    let reads = req.files.iter().zip(&decisions).any(|(f, d)| d.is_none() && !f.parts.is_empty());
+    if reads {
+        // 2. A fresh staging table, filled by a binary COPY streamed from the parts.
+        let n = spec.columns.len();
+        let mut ddl = format!("DROP TABLE IF EXISTS {STAGING};\nCREATE TEMP TABLE glueless_staging (");
+        for (i, c) in spec.columns.iter().enumerate() {
+            let _ = write!(ddl, "c{i} {}, ", sql_type(c.ty));
+        }
+        ddl.push_str("file_pos integer NOT NULL, row_pos bigint NOT NULL) ON COMMIT DROP");
+        tx.batch_execute(&ddl).await.map_err(err)?;
+        let mut types: Vec<Type> = spec.columns.iter().map(|c| wire_type(c.ty)).collect();
+        types.extend([Type::INT4, Type::INT8]);
+        let sink = tx.copy_in(&format!("COPY {STAGING} FROM STDIN (FORMAT binary)")).await.map_err(err)?;
+        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+        copy_parts(writer.as_mut(), req, &decisions, &mut rows_per_file).await?;
+        let staged = writer.as_mut().finish().await.map_err(err)?;
+        if staged > 0 {
+            tx.batch_execute(&format!("ANALYZE {STAGING}")).await.map_err(err)?;
+        }
+
+        let fact = &name.sql;
+        let key_match: Vec<String> =
+            spec.key.iter().map(|&k| format!("f.{} = s.c{k}", quote(&spec.columns[k].name))).collect();
+        let key_match = key_match.join(" AND ");
+
+        // 3. Rows not newer than the fact row with their key.
+        if let Some(v) = spec.version {
+            let sql = format!(
+                "DELETE FROM {STAGING} AS s USING {fact} AS f WHERE {key_match} \
+                 AND (s.c{v} IS NULL OR (f.{fv} IS NOT NULL AND s.c{v} <= f.{fv}))",
+                fv = quote(&spec.columns[v].name)
+            );
+            rows_superseded += tx.execute(&sql, &[]).await.map_err(err)?;
+        }
+
+        // 4. One row per key: highest version, then later file, then later row.
+        let partition: Vec<String> = spec.key.iter().map(|k| format!("c{k}")).collect();
+        let order = match spec.version {
+            Some(v) => format!("c{v} DESC NULLS LAST, file_pos DESC, row_pos DESC"),
+            None => "file_pos DESC, row_pos DESC".into(),
+        };
+        let sql = format!(
+            "DELETE FROM {STAGING} AS s USING (SELECT file_pos, row_pos, \
+             row_number() OVER (PARTITION BY {} ORDER BY {order}) AS rank FROM {STAGING}) AS d \
+             WHERE d.rank > 1 AND s.file_pos = d.file_pos AND s.row_pos = d.row_pos",
+            partition.join(", ")
+        );
+        rows_superseded += tx.execute(&sql, &[]).await.map_err(err)?;
+
+        // 5. Merge.
+        let names: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
+        let sources: Vec<String> = (0..n).map(|i| format!("s.c{i}")).collect();
+        let updates: Vec<String> = (0..n)
+            .filter(|i| !spec.key.contains(i))
+            .map(|i| format!("{} = s.c{i}", quote(&spec.columns[i].name)))
+            .collect();
+        let matched =
+            if updates.is_empty() { "DO NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) };
+        let sql = format!(
+            "MERGE INTO {fact} AS f USING {STAGING} AS s ON {key_match} \
+             WHEN MATCHED THEN {matched} \
+             WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
+            names.join(", "),
+            sources.join(", ")
+        );
+        rows_merged = tx.execute(&sql, &[]).await.map_err(err)?;
+    }
+
+    // 6. The ledger.
+    let insert = tx
+        .prepare(
+            "INSERT INTO glueless_loads (object_url, object_version, fingerprint, load_id, dataset, table_name, \
+             rows_loaded, loaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .await
+        .map_err(err)?;
+    let mut results = Vec::with_capacity(req.files.len());
+    for (i, (f, decision)) in req.files.iter().zip(&decisions).enumerate() {
+        match decision {
+            Some(id) => results.push(FileLoad::AlreadyLoaded { load_id: id.clone() }),
+            None => {
+                let rows = rows_per_file[i];
+                tx.execute(
+                    &insert,
+                    &[
+                        &f.key.url,
+                        &f.key.version,
+                        &f.fingerprint,
+                        &req.load_id,
+                        &spec.dataset,
+                        &spec.table,
+                        &(rows as i64),
+                        &req.now,
+                    ],
+                )
+                .await
+                .map_err(err)?;
+                results.push(FileLoad::Loaded { rows });
+            }
+        }
+    }
+    Ok(LoadResult { files: results, rows_superseded, rows_merged })
+}
+
+/// Streams the rows of the parts of the files to load, in request order, batch by batch,
+/// into the COPY; counts each file's rows.
+async fn copy_parts(
+    mut writer: Pin<&mut BinaryCopyInWriter>,
+    req: &LoadRequest<'_>,
+    decisions: &Decisions,
+    rows_per_file: &mut [u64],
+) -> Result<(), WarehouseError> {
+    let spec = req.table;
+    let t = spec.table.as_str();
+    let n = spec.columns.len();
+    for (i, file) in req.files.iter().enumerate() {
+        if decisions.get(i).is_none_or(|d| d.is_some()) {
+            continue;
+        }
+        let file_pos = i as i32;
+        for part in &file.parts {
+            let mut reader = PartReader::open(spec, part, arrow_type).await?;
+            while let Some(batch) = reader.next().await {
+                let (columns, rows) = batch?;
+                let bad = |message: String| WarehouseError::Load {
+                    table: t.to_string(),
+                    message: format!("staging file {} failed: {message}", file.key.url),
+                    retryable: false,
+                };
+                let cells = columns
+                    .iter()
+                    .zip(&spec.columns)
+                    .map(|(a, c)| {
+                        Cells::new(a, c.ty).ok_or_else(|| {
+                            bad(format!("column `{}` is of type {}, not {:?}", c.name, a.data_type(), c.ty))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let mut row: Vec<Value<'_>> = Vec::with_capacity(n + 2);
+                for r in 0..rows {
+                    row.clear();
+                    for (c, col) in cells.iter().zip(&spec.columns) {
+                        row.push(c.value(r).map_err(|e| bad(format!("column `{}`: {e}", col.name)))?);
+                    }
+                    row.push(Value::Int32(file_pos));
+                    row.push(Value::Int64(rows_per_file[i] as i64));
+                    writer.as_mut().write_raw(row.iter()).await.map_err(|e| load_error(t, &e))?;
+                    rows_per_file[i] += 1;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Arrow type read for a column type.
+fn arrow_type(ty: SqlType) -> DataType {
+    match ty {
+        SqlType::Text => DataType::Utf8,
+        SqlType::Int64 => DataType::Int64,
+        SqlType::Int32 => DataType::Int32,
+        SqlType::Float64 => DataType::Float64,
+        SqlType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
+        SqlType::Boolean => DataType::Boolean,
+        SqlType::Date => DataType::Date32,
+        SqlType::Time => DataType::Time64(TimeUnit::Microsecond),
+        SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    }
+}
+
+/// One column of a batch, typed.
+enum Cells<'a> {
+    Text(&'a StringArray),
+    Int64(&'a Int64Array),
+    Int32(&'a Int32Array),
+    Float(&'a Float64Array),
+    Decimal(&'a Decimal128Array, i8),
+    Bool(&'a BooleanArray),
+    Date(&'a Date32Array),
+    Time(&'a Time64MicrosecondArray),
+    Timestamp(&'a TimestampMicrosecondArray),
+}
+
+impl<'a> Cells<'a> {
+    fn new(a: &'a ArrayRef, ty: SqlType) -> Option<Cells<'a>> {
+        Some(match ty {
+            SqlType::Text => Cells::Text(a.as_string_opt::<i32>()?),
+            SqlType::Int64 => Cells::Int64(a.as_primitive_opt::<Int64Type>()?),
+            SqlType::Int32 => Cells::Int32(a.as_primitive_opt::<Int32Type>()?),
+            SqlType::Float64 => Cells::Float(a.as_primitive_opt::<Float64Type>()?),
+            SqlType::Decimal { scale, .. } => Cells::Decimal(a.as_any().downcast_ref()?, scale),
+            SqlType::Boolean => Cells::Bool(a.as_boolean_opt()?),
+            SqlType::Date => Cells::Date(a.as_any().downcast_ref()?),
+            SqlType::Time => Cells::Time(a.as_any().downcast_ref()?),
+            SqlType::Timestamp => Cells::Timestamp(a.as_any().downcast_ref()?),
+        })
+    }
+
+    fn array(&self) -> &dyn Array {
+        match self {
+            Cells::Text(a) => *a,
+            Cells::Int64(a) => *a,
+            Cells::Int32(a) => *a,
+            Cells::Float(a) => *a,
+            Cells::Decimal(a, _) => *a,
+            Cells::Bool(a) => *a,
+            Cells::Date(a) => *a,
+            Cells::Time(a) => *a,
+            Cells::Timestamp(a) => *a,
+        }
+    }
+
+    /// The cell at `row` in PostgreSQL's terms (epochs of 2000-01-01).
+    fn value(&self, row: usize) -> Result<Value<'a>, String> {
+        if self.array().is_null(row) {
+            return Ok(Value::Null);
+        }
+        Ok(match self {
+            Cells::Text(a) => Value::Text(a.value(row)),
+            Cells::Int64(a) => Value::Int64(a.value(row)),
+            Cells::Int32(a) => Value::Int32(a.value(row)),
+            Cells::Float(a) => Value::Float(a.value(row)),
+            Cells::Decimal(a, scale) => Value::Numeric(a.value(row), *scale),
+            Cells::Bool(a) => Value::Bool(a.value(row)),
+            Cells::Date(a) => {
+                let days = a.value(row);
+                Value::Date(
+                    days.checked_sub(PG_EPOCH_DAYS)
+                        .ok_or_else(|| format!("date {days} days from 1970-01-01 is out of range"))?,
+                )
+            }
+            Cells::Time(a) => {
+                let micros = a.value(row);
+                if !(0..=DAY_MICROS).contains(&micros) {
+                    return Err(format!("time of {micros} µs after midnight is out of range"));
+                }
+                Value::Time(micros)
+            }
+            Cells::Timestamp(a) => {
+                let micros = a.value(row);
+                Value::Timestamp(
+                    micros
+                        .checked_sub(PG_EPOCH_MICROS)
+                        .ok_or_else(|| format!("datetime of {micros} µs since the epoch is out of range"))?,
+                )
+            }
+        })
+    }
+}
+
+/// One value of a binary COPY row, already in PostgreSQL's form; its type is the column's.
+#[derive(Debug)]
+enum Value<'a> {
+    Null,
+    Text(&'a str),
+    Int64(i64),
+    Int32(i32),
+    Float(f64),
+    /// Unscaled value and scale.
+    Numeric(i128, i8),
+    Bool(bool),
+    /// Days since 2000-01-01.
+    Date(i32),
+    /// Microseconds since midnight.
+    Time(i64),
+    /// Microseconds since 2000-01-01 00:00 UTC.
+    Timestamp(i64),
+}
+
+impl ToSql for Value<'_> {
+    fn to_sql(
+        &self,
+        _ty: &Type,
+        out: &mut tokio_postgres::types::private::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Value::Null => return Ok(IsNull::Yes),
+            Value::Text(s) => out.extend_from_slice(s.as_bytes()),
+            Value::Int64(v) | Value::Time(v) | Value::Timestamp(v) => out.extend_from_slice(&v.to_be_bytes()),
+            Value::Int32(v) | Value::Date(v) => out.extend_from_slice(&v.to_be_bytes()),
+            Value::Float(v) => out.extend_from_slice(&v.to_be_bytes()),
+            Value::Bool(v) => out.extend_from_slice(&[*v as u8]),
+            Value::Numeric(v, scale) => out.extend_from_slice(&numeric_bytes(*v, *scale)),
+        }
+        Ok(IsNull::No)
+    }
+
+    // The COPY's column types come from the spec, as the values do.
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+
+    to_sql_checked!();
+}
+
+/// PostgreSQL's binary NUMERIC of `v` unscaled at `scale`: ndigits, weight, sign, dscale,
+/// then base-10000 digits, most significant first, without leading or trailing zero digits.
+fn numeric_bytes(v: i128, scale: i8) -> Vec<u8> {
+    let mut digits = v.unsigned_abs().to_string();
+    let dscale = if scale < 0 {
+        if v != 0 {
+            digits.extend(std::iter::repeat_n('0', scale.unsigned_abs() as usize));
+        }
+        0
+    } else {
+        scale as usize
+    };
+    let (int, frac) = if digits.len() > dscale {
+        let (i, f) = digits.split_at(digits.len() - dscale);
+        (i.to_string(), f.to_string())
+    } else {
+        (String::new(), format!("{}{digits}", "0".repeat(dscale - digits.len())))
+    };
+    let int = format!("{}{int}", "0".repeat((4 - int.len() % 4) % 4));
+    let frac = format!("{frac}{}", "0".repeat((4 - frac.len() % 4) % 4));
+    let all = format!("{int}{frac}");
+    let mut groups: Vec<i16> =
+        all.as_bytes().chunks(4).map(|c| c.iter().fold(0i16, |acc, d| acc * 10 + (d - b'0') as i16)).collect();
+    let mut weight = (int.len() / 4) as i32 - 1;
+    let lead = groups.iter().take_while(|&&g| g == 0).count();
+    groups.drain(..lead);
+    weight -= lead as i32;
+    while groups.last() == Some(&0) {
+        groups.pop();
+    }
+    let sign: u16 = if v < 0 && !groups.is_empty() { 0x4000 } else { 0 };
+    if groups.is_empty() {
+        weight = 0;
+    }
+    let mut out = Vec::with_capacity(8 + 2 * groups.len());
+    out.extend_from_slice(&(groups.len() as i16).to_be_bytes());
+    out.extend_from_slice(&(weight as i16).to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&(dscale as u16).to_be_bytes());
+    for g in groups {
+        out.extend_from_slice(&g.to_be_bytes());
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading back
+
+/// A value as PostgreSQL sent it (binary), read by [`canonical`].
+struct Raw<'a>(&'a [u8]);
+
+impl<'a> FromSql<'a> for Raw<'a> {
+    fn from_sql(_ty: &Type, raw: &'a [u8]) -> Result<Raw<'a>, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(Raw(raw))
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        true
+    }
+}
+
+/// Whether [`canonical`] reads the binary form of a type (others are selected as text).
+fn readable(ty: &Type) -> bool {
+    [
+        Type::BOOL,
+        Type::INT2,
+        Type::INT4,
+        Type::INT8,
+        Type::FLOAT4,
+        Type::FLOAT8,
+        Type::NUMERIC,
+        Type::DATE,
+        Type::TIME,
+        Type::TIMESTAMP,
+        Type::TIMESTAMPTZ,
+        Type::TEXT,
+        Type::VARCHAR,
+        Type::BPCHAR,
+        Type::NAME,
+    ]
+    .contains(ty)
+}
+
+fn be<const N: usize>(raw: &[u8]) -> Result<[u8; N], String> {
+    raw.get(..N).and_then(|b| b.try_into().ok()).ok_or_else(|| format!("{} bytes instead of {N}", raw.len()))
+}
+
+/// A binary value in the canonical JSON form of the port (see `ports::warehouse`).
+fn canonical(pg: &Type, raw: &[u8], ty: SqlType) -> Result<serde_json::Value, String> {
+    use serde_json::Value as J;
+    let float = |f: f64| serde_json::Number::from_f64(f).map_or_else(|| J::String(f.to_string()), J::Number);
+    let int = |i: i64| if ty == SqlType::Float64 { float(i as f64) } else { J::from(i) };
+    Ok(match *pg {
+        Type::BOOL => J::Bool(be::<1>(raw)?[0] != 0),
+        Type::INT2 => int(i16::from_be_bytes(be(raw)?) as i64),
+        Type::INT4 => int(i32::from_be_bytes(be(raw)?) as i64),
+        Type::INT8 => int(i64::from_be_bytes(be(raw)?)),
+        Type::FLOAT4 => float(f32::from_be_bytes(be(raw)?) as f64),
+        Type::FLOAT8 => float(f64::from_be_bytes(be(raw)?)),
+        Type::NUMERIC => {
+            let scale = match ty {
+                SqlType::Decimal { scale, .. } => scale.max(0) as usize,
+                _ => 0,
+            };
+            J::String(numeric_text(raw, scale)?)
+        }
+        Type::DATE => J::String(match i32::from_be_bytes(be(raw)?) {
+            i32::MAX => "infinity".into(),
+            i32::MIN => "-infinity".into(),
+            days => chrono::NaiveDate::from_ymd_opt(2000, 1, 1)
+                .and_then(|d| d.checked_add_signed(chrono::TimeDelta::days(days as i64)))
+                .ok_or_else(|| format!("date {days} days from 2000-01-01 is out of range"))?
+                .format("%Y-%m-%d")
+                .to_string(),
+        }),
+        Type::TIME => {
+            let micros = i64::from_be_bytes(be(raw)?);
+            let s = micros / 1_000_000;
+            J::String(format!("{:02}:{:02}:{:02}.{:06}", s / 3600, s / 60 % 60, s % 60, micros % 1_000_000))
+        }
+        Type::TIMESTAMP | Type::TIMESTAMPTZ => J::String(match i64::from_be_bytes(be(raw)?) {
+            i64::MAX => "infinity".into(),
+            i64::MIN => "-infinity".into(),
+            micros => micros
+                .checked_add(PG_EPOCH_MICROS)
+                .and_then(chrono::DateTime::from_timestamp_micros)
+                .ok_or_else(|| format!("datetime of {micros} µs since 2000-01-01 is out of range"))?
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string(),
+        }),
+        _ => J::String(String::from_utf8_lossy(raw).into_owned()),
+    })
+}
+
+/// The text of a binary NUMERIC with at least `min_scale` digits after the point.
+fn numeric_text(raw: &[u8], min_scale: usize) -> Result<String, String> {
+    let ndigits = i16::from_be_bytes(be(raw)?).max(0) as usize;
+    let weight = i16::from_be_bytes(be(&raw[2..])?) as i64;
+    let sign = u16::from_be_bytes(be(&raw[4..])?);
+    let dscale = u16::from_be_bytes(be(&raw[6..])?) as usize;
+    match sign {
+        0xC000 => return Ok("NaN".into()),
+        0xD000 => return Ok("Infinity".into()),
+        0xF000 => return Ok("-Infinity".into()),
+        _ => {}
+    }
+    let mut digits = Vec::with_capacity(ndigits);
+    for i in 0..ndigits {
+        digits.push(i16::from_be_bytes(be(&raw[8 + 2 * i..])?) as i64);
+    }
+    let group = |i: i64| if (0..ndigits as i64).contains(&i) { digits[i as usize] } else { 0 };
+    let mut out = String::new();
+    if sign == 0x4000 && !digits.is_empty() {
+        out.push('-');
+    }
+    if weight < 0 {
+        out.push('0');
+    } else {
+        let _ = write!(out, "{}", group(0));
+        for i in 1..=weight {
+            let _ = write!(out, "{:04}", group(i));
+        }
+    }
+    let scale = dscale.max(min_scale);
+    if scale > 0 {
+        out.push('.');
+        let mut frac = String::with_capacity(scale + 4);
+        let mut i = weight + 1;
+        while frac.len() < scale {
+            let _ = write!(frac, "{:04}", group(i));
+            i += 1;
+        }
+        frac.truncate(scale);
+        out.push_str(&frac);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(v: i128, scale: i8) -> String {
+        numeric_text(&numeric_bytes(v, scale), scale.max(0) as usize).unwrap()
+    }
+
+    #[test]
+    fn numerics_are_exact_in_both_directions() {
+        assert_eq!(round_trip(1250, 2), "12.50");
+        assert_eq!(round_trip(-5, 2), "-0.05");
+        assert_eq!(round_trip(0, 2), "0.00");
+        assert_eq!(round_trip(7, 0), "7");
+        assert_eq!(round_trip(7, -2), "700");
+        assert_eq!(round_trip(12345678901234567890, 2), "123456789012345678.90");
+        assert_eq!(round_trip(10000, 0), "10000");
+        assert_eq!(round_trip(1, 8), "0.00000001");
+        assert_eq!(round_trip(-100000000, 4), "-10000.0000");
+        let max = 10i128.pow(38) - 1;
+        assert_eq!(round_trip(max, 10), format!("{}.{}", "9".repeat(28), "9".repeat(10)));
+        // 12.50: one digit group before the point, one after; 0.05: weight -1.
+        assert_eq!(numeric_bytes(1250, 2), [0, 2, 0, 0, 0, 0, 0, 2, 0, 12, 0x13, 0x88]);
+        assert_eq!(numeric_bytes(-5, 2), [0, 1, 0xff, 0xff, 0x40, 0, 0, 2, 0x01, 0xf4]);
+        assert_eq!(numeric_bytes(0, 2), [0, 0, 0, 0, 0, 0, 0, 2]);
+    }
+
+    #[test]
+    fn passwords_never_show() {
+        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
+        assert_eq!(redact("postgres://me:s3cret@db:5432/x"), "postgres://me@db:5432/x");
+        assert_eq!(
+            redact("postgresql://me:p%40ss@h1,h2/x?password=s3cret&sslmode=disable"),
+            "postgresql://me@h1,h2/x?password=…&sslmode=disable"
+        );
+        let kv = redact("host=db user=me password=s3cret dbname=x port=5433");
+        assert_eq!(kv, "postgres://me@db:5433/x");
+        assert!(!redact("host=db password='s 3cret'").contains("3cret"));
+    }
+
+    #[test]
+    fn identifiers_are_quoted_whole() {
+        assert_eq!(quote(r#"unit "price" (EUR)"#), r#""unit ""price"" (EUR)""#);
+        let spec = |table: &str| TableSpec {
+            dataset: "d".into(),
+            table: table.into(),
+            columns: vec![crate::ports::warehouse::Column { name: "id".into(), ty: SqlType::Int64, nullable: false }],
+            key: vec![0],
+            version: None,
+        };
+        assert_eq!(check_spec(&spec("a.b")).unwrap().sql, r#""a"."b""#);
+        assert_eq!(check_spec(&spec(r#"x"; DROP TABLE y; --"#)).unwrap().sql, r#""x""; DROP TABLE y; --""#);
+        assert!(check_spec(&spec(".b")).is_err());
+        assert!(check_spec(&spec(&"t".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn canonical_temporal_forms() {
+        let date = canonical(&Type::DATE, &(-PG_EPOCH_DAYS + 20_412).to_be_bytes(), SqlType::Date).unwrap();
+        assert_eq!(date, "2025-11-20");
+        let time = canonical(&Type::TIME, &49_500_000_001i64.to_be_bytes(), SqlType::Time).unwrap();
+        assert_eq!(time, "13:45:00.000001");
+        let ts = canonical(&Type::TIMESTAMPTZ, &(-PG_EPOCH_MICROS).to_be_bytes(), SqlType::Timestamp).unwrap();
+        assert_eq!(ts, "1970-01-01T00:00:00.000000Z");
+    }
+}
