@@ -19,6 +19,7 @@
 //!
 //! [alerts]
 //! webhook_url = ""                    # Slack-compatible incoming webhook; empty: alerts go to the log
+//! sns_topic_arn = ""                  # or an SNS topic (feature `aws`), e.g. for AWS Chatbot
 //!
 //! [run]
 //! poll_interval_ms = 1000             # how often the landing prefix is listed
@@ -115,6 +116,9 @@ impl Default for WarehouseSettings {
 pub struct AlertSettings {
     /// A Slack-compatible incoming webhook (JSON POST with `text`); empty: log only.
     pub webhook_url: String,
+    /// An SNS topic ARN (feature `aws`): alerts are published there (AWS Chatbot can forward
+    /// them to Slack). Wins over `webhook_url`.
+    pub sns_topic_arn: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -2,10 +2,14 @@
 //! own temporary folder (and its own bucket, queue or database) and checks what a user sees.
 
 mod acceptance;
+#[cfg(feature = "aws")]
+mod dynamodb;
 mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod redshift;
 mod s3;
+#[cfg(feature = "aws")]
+mod sns;
 mod support;
 mod transform;

@@ -5,9 +5,11 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The repository root (tests live in `tests/`, the jobs crate in `jobs/`).
+/// The repository root (tests live in `tests/`, the jobs crate in `jobs/`). Read at run time, not
+/// with `env!`: CI reuses one target folder for clones at different paths, and an unchanged test
+/// binary would keep the path of the clone that built it.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).parent().expect("repo root").to_path_buf()
 }
 
 pub struct Run {

@@ -1,5 +1,7 @@
 //! Adapters: one module per technology and port (`<Tech><Port>`).
 
+#[cfg(feature = "aws")]
+pub mod dynamodb_state;
 pub mod in_process_launcher;
 pub mod log_alerts;
 #[cfg(feature = "postgres")]
@@ -7,17 +9,23 @@ pub mod postgres_warehouse;
 #[cfg(feature = "redshift")]
 pub mod redshift_data;
 pub mod redshift_sql;
+#[cfg(feature = "aws")]
+pub mod sns_alerts;
 pub mod sqlite_state;
 pub mod sqlite_warehouse;
 pub mod staged_parquet;
 pub mod webhook_alerts;
 
+#[cfg(feature = "aws")]
+pub use dynamodb_state::DynamoDbStateStore;
 pub use in_process_launcher::InProcessLauncher;
 pub use log_alerts::LogAlerts;
 #[cfg(feature = "postgres")]
 pub use postgres_warehouse::PostgresWarehouse;
 #[cfg(feature = "redshift")]
 pub use redshift_data::RedshiftDataWarehouse;
+#[cfg(feature = "aws")]
+pub use sns_alerts::SnsAlerts;
 pub use sqlite_state::SqliteStateStore;
 pub use sqlite_warehouse::SqliteWarehouse;
 pub use webhook_alerts::WebhookAlerts;

@@ -102,7 +102,7 @@ fn ago(ms: i64) -> String {
 
 async fn status(dataset: Option<String>, limit: usize, args: &PipelineArgs) -> Result<i32, CliError> {
     let s = settings(args)?;
-    let state = open_state(&s).map_err(|e| CliError::Usage(e.to_string()))?;
+    let state = open_state(&s).await.map_err(|e| CliError::Usage(e.to_string()))?;
     let counts = state.count_by_state(dataset.as_deref()).await.map_err(failed)?;
     let attention = state
         .list(&Filter {
@@ -200,7 +200,7 @@ async fn replay(
         return Err(CliError::Usage(format!("--state {bad}: only REJECTED, FAILED and DEAD files can be replayed")));
     }
     let s = settings(args)?;
-    let state = open_state(&s).map_err(|e| CliError::Usage(e.to_string()))?;
+    let state = open_state(&s).await.map_err(|e| CliError::Usage(e.to_string()))?;
     let lake_url =
         if s.lake.url.contains("://") { s.lake.url.clone() } else { s.path(&s.lake.url).display().to_string() };
     let lake =

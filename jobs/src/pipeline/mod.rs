@@ -76,16 +76,26 @@ fn sqlite_path<'a>(section: &'static str, url: &'a str) -> Result<&'a str, Build
     }
 }
 
-/// Opens the state store named in the settings (also used by `status` and `replay`).
-pub fn open_state(settings: &Settings) -> Result<Arc<dyn StateStore>, BuildError> {
-    let p = sqlite_path("state", &settings.state.url)?;
-    Ok(Arc::new(SqliteStateStore::open(&settings.path(p))?))
+/// Opens the state store named in the settings (also used by `status` and `replay`):
+/// `sqlite://PATH`, or `dynamodb://TABLE` (feature `aws`).
+pub async fn open_state(settings: &Settings) -> Result<Arc<dyn StateStore>, BuildError> {
+    let url = settings.state.url.as_str();
+    match url.split_once("://").map(|(s, _)| s).unwrap_or("") {
+        #[cfg(feature = "aws")]
+        "dynamodb" => Ok(Arc::new(crate::adapters::DynamoDbStateStore::connect(url).await?)),
+        #[cfg(not(feature = "aws"))]
+        "dynamodb" => Err(missing_feature("state", url, "aws")),
+        _ => {
+            let p = sqlite_path("state", url)?;
+            Ok(Arc::new(SqliteStateStore::open(&settings.path(p))?))
+        }
+    }
 }
 
-#[cfg(any(not(feature = "postgres"), not(feature = "redshift")))]
-fn missing_feature(url: &str, feature: &str) -> BuildError {
+#[cfg(any(not(feature = "postgres"), not(feature = "redshift"), not(feature = "aws")))]
+fn missing_feature(section: &'static str, url: &str, feature: &str) -> BuildError {
     BuildError::Url {
-        section: "warehouse",
+        section,
         url: url.into(),
         message: format!(
             "this glueless was built without the `{feature}` feature; rebuild with `--features {feature}`"
@@ -104,16 +114,28 @@ pub async fn open_warehouse(settings: &Settings) -> Result<Arc<dyn Warehouse>, B
             Ok(Arc::new(crate::adapters::PostgresWarehouse::connect(&settings.warehouse, &settings.base_dir).await?))
         }
         #[cfg(not(feature = "postgres"))]
-        "postgres" | "postgresql" => Err(missing_feature(url, "postgres")),
+        "postgres" | "postgresql" => Err(missing_feature("warehouse", url, "postgres")),
         #[cfg(feature = "redshift")]
         "redshift-data" => Ok(Arc::new(crate::adapters::RedshiftDataWarehouse::connect(&settings.warehouse).await?)),
         #[cfg(not(feature = "redshift"))]
-        "redshift-data" => Err(missing_feature(url, "redshift")),
+        "redshift-data" => Err(missing_feature("warehouse", url, "redshift")),
         _ => {
             let p = sqlite_path("warehouse", url)?;
             Ok(Arc::new(SqliteWarehouse::open(&settings.path(p))?))
         }
     }
+}
+
+/// The alerts channel: an SNS topic (feature `aws`), a webhook, or the log.
+pub async fn open_alerts(settings: &Settings) -> Result<Arc<dyn Alerts>, BuildError> {
+    let a = &settings.alerts;
+    if !a.sns_topic_arn.is_empty() {
+        #[cfg(feature = "aws")]
+        return Ok(Arc::new(crate::adapters::SnsAlerts::connect(&a.sns_topic_arn).await));
+        #[cfg(not(feature = "aws"))]
+        return Err(missing_feature("alerts", &a.sns_topic_arn, "aws"));
+    }
+    Ok(if a.webhook_url.is_empty() { Arc::new(LogAlerts) } else { Arc::new(WebhookAlerts::new(&a.webhook_url)) })
 }
 
 /// The worker name used in claims.
@@ -150,13 +172,9 @@ impl Pipeline {
             Lake::open(&lake_url, &settings.lake.landing, &settings.lake.staging, &settings.lake.rejected, &stores)?;
         let contracts_dir = settings.path(&settings.contracts.dir);
         let catalog = Catalog::load(&contracts_dir)?;
-        let state = open_state(&settings)?;
+        let state = open_state(&settings).await?;
         let warehouse = open_warehouse(&settings).await?;
-        let alerts: Arc<dyn Alerts> = if settings.alerts.webhook_url.is_empty() {
-            Arc::new(LogAlerts)
-        } else {
-            Arc::new(WebhookAlerts::new(&settings.alerts.webhook_url))
-        };
+        let alerts = open_alerts(&settings).await?;
         let in_process = Arc::new(InProcessLauncher::default());
         Ok(Pipeline {
             settings,
