@@ -136,31 +136,7 @@ async fn dynamodb_claims_race_across_clients() {
     let second = DynamoDbStateStore::with_client(client(), first.table());
     second.ensure_table().await.expect("an existing table is left as it is");
     let stores = [Arc::new(first), Arc::new(second)];
-    for round in 0..10 {
-        let file = new_file(&format!("s3://landing/orders/race-{round}.csv"));
-        assert!(stores[round % 2].register(&file, T0).await.unwrap());
-        assert!(!stores[(round + 1) % 2].register(&file, T0).await.unwrap(), "the other client sees it");
-        let tasks: Vec<_> = (0..16)
-            .map(|i| {
-                let store = Arc::clone(&stores[i % 2]);
-                let key = file.key.clone();
-                tokio::spawn(async move {
-                    let owner = format!("client-{}-worker-{i}", i % 2);
-                    let claim = Claim { owner: &owner, now: T0 + 10, lease_ms: LEASE, route: "inline" };
-                    store.claim(&key, &claim).await.unwrap().map(|r| r.owner)
-                })
-            })
-            .collect();
-        let mut winners = Vec::new();
-        for task in tasks {
-            winners.extend(task.await.unwrap());
-        }
-        assert_eq!(winners.len(), 1, "round {round}: exactly one claim wins across two clients: {winners:?}");
-        for store in &stores {
-            let record = store.get(&file.key).await.unwrap().unwrap();
-            assert_eq!((record.owner, record.attempts), (winners[0].clone(), 1), "round {round}: both see the winner");
-        }
-    }
+    crate::acceptance::state_store::race_two_handles(stores, 10).await;
 }
 
 /// The raw item of `key`, as DynamoDB holds it.

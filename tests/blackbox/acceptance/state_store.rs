@@ -688,15 +688,22 @@ async fn sqlite_claims_race_across_connections() {
     let path = dir.path().join("state.db");
     // Two handles on one file, as two `glueless run` processes have: they share nothing but the file.
     let stores = [Arc::new(SqliteStateStore::open(&path).unwrap()), Arc::new(SqliteStateStore::open(&path).unwrap())];
-    for round in 0..20 {
+    race_two_handles(stores, 20).await;
+}
+
+/// Two handles on one store (two processes, two clients), `rounds` files, 16 concurrent claims
+/// on each split between the handles: exactly one wins, and both handles see the winner.
+pub async fn race_two_handles<S: StateStore + 'static>(stores: [Arc<S>; 2], rounds: usize) {
+    for round in 0..rounds {
         let file = new_file(&format!("s3://landing/orders/race-{round}.csv"), "v1", "orders");
         assert!(stores[round % 2].register(&file, T0).await.unwrap());
+        assert!(!stores[(round + 1) % 2].register(&file, T0).await.unwrap(), "the other handle sees it");
         let tasks: Vec<_> = (0..16)
             .map(|i| {
                 let store = Arc::clone(&stores[i % 2]);
                 let key = file.key.clone();
                 tokio::spawn(async move {
-                    let owner = format!("process-{}-worker-{i}", i % 2);
+                    let owner = format!("handle-{}-worker-{i}", i % 2);
                     let claim = Claim { owner: &owner, now: T0 + 10, lease_ms: LEASE, route: "inline" };
                     store.claim(&key, &claim).await.unwrap().map(|r| r.owner)
                 })
@@ -706,7 +713,7 @@ async fn sqlite_claims_race_across_connections() {
         for task in tasks {
             winners.extend(task.await.unwrap());
         }
-        assert_eq!(winners.len(), 1, "round {round}: exactly one claim wins across two connections: {winners:?}");
+        assert_eq!(winners.len(), 1, "round {round}: exactly one claim wins across two handles: {winners:?}");
         for store in &stores {
             let record = get(&**store, &file.key).await;
             assert_eq!((record.owner, record.attempts), (winners[0].clone(), 1), "round {round}: both see the winner");
