@@ -513,27 +513,20 @@ fn code<E: ProvideErrorMetadata>(e: &SdkError<E, aws_sdk_dynamodb::config::http:
 
 /// Worth another try: throttling, a 5xx, a timeout or a network failure.
 fn retryable<E: ProvideErrorMetadata>(e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -> bool {
-    match e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(s) => {
-            s.raw().status().as_u16() >= 500
-                || matches!(
-                    s.err().code(),
-                    Some(
-                        "ProvisionedThroughputExceededException"
-                            | "RequestLimitExceeded"
-                            | "ThrottlingException"
-                            | "Throttling"
-                            | "LimitExceededException"
-                            | "TransactionConflictException"
-                            | "InternalServerError"
-                            | "InternalFailure"
-                            | "ServiceUnavailable"
-                    )
-                )
-        }
-        _ => false,
-    }
+    super::aws_retryable(
+        e,
+        &[
+            "ProvisionedThroughputExceededException",
+            "RequestLimitExceeded",
+            "ThrottlingException",
+            "Throttling",
+            "LimitExceededException",
+            "TransactionConflictException",
+            "InternalServerError",
+            "InternalFailure",
+            "ServiceUnavailable",
+        ],
+    )
 }
 
 /// `#name → name` for every `#name` in the expressions (DynamoDB refuses unused names, and

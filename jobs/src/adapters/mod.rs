@@ -40,15 +40,32 @@ pub(crate) fn sqlite_busy_retry<T>(
     let started = std::time::Instant::now();
     loop {
         match f() {
-            Err(e)
-                if matches!(
-                    e.sqlite_error_code(),
-                    Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-                ) && started.elapsed() < limit =>
-            {
+            Err(e) if sqlite_is_busy(&e) && started.elapsed() < limit => {
                 std::thread::sleep(std::time::Duration::from_millis(10 + rand::random_range(0..40)));
             }
             r => return r,
         }
+    }
+}
+
+/// SQLite answered that another connection holds the lock: worth another try.
+pub(crate) fn sqlite_is_busy(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+/// Whether an AWS SDK call is worth another try: a timeout, a network failure, an unreadable
+/// response, a 5xx, or one of the service's `throttle_codes`.
+#[cfg(feature = "aws")]
+pub(crate) fn aws_retryable<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    e: &aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
+    throttle_codes: &[&str],
+) -> bool {
+    use aws_sdk_dynamodb::error::SdkError;
+    match e {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(s) => {
+            s.raw().status().as_u16() >= 500 || s.err().code().is_some_and(|c| throttle_codes.contains(&c))
+        }
+        _ => false,
     }
 }

@@ -101,7 +101,7 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
     StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, TimeUnit};
+use arrow::datatypes::{Float64Type, Int32Type, Int64Type};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -942,7 +942,7 @@ async fn copy_parts(
         }
         let file_pos = i as i32;
         for part in &file.parts {
-            let mut reader = PartReader::open(spec, part, arrow_type).await?;
+            let mut reader = PartReader::open(spec, part, SqlType::arrow_type).await?;
             while let Some(batch) = reader.next().await {
                 let (columns, rows) = batch?;
                 let bad = |message: String| WarehouseError::Load {
@@ -974,21 +974,6 @@ async fn copy_parts(
         }
     }
     Ok(())
-}
-
-/// The Arrow type read for a column type.
-fn arrow_type(ty: SqlType) -> DataType {
-    match ty {
-        SqlType::Text => DataType::Utf8,
-        SqlType::Int64 => DataType::Int64,
-        SqlType::Int32 => DataType::Int32,
-        SqlType::Float64 => DataType::Float64,
-        SqlType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
-        SqlType::Boolean => DataType::Boolean,
-        SqlType::Date => DataType::Date32,
-        SqlType::Time => DataType::Time64(TimeUnit::Microsecond),
-        SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-    }
 }
 
 /// One column of a batch, typed.

@@ -218,26 +218,19 @@ impl Alerts for SnsAlerts {
 
 /// Worth another try: throttling, a 5xx, a timeout or a network failure.
 fn retryable<E: ProvideErrorMetadata>(e: &SdkError<E, aws_sdk_sns::config::http::HttpResponse>) -> bool {
-    match e {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
-        SdkError::ServiceError(s) => {
-            s.raw().status().as_u16() >= 500
-                || matches!(
-                    s.err().code(),
-                    Some(
-                        "Throttling"
-                            | "ThrottlingException"
-                            | "ThrottledException"
-                            | "RequestThrottled"
-                            | "TooManyRequestsException"
-                            | "InternalError"
-                            | "InternalFailure"
-                            | "ServiceUnavailable"
-                    )
-                )
-        }
-        _ => false,
-    }
+    super::aws_retryable(
+        e,
+        &[
+            "Throttling",
+            "ThrottlingException",
+            "ThrottledException",
+            "RequestThrottled",
+            "TooManyRequestsException",
+            "InternalError",
+            "InternalFailure",
+            "ServiceUnavailable",
+        ],
+    )
 }
 
 /// The region of an ARN (`arn:aws:sns:eu-west-1:123456789012:alerts`), when it names one.

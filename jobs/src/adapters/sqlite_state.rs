@@ -86,7 +86,7 @@ impl SqliteStateStore {
             message: format!(
                 "cannot open it: {e}; check that the folder {folder} exists and is writable, or set [state] url"
             ),
-            retryable: is_busy(&e),
+            retryable: super::sqlite_is_busy(&e),
         })?;
         let inner = Inner { conn: Mutex::new(conn), path: path.to_path_buf() };
         {
@@ -141,12 +141,8 @@ impl Inner {
             Some(ErrorCode::SystemIoFailure) => format!("; check the disk and the file system holding {path}"),
             _ => String::new(),
         };
-        StateError { store: self.store(), message: format!("{doing}: {e}{hint}"), retryable: is_busy(&e) }
+        StateError { store: self.store(), message: format!("{doing}: {e}{hint}"), retryable: super::sqlite_is_busy(&e) }
     }
-}
-
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
 }
 
 /// Per-connection settings.

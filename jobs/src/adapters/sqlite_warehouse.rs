@@ -78,9 +78,9 @@ use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array, StringArray,
     Time64MicrosecondArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType, Float64Type, Int64Type, TimeUnit};
+use arrow::datatypes::{DataType, Float64Type, Int64Type};
 use rusqlite::types::{Null, ValueRef};
-use rusqlite::{Connection, ErrorCode, OptionalExtension, Statement, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Statement, TransactionBehavior};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -164,12 +164,8 @@ fn join_error(table: &str, e: tokio::task::JoinError) -> WarehouseError {
 }
 
 /// Whether another connection holding the file is the cause (worth another try).
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
-}
-
 fn busy_hint(e: &rusqlite::Error) -> String {
-    if is_busy(e) {
+    if super::sqlite_is_busy(e) {
         format!("{e} (another process held the database for more than {} s; try again)", BUSY_TIMEOUT.as_secs())
     } else {
         e.to_string()
@@ -177,11 +173,11 @@ fn busy_hint(e: &rusqlite::Error) -> String {
 }
 
 fn load_error(table: &str, e: rusqlite::Error) -> WarehouseError {
-    WarehouseError::Load { table: table.to_string(), message: busy_hint(&e), retryable: is_busy(&e) }
+    WarehouseError::Load { table: table.to_string(), message: busy_hint(&e), retryable: super::sqlite_is_busy(&e) }
 }
 
 fn table_error(table: &str, e: rusqlite::Error) -> WarehouseError {
-    WarehouseError::Table { table: table.to_string(), message: busy_hint(&e), retryable: is_busy(&e) }
+    WarehouseError::Table { table: table.to_string(), message: busy_hint(&e), retryable: super::sqlite_is_busy(&e) }
 }
 
 /// `"name"`, with `"` doubled: one identifier whatever the name holds.
@@ -455,15 +451,10 @@ async fn stream_parts(
 
 /// The Arrow type the SQLite thread reads for a column type.
 fn arrow_type(ty: SqlType) -> DataType {
+    // Both integer widths are read as 64-bit: SQLite has one INTEGER.
     match ty {
-        SqlType::Text => DataType::Utf8,
-        SqlType::Int64 | SqlType::Int32 => DataType::Int64,
-        SqlType::Float64 => DataType::Float64,
-        SqlType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
-        SqlType::Boolean => DataType::Boolean,
-        SqlType::Date => DataType::Date32,
-        SqlType::Time => DataType::Time64(TimeUnit::Microsecond),
-        SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        SqlType::Int32 => DataType::Int64,
+        ty => ty.arrow_type(),
     }
 }
 

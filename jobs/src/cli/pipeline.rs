@@ -201,11 +201,7 @@ async fn replay(
     }
     let s = settings(args)?;
     let state = open_state(&s).await.map_err(|e| CliError::Usage(e.to_string()))?;
-    let lake_url =
-        if s.lake.url.contains("://") { s.lake.url.clone() } else { s.path(&s.lake.url).display().to_string() };
-    let lake =
-        Lake::open(&lake_url, &s.lake.landing, &s.lake.staging, &s.lake.rejected, &glueless_engine::Stores::new())
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+    let lake = Lake::from_settings(&s, &glueless_engine::Stores::new()).map_err(|e| CliError::Usage(e.to_string()))?;
     let absolute = |u: &str| if u.contains("://") || u.starts_with('/') { u.to_string() } else { lake.location(u).url };
     let url = url.as_deref().map(absolute);
     let url_prefix = url.clone().or_else(|| prefix.as_deref().map(absolute));

@@ -51,6 +51,13 @@ impl Lake {
         })
     }
 
+    /// The lake of `[lake]`: a folder is resolved against the config file's folder.
+    pub fn from_settings(s: &crate::settings::Settings, stores: &Stores) -> Result<Lake, StoreError> {
+        let url =
+            if s.lake.url.contains("://") { s.lake.url.clone() } else { s.path(&s.lake.url).display().to_string() };
+        Lake::open(&url, &s.lake.landing, &s.lake.staging, &s.lake.rejected, stores)
+    }
+
     /// The object at `key` (relative to the root).
     pub fn location(&self, key: &str) -> Location {
         Location {

@@ -163,13 +163,7 @@ impl Pipeline {
     /// alerts, in-process launcher.
     pub async fn build(settings: Settings, threads: usize, quiet: bool) -> Result<Pipeline, BuildError> {
         let stores = Stores::new();
-        let lake_url = if settings.lake.url.contains("://") {
-            settings.lake.url.clone()
-        } else {
-            settings.path(&settings.lake.url).display().to_string()
-        };
-        let lake =
-            Lake::open(&lake_url, &settings.lake.landing, &settings.lake.staging, &settings.lake.rejected, &stores)?;
+        let lake = Lake::from_settings(&settings, &stores)?;
         let contracts_dir = settings.path(&settings.contracts.dir);
         let catalog = Catalog::load(&contracts_dir)?;
         let state = open_state(&settings).await?;
@@ -194,9 +188,15 @@ impl Pipeline {
         })
     }
 
-    /// The current contracts, reloaded when a contract file changed.
+    /// The contracts as last loaded.
     pub fn catalog(&self) -> Arc<Catalog> {
-        let current = self.catalog.read().expect("catalog lock").clone();
+        self.catalog.read().expect("catalog lock").clone()
+    }
+
+    /// Reloads the contracts if a contract file was added, removed or changed (one listing of
+    /// the contracts folder); the service calls it once per pass.
+    pub fn refresh_catalog(&self) -> Arc<Catalog> {
+        let current = self.catalog();
         if !current.is_stale(&self.contracts_dir) {
             return current;
         }

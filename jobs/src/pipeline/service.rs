@@ -113,13 +113,13 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
     let started = std::time::Instant::now();
     let mut summary = RunSummary::default();
     let mut seen: HashSet<(String, String)> = HashSet::new();
-    let mut launched: HashSet<FileKey> = HashSet::new();
     let poll = Duration::from_millis(p.settings.run.poll_interval_ms);
     loop {
         summary.passes += 1;
         let mut busy = false;
         let mut next_wake: Option<Millis> = None;
         let mut wake_at = |t: Millis| next_wake = Some(next_wake.map_or(t, |n: Millis| n.min(t)));
+        let catalog = p.refresh_catalog();
 
         // 1. Watch: register objects not seen before.
         let now = now_ms();
@@ -171,7 +171,6 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
                 continue;
             }
         };
-        let catalog = p.catalog();
         let now = now_ms();
         let mut ready: BTreeMap<String, Vec<FileRecord>> = BTreeMap::new();
         for r in pending {
@@ -182,21 +181,14 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
                 }
                 continue;
             }
-            if launched.contains(&r.key) {
-                busy = true;
-                continue;
-            }
             let Some(key) = p.lake.key_of(&r.key.url) else {
                 continue; // a file of another lake sharing this state store
             };
             let route = catalog.route(key);
             match &route {
                 Route::Dataset(_) if r.size > p.settings.run.inline_max_bytes => match p.launcher.launch(&r).await {
-                    Ok(_) => {
-                        launched.insert(r.key.clone());
-                        busy = true;
-                    }
-                    Err(err) => p.log(&format!("{err}; processing it here instead")),
+                    Ok(_) => busy = true,
+                    Err(err) => p.log(&format!("{err}; it stays RECEIVED and is launched again next pass")),
                 },
                 Route::Dataset(e) => ready.entry(e.dataset.contract.name.clone()).or_default().push(r),
                 _ => {
@@ -232,7 +224,6 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
 
         // 4. Large files, one at a time, through the in-process launcher's queue.
         for key in p.in_process.drain() {
-            launched.remove(&key);
             if shutdown.is_requested() {
                 continue; // still RECEIVED: the next run takes it
             }

@@ -66,6 +66,23 @@ impl SqlType {
     }
 }
 
+impl SqlType {
+    /// The Arrow type a staged column of this type has (the inverse of [`SqlType::from_arrow`]).
+    pub fn arrow_type(self) -> DataType {
+        match self {
+            SqlType::Text => DataType::Utf8,
+            SqlType::Int64 => DataType::Int64,
+            SqlType::Int32 => DataType::Int32,
+            SqlType::Float64 => DataType::Float64,
+            SqlType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
+            SqlType::Boolean => DataType::Boolean,
+            SqlType::Date => DataType::Date32,
+            SqlType::Time => DataType::Time64(TimeUnit::Microsecond),
+            SqlType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        }
+    }
+}
+
 /// One column of a fact table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Column {
