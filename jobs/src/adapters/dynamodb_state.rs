@@ -127,15 +127,7 @@ impl DynamoDbStateStore {
     /// the first use; the table must exist (see the module docs).
     pub async fn connect(url: &str) -> Result<DynamoDbStateStore, StateError> {
         let table = table_name(url)?;
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(10))
-                    .build(),
-            )
-            .load()
-            .await;
+        let conf = super::aws_config_loader().load().await;
         Ok(DynamoDbStateStore::with_client(Client::new(&conf), table))
     }
 

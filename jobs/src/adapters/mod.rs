@@ -69,3 +69,15 @@ pub(crate) fn aws_retryable<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
         _ => false,
     }
 }
+
+/// The usual AWS environment (region, credentials, `AWS_ENDPOINT_URL`…) with the timeouts every
+/// glueless AWS client uses: 5 s to connect, 10 s per attempt.
+#[cfg(feature = "aws")]
+pub(crate) fn aws_config_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(
+        aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .operation_attempt_timeout(std::time::Duration::from_secs(10))
+            .build(),
+    )
+}

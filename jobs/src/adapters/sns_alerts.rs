@@ -82,15 +82,9 @@ impl SnsAlerts {
     /// accepts a publish in the topic's own region), else the environment's. No call is made
     /// until the first alert.
     pub async fn connect(topic_arn: &str) -> SnsAlerts {
-        let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        let conf = super::aws_config_loader()
             // `send` makes its own two tries; one SDK attempt each keeps the total at two.
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
-            .timeout_config(
-                aws_config::timeout::TimeoutConfig::builder()
-                    .connect_timeout(Duration::from_secs(5))
-                    .operation_attempt_timeout(Duration::from_secs(10))
-                    .build(),
-            )
             .load()
             .await;
         let mut b = aws_sdk_sns::config::Builder::from(&conf);
