@@ -16,4 +16,5 @@ pub mod events;
 pub mod metrics;
 pub mod pipeline;
 pub mod ports;
+pub mod runtime;
 pub mod settings;

@@ -1,10 +1,11 @@
 //! Metrics in CloudWatch Embedded Metric Format (EMF): one JSON line per finished file, which
 //! CloudWatch Logs turns into metrics when a Lambda function or an ECS task prints it on stdout.
 //!
-//! Every metric name lives here, as `glueless_<name>_<unit>`; the dimensions are a small fixed
-//! set (dataset, state, runtime) — never an object key or an error text, which would make
-//! one metric series per file. The object URL rides along as a plain property, searchable in
-//! CloudWatch Logs Insights but not a dimension.
+//! Every metric name lives here, as `glueless_<name>_<unit>`; the dimension sets are small and
+//! fixed: none (the totals the alarms watch), `state`, `dataset`, and `dataset` + `state` —
+//! never an object key or an error text, which would make one metric series per file. The
+//! object URL and the runtime (`lambda`, `ecs`, `worker`, `local`) ride along as plain
+//! properties, searchable in CloudWatch Logs Insights but not dimensions.
 //!
 //! ```
 //! use glueless_jobs::metrics::FileMetrics;
@@ -31,6 +32,9 @@ pub const BYTES_READ: (&str, &str) = ("glueless_bytes_read_bytes", "Bytes");
 pub const DURATION: (&str, &str) = ("glueless_file_duration_seconds", "Seconds");
 /// From the S3 event time to the warehouse commit.
 pub const LAG: (&str, &str) = ("glueless_load_lag_seconds", "Seconds");
+
+/// The dimension sets of every metric: totals, per state, per dataset, per dataset and state.
+pub const DIMENSION_SETS: [&[&str]; 4] = [&[], &["state"], &["dataset"], &["dataset", "state"]];
 
 /// What one finished file contributes.
 #[derive(Debug, Clone)]
@@ -62,7 +66,7 @@ impl FileMetrics {
                 "Timestamp": now,
                 "CloudWatchMetrics": [{
                     "Namespace": NAMESPACE,
-                    "Dimensions": [["dataset", "state", "runtime"], ["dataset"]],
+                    "Dimensions": DIMENSION_SETS,
                     "Metrics": defs,
                 }],
             },
@@ -112,9 +116,11 @@ mod tests {
         assert!(v.get(LAG.0).is_none(), "no lag without an event time");
         for dims in decl["Dimensions"].as_array().unwrap() {
             for d in dims.as_array().unwrap() {
-                assert!(["dataset", "state", "runtime"].contains(&d.as_str().unwrap()), "object is never a dimension");
+                assert!(["dataset", "state"].contains(&d.as_str().unwrap()), "object and runtime are never dimensions");
             }
         }
+        assert_eq!(decl["Dimensions"][0], serde_json::json!([]), "a dimensionless set carries the totals");
+        assert_eq!(v["runtime"], "ecs");
         assert_eq!(v["_aws"]["Timestamp"], 7);
     }
 }

@@ -50,6 +50,8 @@ pub struct Settings {
     pub warehouse: WarehouseSettings,
     pub alerts: AlertSettings,
     pub run: RunSettings,
+    pub queue: QueueSettings,
+    pub ecs: EcsSettings,
     /// The folder relative paths are resolved against (not a key of the file).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -137,6 +139,67 @@ pub struct RunSettings {
     /// A local folder is not written atomically: a file changed less than this long ago may
     /// still be being copied in, and waits.
     pub settle_ms: u64,
+    /// Lambda: stop starting files, and hand back the claims of unfinished ones, this long
+    /// before the invocation's deadline.
+    pub deadline_reserve_secs: u64,
+}
+
+/// `[queue]`: the SQS queue `glueless worker` long-polls (feature `aws`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueSettings {
+    /// The queue URL (`https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`).
+    pub url: String,
+    /// Long-poll wait per receive (0–20 s).
+    pub wait_secs: u32,
+    /// Messages per receive (1–10).
+    pub max_messages: u32,
+    /// While a message is in work its visibility is extended to this many seconds, every
+    /// third of it.
+    pub visibility_secs: u32,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        QueueSettings { url: String::new(), wait_secs: 20, max_messages: 10, visibility_secs: 300 }
+    }
+}
+
+/// `[ecs]`: where files above `run.inline_max_bytes` run when the dispatcher is the Lambda
+/// function or the SQS worker (feature `aws`). Empty `cluster`: they run in the dispatcher.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EcsSettings {
+    pub cluster: String,
+    /// The task definition (family, `family:revision` or ARN); its container runs `glueless task`.
+    pub task_definition: String,
+    /// The container whose environment names the file.
+    pub container: String,
+    /// Comma-separated subnet ids (awsvpc networking, required by Fargate).
+    pub subnets: String,
+    /// Comma-separated security group ids.
+    pub security_groups: String,
+    pub assign_public_ip: bool,
+    /// `FARGATE`, `FARGATE_SPOT` (a capacity provider) or `EC2`.
+    pub launch_type: String,
+    /// How long a launched file is held for its task to start and take it over; after that
+    /// the claim lapses and the next delivery or sweep launches it again.
+    pub start_lease_secs: u64,
+}
+
+impl Default for EcsSettings {
+    fn default() -> Self {
+        EcsSettings {
+            cluster: String::new(),
+            task_definition: String::new(),
+            container: "glueless".into(),
+            subnets: String::new(),
+            security_groups: String::new(),
+            assign_public_ip: false,
+            launch_type: "FARGATE".into(),
+            start_lease_secs: 600,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -148,6 +211,8 @@ impl Default for Settings {
             warehouse: WarehouseSettings::default(),
             alerts: AlertSettings::default(),
             run: RunSettings::default(),
+            queue: QueueSettings::default(),
+            ecs: EcsSettings::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -184,6 +249,7 @@ impl Default for RunSettings {
             max_concurrent_files: 2,
             keep_staging: false,
             settle_ms: 1000,
+            deadline_reserve_secs: 20,
         }
     }
 }
@@ -290,6 +356,16 @@ impl Settings {
                     ));
                 }
             }
+        }
+        let q = &self.queue;
+        if q.wait_secs > 20 || !(1..=10).contains(&q.max_messages) || !(1..=43_200).contains(&q.visibility_secs) {
+            return Err(format!(
+                "queue.wait_secs must be 0–20 (got {}), queue.max_messages 1–10 (got {}), queue.visibility_secs 1–43200 (got {}): SQS's limits",
+                q.wait_secs, q.max_messages, q.visibility_secs
+            ));
+        }
+        if !self.ecs.cluster.is_empty() && self.ecs.task_definition.is_empty() {
+            return Err("ecs.cluster is set but ecs.task_definition is empty: name the task definition whose container runs `glueless task`".into());
         }
         if self.state.url.is_empty() || self.warehouse.url.is_empty() {
             return Err("state.url and warehouse.url must not be empty".into());

@@ -2,6 +2,8 @@
 //! own temporary folder (and its own bucket, queue or database) and checks what a user sees.
 
 mod acceptance;
+#[cfg(feature = "lambda")]
+mod aws_runtime;
 #[cfg(feature = "aws")]
 mod dynamodb;
 mod pipeline;

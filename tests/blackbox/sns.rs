@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-fn client_with(credentials: Credentials) -> Client {
+pub(crate) fn client_with(credentials: Credentials) -> Client {
     let conf = aws_sdk_sns::Config::builder()
         .behavior_version_latest()
         .region(Region::new("us-east-1"))
@@ -22,7 +22,7 @@ fn client_with(credentials: Credentials) -> Client {
     Client::from_conf(conf)
 }
 
-fn client() -> Client {
+pub(crate) fn client() -> Client {
     client_with(Credentials::new("test", "test", None, None, "test"))
 }
 
@@ -38,13 +38,13 @@ async fn topic(c: &Client, test: &str) -> String {
 }
 
 /// A local HTTP endpoint that answers 200 to everything and records the request bodies.
-struct Subscriber {
+pub(crate) struct Subscriber {
     url: String,
     bodies: Arc<Mutex<Vec<String>>>,
 }
 
 impl Subscriber {
-    fn start() -> Subscriber {
+    pub(crate) fn start() -> Subscriber {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://127.0.0.1:{}/alerts", l.local_addr().unwrap().port());
         let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -76,13 +76,13 @@ impl Subscriber {
     }
 
     /// The JSON bodies received so far whose `Type` is `kind`.
-    fn received(&self, kind: &str) -> Vec<Value> {
+    pub(crate) fn received(&self, kind: &str) -> Vec<Value> {
         let bodies = self.bodies.lock().unwrap();
         bodies.iter().filter_map(|b| serde_json::from_str::<Value>(b).ok()).filter(|v| v["Type"] == kind).collect()
     }
 
     /// Waits up to 10 s for `n` deliveries of `kind`.
-    async fn wait_for(&self, kind: &str, n: usize) -> Vec<Value> {
+    pub(crate) async fn wait_for(&self, kind: &str, n: usize) -> Vec<Value> {
         let started = Instant::now();
         loop {
             let got = self.received(kind);
@@ -95,7 +95,7 @@ impl Subscriber {
 
     /// Subscribes this endpoint to `topic` (protocol http), with an optional filter policy on
     /// the message attributes, and confirms the subscription when SNS asks for it.
-    async fn subscribe(&self, c: &Client, topic: &str, filter: Option<&str>) {
+    pub(crate) async fn subscribe(&self, c: &Client, topic: &str, filter: Option<&str>) {
         let mut req = c.subscribe().topic_arn(topic).protocol("http").endpoint(&self.url).return_subscription_arn(true);
         if let Some(f) = filter {
             req = req.attributes("FilterPolicy", f);

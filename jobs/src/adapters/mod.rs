@@ -2,6 +2,8 @@
 
 #[cfg(feature = "aws")]
 pub mod dynamodb_state;
+#[cfg(feature = "aws")]
+pub mod ecs_launcher;
 pub mod in_process_launcher;
 pub mod log_alerts;
 #[cfg(feature = "postgres")]
@@ -13,11 +15,15 @@ pub mod redshift_sql;
 pub mod sns_alerts;
 pub mod sqlite_state;
 pub mod sqlite_warehouse;
+#[cfg(feature = "aws")]
+pub mod sqs_queue;
 pub mod staged_parquet;
 pub mod webhook_alerts;
 
 #[cfg(feature = "aws")]
 pub use dynamodb_state::DynamoDbStateStore;
+#[cfg(feature = "aws")]
+pub use ecs_launcher::EcsLauncher;
 pub use in_process_launcher::InProcessLauncher;
 pub use log_alerts::LogAlerts;
 #[cfg(feature = "postgres")]
@@ -28,6 +34,8 @@ pub use redshift_data::RedshiftDataWarehouse;
 pub use sns_alerts::SnsAlerts;
 pub use sqlite_state::SqliteStateStore;
 pub use sqlite_warehouse::SqliteWarehouse;
+#[cfg(feature = "aws")]
+pub use sqs_queue::SqsQueue;
 pub use webhook_alerts::WebhookAlerts;
 
 /// Runs `f` again while SQLite says the file is busy, for up to `limit`. Switching a new file

@@ -72,6 +72,33 @@ pub enum Command {
         #[command(flatten)]
         args: PipelineArgs,
     },
+    /// The AWS dispatcher as a long-running SQS consumer (for a Fargate service instead of the
+    /// Lambda function): long-poll `[queue] url`, process small files here, launch large ones
+    /// on ECS, delete what is done. SIGINT/SIGTERM finish the batch in hand, then stop.
+    /// Needs a build with `--features aws`.
+    Worker {
+        /// Stop when a receive comes back empty.
+        #[arg(long)]
+        once: bool,
+        #[command(flatten)]
+        args: PipelineArgs,
+    },
+    /// Process one object now: the command of the ECS task a dispatcher launches for a large
+    /// file (it names the file in the environment), or run by hand. Exit codes: 0 loaded or
+    /// nothing to do, 3 loaded with rejected rows, 4 rejected, 1 failed or dead, 2 usage.
+    Task {
+        /// The object (s3://bucket/key, or a path in a local lake).
+        #[arg(long, env = "GLUELESS_TASK_URL")]
+        url: String,
+        /// The version (ETag) to process; default: the object's current one.
+        #[arg(long, env = "GLUELESS_TASK_VERSION")]
+        version: Option<String>,
+        /// Take over the claim this owner holds (set by the launcher).
+        #[arg(long, env = "GLUELESS_TASK_OWNER")]
+        owner: Option<String>,
+        #[command(flatten)]
+        args: PipelineArgs,
+    },
     /// Make a temporary lake with sample orders (bad rows, a duplicate delivery, a re-upload
     /// with changed rows), run the pipeline on it, and show what landed. Exits 0 only if all of
     /// it is as expected.
@@ -121,7 +148,11 @@ impl Command {
     fn format(&self) -> Format {
         match self {
             Command::Validate { common, .. } | Command::Transform { common, .. } => common.format,
-            Command::Run { args, .. } | Command::Status { args, .. } | Command::Replay { args, .. } => args.format,
+            Command::Run { args, .. }
+            | Command::Status { args, .. }
+            | Command::Replay { args, .. }
+            | Command::Worker { args, .. }
+            | Command::Task { args, .. } => args.format,
             Command::Demo { format, .. } => *format,
         }
     }

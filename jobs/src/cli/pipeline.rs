@@ -14,6 +14,8 @@ pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
         Command::Run { once, args } => run_service(once, &args, threads).await,
         Command::Status { dataset, limit, args } => status(dataset, limit, &args).await,
         Command::Replay { url, prefix, state, all, args } => replay(url, prefix, state, all, &args).await,
+        Command::Worker { once, args } => worker(once, &args, threads).await,
+        Command::Task { url, version, owner, args } => task(&url, version, owner, &args, threads).await,
         _ => unreachable!("file commands are dispatched elsewhere"),
     }
 }
@@ -68,6 +70,119 @@ async fn run_service(once: bool, args: &PipelineArgs, threads: usize) -> Result<
         println!("{v}");
     }
     Ok(0)
+}
+
+#[cfg(not(feature = "aws"))]
+async fn worker(_once: bool, _args: &PipelineArgs, _threads: usize) -> Result<i32, CliError> {
+    Err(CliError::Usage(
+        "`glueless worker` reads SQS: this glueless was built without the `aws` feature; rebuild with `--features aws`"
+            .into(),
+    ))
+}
+
+#[cfg(feature = "aws")]
+async fn worker(once: bool, args: &PipelineArgs, threads: usize) -> Result<i32, CliError> {
+    use crate::runtime::worker;
+    let s = settings(args)?;
+    if s.queue.url.is_empty() {
+        return Err(CliError::Usage(
+            "`glueless worker` needs the queue: set [queue] url (or GLUELESS__QUEUE__URL) to the SQS queue URL".into(),
+        ));
+    }
+    let mut p = Pipeline::build(s, threads, args.quiet).await.map_err(|e| CliError::Usage(e.to_string()))?;
+    // stdout carries the EMF lines, or with --format json only the report.
+    if args.format == Format::Text {
+        p.metrics_runtime = Some("worker");
+    }
+    let queue = crate::adapters::SqsQueue::connect(&p.settings.queue.url).await;
+    if !args.quiet {
+        eprintln!(
+            "glueless worker: queue {}, lake {}, state {}, warehouse {}, large files via {}{}",
+            p.settings.queue.url,
+            p.lake.root,
+            p.state.describe(),
+            p.warehouse.describe(),
+            p.launcher.name(),
+            if once { "; until the queue is empty" } else { "" }
+        );
+    }
+    let shutdown = Arc::new(Shutdown::default());
+    service::on_signals(shutdown.clone());
+    let summary = worker::run(&p, &queue, once, &shutdown).await;
+    if !args.quiet {
+        eprintln!(
+            "glueless worker: {} message(s): {} deleted, {} retried, {} ignored, {} duplicate object(s), {} task(s) launched, {} file(s) finished in {:.1} s",
+            summary.messages,
+            summary.deleted,
+            summary.retried,
+            summary.ignored,
+            summary.duplicates,
+            summary.launched.len(),
+            summary.files.len(),
+            summary.seconds
+        );
+    }
+    if args.format == Format::Json {
+        let mut v = serde_json::to_value(&summary).expect("summary serializes");
+        v["version"] = env!("CARGO_PKG_VERSION").into();
+        v["status"] = "ok".into();
+        println!("{v}");
+    }
+    Ok(0)
+}
+
+async fn task(
+    url: &str,
+    version: Option<String>,
+    owner: Option<String>,
+    args: &PipelineArgs,
+    threads: usize,
+) -> Result<i32, CliError> {
+    use crate::runtime::task::{self, TaskEnd, TaskError};
+    let s = settings(args)?;
+    let mut p = Pipeline::build(s, threads, args.quiet).await.map_err(|e| CliError::Usage(e.to_string()))?;
+    if args.format == Format::Text && std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some() {
+        p.metrics_runtime = Some("ecs");
+    }
+    // A path in a local lake is named by its URL in the state store.
+    let url = if url.contains("://") || !p.lake.is_local {
+        url.to_string()
+    } else {
+        let abs = std::path::absolute(url).map_err(failed)?;
+        format!("file://{}", abs.display())
+    };
+    let end = task::run(&mut p, &url, version.as_deref(), owner.as_deref()).await.map_err(|e| match e {
+        TaskError::Usage(m) => CliError::Usage(m),
+        TaskError::Failed(m) => CliError::Failed { message: m, retryable: true },
+    })?;
+    let (state, file) = match &end {
+        TaskEnd::Processed(o) => (o.state, serde_json::to_value(o).expect("serializes")),
+        TaskEnd::AlreadyDecided(r) | TaskEnd::Taken(r) => (r.state, record_json(r)),
+    };
+    if !args.quiet {
+        match &end {
+            TaskEnd::Processed(_) => {}
+            TaskEnd::AlreadyDecided(r) => eprintln!("glueless task: {url} is already {}; nothing to do", r.state),
+            TaskEnd::Taken(r) => {
+                eprintln!(
+                    "glueless task: {url} is {} with {:?}; left to it",
+                    r.state,
+                    r.owner.as_deref().unwrap_or("-")
+                )
+            }
+        }
+    }
+    if args.format == Format::Json {
+        let v = json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "status": "ok",
+            "state": state,
+            "file": file,
+            "exit_code": end.exit_code(),
+        });
+        println!("{v}");
+    }
+    Ok(end.exit_code())
 }
 
 pub fn summary_line(s: &RunSummary) -> String {

@@ -86,8 +86,12 @@ impl Lake {
             if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
                 continue;
             }
-            let version =
-                m.e_tag.clone().unwrap_or_else(|| format!("{}-{}", m.size, m.last_modified.timestamp_micros()));
+            // S3 quotes its ETags; events name them without quotes.
+            let version = m
+                .e_tag
+                .as_deref()
+                .map(|e| e.trim_matches('"').to_string())
+                .unwrap_or_else(|| format!("{}-{}", m.size, m.last_modified.timestamp_micros()));
             out.push(ObjectEvent {
                 url: format!("{}/{key}", self.root),
                 key: key.to_string(),

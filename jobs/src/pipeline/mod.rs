@@ -38,6 +38,9 @@ pub struct Pipeline {
     pub threads: usize,
     /// No per-file lines on stderr.
     pub quiet: bool,
+    /// Print one CloudWatch EMF line per recorded file on stdout, naming this runtime
+    /// (`lambda`, `ecs`, `worker`); `None` in the local service.
+    pub metrics_runtime: Option<&'static str>,
     contracts_dir: PathBuf,
     catalog: RwLock<Arc<Catalog>>,
     ready_tables: Mutex<HashSet<String>>,
@@ -138,6 +141,21 @@ pub async fn open_alerts(settings: &Settings) -> Result<Arc<dyn Alerts>, BuildEr
     Ok(if a.webhook_url.is_empty() { Arc::new(LogAlerts) } else { Arc::new(WebhookAlerts::new(&a.webhook_url)) })
 }
 
+/// The launcher for files above `run.inline_max_bytes`: ECS when `[ecs] cluster` is set
+/// (feature `aws`), else this process.
+pub async fn open_launcher(
+    settings: &Settings,
+    in_process: &Arc<InProcessLauncher>,
+) -> Result<Arc<dyn Launcher>, BuildError> {
+    if settings.ecs.cluster.is_empty() {
+        return Ok(in_process.clone());
+    }
+    #[cfg(feature = "aws")]
+    return Ok(Arc::new(crate::adapters::EcsLauncher::connect(&settings.ecs).await));
+    #[cfg(not(feature = "aws"))]
+    return Err(missing_feature("ecs", &settings.ecs.cluster, "aws"));
+}
+
 /// The worker name used in claims.
 pub fn worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -159,8 +177,9 @@ pub enum Accepted {
 }
 
 impl Pipeline {
-    /// Builds the embedded default from settings: SQLite state and warehouse, webhook or log
-    /// alerts, in-process launcher.
+    /// Builds the pipeline the settings name: by default SQLite state and warehouse, webhook or
+    /// log alerts, in-process launcher; DynamoDB, PostgreSQL, Redshift, SNS and ECS when their
+    /// URLs are set (and the features built in).
     pub async fn build(settings: Settings, threads: usize, quiet: bool) -> Result<Pipeline, BuildError> {
         let stores = Stores::new();
         let lake = Lake::from_settings(&settings, &stores)?;
@@ -170,6 +189,7 @@ impl Pipeline {
         let warehouse = open_warehouse(&settings).await?;
         let alerts = open_alerts(&settings).await?;
         let in_process = Arc::new(InProcessLauncher::default());
+        let launcher = open_launcher(&settings, &in_process).await?;
         Ok(Pipeline {
             settings,
             lake,
@@ -177,11 +197,12 @@ impl Pipeline {
             state,
             warehouse,
             alerts,
-            launcher: in_process.clone(),
+            launcher,
             in_process,
             owner: worker_name(),
             threads: threads.max(1),
             quiet,
+            metrics_runtime: None,
             contracts_dir,
             catalog: RwLock::new(Arc::new(catalog)),
             ready_tables: Mutex::new(HashSet::new()),

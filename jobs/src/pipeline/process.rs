@@ -10,7 +10,7 @@
 use super::catalog::Entry;
 use super::{Pipeline, faults};
 use crate::ports::{
-    Alert, Claim, FileKey, FileLoad, FileRecord, FileState, LoadRequest, Millis, Outcome, StagedFile, now_ms,
+    Alert, Claim, FileKey, FileLoad, FileRecord, FileState, Launched, LoadRequest, Millis, Outcome, StagedFile, now_ms,
 };
 use futures::StreamExt;
 use glueless_engine::job::ReportError;
@@ -93,18 +93,28 @@ impl Pipeline {
     /// transaction; records each file's outcome. Files that cannot be claimed are skipped.
     pub async fn process(&self, entry: &Entry, keys: &[FileKey], route: &str) -> Vec<FileOutcome> {
         let lease_ms = self.settings.lease_ms();
-        let mut work = Vec::new();
+        let mut claimed = Vec::new();
         for key in keys {
             let claim = Claim { owner: &self.owner, now: now_ms(), lease_ms, route };
             match self.state.claim(key, &claim).await {
-                Ok(Some(rec)) => {
-                    let key_in_lake = self.lake.key_of(&rec.key.url).unwrap_or(&rec.key.url).to_string();
-                    work.push(Work { rec, key_in_lake, started: std::time::Instant::now(), result: None });
-                }
+                Ok(Some(rec)) => claimed.push(rec),
                 Ok(None) => {}
                 Err(e) => self.log(&format!("cannot claim {}: {e}; it stays for the next pass", key.url)),
             }
         }
+        self.process_claimed(entry, claimed).await
+    }
+
+    /// [`Pipeline::process`] for files this worker (`self.owner`) already holds RUNNING: a
+    /// launched task takes over the claim its launcher made.
+    pub async fn process_claimed(&self, entry: &Entry, claimed: Vec<FileRecord>) -> Vec<FileOutcome> {
+        let work: Vec<Work> = claimed
+            .into_iter()
+            .map(|rec| {
+                let key_in_lake = self.lake.key_of(&rec.key.url).unwrap_or(&rec.key.url).to_string();
+                Work { rec, key_in_lake, started: std::time::Instant::now(), result: None }
+            })
+            .collect();
         if work.is_empty() {
             return Vec::new();
         }
@@ -389,6 +399,11 @@ impl Pipeline {
             seconds: w.started.elapsed().as_secs_f64(),
         };
         self.log(&line(&o));
+        if let Some(runtime) = self.metrics_runtime
+            && recorded
+        {
+            println!("{}", self.file_metrics(&o, runtime, report, w.rec.event_time).emf(now_ms()));
+        }
         if recorded && matches!(state, FileState::Rejected | FileState::Dead) {
             let errors: Vec<ReportError> =
                 report.map(|r| r.errors.iter().take(5).cloned().collect()).unwrap_or_default();
@@ -408,6 +423,61 @@ impl Pipeline {
             }
         }
         o
+    }
+
+    fn file_metrics(
+        &self,
+        o: &FileOutcome,
+        runtime: &'static str,
+        report: Option<&Report>,
+        event_time: Option<Millis>,
+    ) -> crate::metrics::FileMetrics {
+        let lag_seconds = match (o.state, event_time) {
+            (FileState::Loaded, Some(t)) => Some((now_ms() - t).max(0) as f64 / 1000.0),
+            _ => None,
+        };
+        crate::metrics::FileMetrics {
+            dataset: o.dataset.clone(),
+            state: o.state.as_str(),
+            runtime,
+            object: o.url.clone(),
+            rows_read: o.rows_read,
+            rows_loaded: o.rows_loaded,
+            rows_rejected: o.rows_rejected,
+            bytes_read: report.map(|r| r.bytes_read).unwrap_or(0),
+            seconds: o.seconds,
+            lag_seconds,
+        }
+    }
+
+    /// Hands a large file to a remote launcher (ECS): claims it for the task (owner
+    /// `<launcher>-launch:<id>`, lease `ecs.start_lease_secs`, the launcher's route), then
+    /// starts the task, which takes the claim over. `Ok(None)` when another worker has the
+    /// file; on failure the claim is handed back (RECEIVED again, the attempt not counted).
+    pub async fn launch_remote(&self, key: &FileKey) -> Result<Option<Launched>, String> {
+        let route = self.launcher.name();
+        let owner = format!("{route}-launch:{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let lease_ms = self.settings.ecs.start_lease_secs.max(1) * 1000;
+        let claim = Claim { owner: &owner, now: now_ms(), lease_ms, route };
+        let rec = match self.state.claim(key, &claim).await {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(format!("cannot claim {} for a task: {e}", key.url)),
+        };
+        match self.launcher.launch(&rec).await {
+            Ok(l) => {
+                if let Launched::Remote { id } = &l {
+                    self.log(&format!("{}: launched {route} task {id} ({} bytes)", key.url, rec.size));
+                }
+                Ok(Some(l))
+            }
+            Err(e) => {
+                if let Err(r) = self.state.finish(key, &owner, &Outcome::Released, now_ms()).await {
+                    self.log(&format!("cannot hand back {}: {r}; it is taken up again after its lease", key.url));
+                }
+                Err(e.to_string())
+            }
+        }
     }
 
     /// Claims an unroutable file just to record it REJECTED with `reason` (and alert).

@@ -6,16 +6,19 @@
 //! | [`Warehouse`] COPY + MERGE + ledger | `SqliteWarehouse` | PostgreSQL, Redshift Data API |
 //! | [`Alerts`] REJECTED / DEAD notices | webhook or log | SNS |
 //! | [`Launcher`] large files | in-process | ECS RunTask |
+//! | [`Queue`] object events | folder watcher (no queue) | SQS (`glueless worker`) |
 //!
 //! Time is passed in as [`Millis`] (milliseconds since the Unix epoch) rather than read from
 //! the clock inside an adapter, so that the state machine is the same everywhere and the
 //! acceptance suites can test lease expiry without sleeping.
 
 pub mod alerts;
+pub mod queue;
 pub mod state;
 pub mod warehouse;
 
 pub use alerts::{Alert, AlertError, Alerts};
+pub use queue::{Queue, QueueError, QueueMessage};
 pub use state::{Claim, FileKey, FileRecord, FileState, Filter, NewFile, Outcome, StateError, StateStore};
 pub use warehouse::{
     FileLoad, LedgerRow, LoadRequest, LoadResult, SqlType, StagedFile, TableSpec, Warehouse, WarehouseError,

@@ -1,0 +1,367 @@
+//! The dispatcher of the AWS runtime, shared by the Lambda function and `glueless worker`: a
+//! batch of SQS messages in, one verdict per message out.
+//!
+//! For each message: read its body ([`crate::events`]); register each object it names
+//! ([`Pipeline::accept`]: a known URL and ETag is a duplicate); then look at the file's state:
+//!
+//! | state | what happens | message |
+//! | --- | --- | --- |
+//! | LOADED, REJECTED, DEAD | nothing: already decided | done |
+//! | RECEIVED, FAILED (retry due), RUNNING (lease expired) | up to `inline_max_bytes`: processed here, a dataset's files in one warehouse transaction; larger: claimed for and launched on ECS | done when the file ends LOADED, REJECTED or DEAD, or its task is launched; else retried |
+//! | FAILED (retry not due) | nothing | retried when the retry is due |
+//! | RUNNING on ECS | nothing: the task has it | done |
+//! | RUNNING here or in another dispatcher | nothing | retried when the lease ends |
+//!
+//! A message that is retried stays on the queue: SQS hands it out again after its visibility
+//! timeout (shortened or lengthened to when the retry is due, where the runtime can), and moves
+//! it to the dead-letter queue after `maxReceiveCount` receives. A message is never failed for
+//! its shape: bodies that name no created object are done and counted.
+//!
+//! Deadline: no file is started with less than `run.deadline_reserve_secs` left; files still in
+//! work when that point comes are handed back (`Released`: RECEIVED again, the attempt not
+//! counted) and their messages retried.
+//!
+//! Sweep: a file on ECS has no message any more once its task is launched. If the task dies,
+//! the file is RUNNING with a lapsed lease; if the task failed retryably, it is FAILED with a
+//! retry time. Every [`SWEEP_EVERY`] a dispatcher looks for such files and launches them again
+//! (attempts count: a file that keeps killing its task ends DEAD, with an alert).
+
+use super::super::pipeline::catalog::Route;
+use crate::events::{Parsed, S3Object, parse_body};
+use crate::pipeline::{Accepted, FileOutcome, Pipeline};
+use crate::ports::{FileKey, FileRecord, FileState, Filter, Launched, Millis, ObjectEvent, Outcome, now_ms};
+use object_store::ObjectStoreExt;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How often a dispatcher looks for ECS files whose task died.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(300);
+
+/// One message of the batch.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    pub body: String,
+}
+
+/// What to do with a message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict {
+    /// Delete it: every object it names is decided or handed to a task.
+    Done,
+    /// Leave it on the queue to be delivered again, after `after_secs` if known.
+    Retry { reason: String, after_secs: Option<u64> },
+}
+
+/// One message's verdict, with what happened to its files.
+#[derive(Debug, Clone, Serialize)]
+pub struct Handled {
+    pub id: String,
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    /// Files finished while handling it.
+    pub files: Vec<FileOutcome>,
+    /// Objects it named that were already known (a duplicate delivery).
+    pub duplicates: u64,
+    /// ECS tasks started for it.
+    pub launched: Vec<String>,
+    /// Why nothing was done, for a message that names no object of this lake.
+    pub ignored: Option<String>,
+}
+
+impl Handled {
+    fn new(id: &str) -> Handled {
+        Handled {
+            id: id.to_string(),
+            verdict: Verdict::Done,
+            files: Vec::new(),
+            duplicates: 0,
+            launched: Vec::new(),
+            ignored: None,
+        }
+    }
+
+    fn retry(&mut self, reason: String, after: Option<Millis>) {
+        let after_secs = after.map(|ms| (ms.max(0) as u64).div_ceil(1000));
+        self.verdict = match std::mem::replace(&mut self.verdict, Verdict::Done) {
+            // The earliest due time wins: the message comes back when the first file is due.
+            Verdict::Retry { reason: r, after_secs: a } => {
+                Verdict::Retry { reason: r, after_secs: a.zip(after_secs).map(|(x, y)| x.min(y)).or(a).or(after_secs) }
+            }
+            Verdict::Done => Verdict::Retry { reason, after_secs },
+        };
+    }
+}
+
+/// A file to decide, and the message it came from.
+struct Todo {
+    msg: usize,
+    key: FileKey,
+    size: u64,
+}
+
+/// The dispatcher's memory between batches (kept by a warm Lambda container or the worker).
+#[derive(Debug, Default)]
+pub struct Dispatcher {
+    last_sweep: Mutex<Option<Instant>>,
+}
+
+impl Dispatcher {
+    /// Handles one batch. `route` names this runtime in the state store (`lambda`, `worker`);
+    /// `deadline` is when the work must be over (a Lambda invocation's end).
+    pub async fn handle(
+        &self,
+        p: &Pipeline,
+        messages: &[Message],
+        route: &str,
+        deadline: Option<Instant>,
+    ) -> Vec<Handled> {
+        let mut out: Vec<Handled> = messages.iter().map(|m| Handled::new(&m.id)).collect();
+        p.refresh_catalog();
+        let mut todo = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            match parse_body(&m.body) {
+                Parsed::Ignored { reason } => {
+                    p.log(&format!("message {}: ignored: {reason}", m.id));
+                    out[i].ignored = Some(reason);
+                }
+                Parsed::Objects(objects) => {
+                    for o in objects {
+                        self.register(p, i, &o, &mut out[i], &mut todo).await;
+                    }
+                }
+            }
+        }
+        self.decide(p, todo, &mut out, route, deadline).await;
+        self.sweep(p).await;
+        out
+    }
+
+    /// Registers one object named by message `msg`; what is left to decide goes to `todo`.
+    async fn register(&self, p: &Pipeline, msg: usize, o: &S3Object, h: &mut Handled, todo: &mut Vec<Todo>) {
+        let url = o.url();
+        let Some(key) = p.lake.key_of(&url).map(str::to_string) else {
+            let reason = format!("{url} is not in this lake ({}); check the EventBridge rule's bucket", p.lake.root);
+            p.log(&format!("message {}: ignored: {reason}", h.id));
+            h.ignored = Some(reason);
+            return;
+        };
+        let (version, size) = match (&o.etag, o.size) {
+            (Some(e), Some(s)) => (e.clone(), s),
+            _ => {
+                let loc = p.lake.location(&key);
+                match loc.store.head(&loc.path).await {
+                    Ok(meta) => (
+                        o.etag.clone().or(meta.e_tag).map(|e| e.trim_matches('"').to_string()).unwrap_or_default(),
+                        meta.size,
+                    ),
+                    Err(object_store::Error::NotFound { .. }) => {
+                        let reason = format!("{url} is gone (deleted after the event); nothing to load");
+                        p.log(&format!("message {}: {reason}", h.id));
+                        h.ignored = Some(reason);
+                        return;
+                    }
+                    Err(e) => {
+                        h.retry(format!("cannot read the metadata of {url}: {e}"), None);
+                        return;
+                    }
+                }
+            }
+        };
+        let ev = ObjectEvent { url: url.clone(), key, version, size, event_time: o.event_time };
+        match p.accept(&ev).await {
+            Ok(Accepted::New { .. }) => {}
+            Ok(Accepted::Duplicate) => h.duplicates += 1,
+            Ok(Accepted::Unroutable { outcome, .. }) => {
+                h.files.extend(outcome);
+                return;
+            }
+            Err(e) => {
+                h.retry(format!("cannot register {url}: {e}"), None);
+                return;
+            }
+        }
+        todo.push(Todo { msg, key: FileKey { url, version: ev.version }, size });
+    }
+
+    async fn decide(&self, p: &Pipeline, todo: Vec<Todo>, out: &mut [Handled], route: &str, deadline: Option<Instant>) {
+        let catalog = p.catalog();
+        let now = now_ms();
+        let ecs = p.launcher.name() != "in-process";
+        // Inline work per dataset; large files alone.
+        let mut inline: BTreeMap<String, Vec<&Todo>> = BTreeMap::new();
+        let mut alone: Vec<&Todo> = Vec::new();
+        let mut launch: Vec<&Todo> = Vec::new();
+        for t in &todo {
+            let rec = match p.state.get(&t.key).await {
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    out[t.msg].retry(format!("{} is not in the state store yet", t.key.url), None);
+                    continue;
+                }
+                Err(e) => {
+                    out[t.msg].retry(format!("cannot read the state of {}: {e}", t.key.url), None);
+                    continue;
+                }
+            };
+            match rec.state {
+                FileState::Loaded | FileState::Rejected | FileState::Dead => continue,
+                FileState::Failed if rec.retry_at.is_some_and(|r| r > now) => {
+                    let at = rec.retry_at.unwrap_or(now);
+                    out[t.msg].retry(format!("{} failed; its next try is due later", t.key.url), Some(at - now));
+                    continue;
+                }
+                FileState::Running if rec.lease_until.is_none_or(|l| l > now) => {
+                    if rec.route.as_deref() != Some("ecs") {
+                        let left = rec.lease_until.map(|l| l - now);
+                        out[t.msg].retry(format!("{} is in work elsewhere", t.key.url), left);
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(Route::Dataset(entry)) = p.lake.key_of(&t.key.url).map(|k| catalog.route(k)) else {
+                continue; // recorded REJECTED by accept()
+            };
+            if t.size > p.settings.run.inline_max_bytes {
+                if ecs { launch.push(t) } else { alone.push(t) }
+            } else {
+                inline.entry(entry.dataset.contract.name.clone()).or_default().push(t);
+            }
+        }
+        for t in launch {
+            self.launch(p, &t.key, &mut out[t.msg]).await;
+        }
+        let mut groups: Vec<(String, Vec<&Todo>)> = Vec::new();
+        for (name, files) in inline {
+            for chunk in files.chunks(p.settings.run.batch_max_files) {
+                groups.push((name.clone(), chunk.to_vec()));
+            }
+        }
+        groups.extend(alone.into_iter().map(|t| (String::new(), vec![t])));
+        for (_, files) in groups {
+            let Some(entry) = p.lake.key_of(&files[0].key.url).and_then(|k| match catalog.route(k) {
+                Route::Dataset(e) => Some(e),
+                _ => None,
+            }) else {
+                continue;
+            };
+            let reserve = Duration::from_secs(p.settings.run.deadline_reserve_secs);
+            let stop_at = deadline.map(|d| d.checked_sub(reserve).unwrap_or(d));
+            if stop_at.is_some_and(|s| Instant::now() >= s) {
+                for t in &files {
+                    out[t.msg]
+                        .retry(format!("{}: not started, the invocation's time is nearly up", t.key.url), Some(0));
+                }
+                continue;
+            }
+            let keys: Vec<FileKey> = files.iter().map(|t| t.key.clone()).collect();
+            let work = p.process(entry, &keys, route);
+            let outcomes = match stop_at {
+                None => work.await,
+                Some(s) => match tokio::time::timeout_at(s.into(), work).await {
+                    Ok(o) => o,
+                    Err(_) => {
+                        self.release(p, &keys).await;
+                        for t in &files {
+                            out[t.msg].retry(
+                                format!("{}: handed back unfinished, the invocation's time was nearly up", t.key.url),
+                                Some(0),
+                            );
+                        }
+                        continue;
+                    }
+                },
+            };
+            for t in &files {
+                match outcomes.iter().find(|o| o.url == t.key.url) {
+                    Some(o) if o.state == FileState::Failed => {
+                        let at = p.state.get(&t.key).await.ok().flatten().and_then(|r| r.retry_at);
+                        out[t.msg].retry(
+                            format!("{}: {}", t.key.url, o.reason.clone().unwrap_or_default()),
+                            at.map(|a| a - now_ms()),
+                        );
+                    }
+                    Some(_) => {}
+                    None => out[t.msg].retry(format!("{}: another worker took it first", t.key.url), None),
+                }
+            }
+            for o in outcomes {
+                if let Some(t) = files.iter().find(|t| t.key.url == o.url) {
+                    out[t.msg].files.push(o);
+                }
+            }
+        }
+    }
+
+    /// Hands back files this dispatcher holds (RECEIVED again, the attempt not counted).
+    async fn release(&self, p: &Pipeline, keys: &[FileKey]) {
+        for k in keys {
+            match p.state.finish(k, &p.owner, &Outcome::Released, now_ms()).await {
+                Ok(_) => p.log(&format!("{}: handed back before the deadline", k.url)),
+                Err(e) => p.log(&format!("cannot hand back {}: {e}; it is taken up again after its lease", k.url)),
+            }
+        }
+    }
+
+    async fn launch(&self, p: &Pipeline, key: &FileKey, h: &mut Handled) {
+        match p.launch_remote(key).await {
+            Ok(Some(Launched::Remote { id })) => h.launched.push(id),
+            Ok(_) => {} // another dispatcher launched it first
+            Err(e) => {
+                p.log(&format!("{e}; the message is retried"));
+                h.retry(e, None);
+            }
+        }
+    }
+
+    /// Launches again the ECS files whose task died (RUNNING, lease lapsed) or failed (FAILED,
+    /// retry due), at most once per [`SWEEP_EVERY`] in this process; returns the task ids.
+    pub async fn sweep(&self, p: &Pipeline) -> Vec<String> {
+        if p.launcher.name() == "in-process" {
+            return Vec::new();
+        }
+        {
+            let mut last = self.last_sweep.lock().expect("lock");
+            if last.is_some_and(|l| l.elapsed() < SWEEP_EVERY) {
+                return Vec::new();
+            }
+            *last = Some(Instant::now());
+        }
+        let filter = Filter { states: vec![FileState::Running, FileState::Failed], ..Filter::default() };
+        let running = match p.state.list(&filter).await {
+            Ok(r) => r,
+            Err(e) => {
+                p.log(&format!("sweep: cannot list RUNNING files: {e}"));
+                return Vec::new();
+            }
+        };
+        let now = now_ms();
+        let lapsed: Vec<FileRecord> = running
+            .into_iter()
+            .filter(|r| r.route.as_deref() == Some(p.launcher.name()))
+            .filter(|r| match r.state {
+                FileState::Running => r.lease_until.is_some_and(|l| l <= now),
+                _ => r.retry_at.is_none_or(|t| t <= now),
+            })
+            .filter(|r| p.lake.key_of(&r.key.url).is_some())
+            .collect();
+        let mut launched = Vec::new();
+        for r in lapsed {
+            p.log(&format!(
+                "sweep: {} ({} on {}, owner {:?}) is due again; launching it",
+                r.key.url,
+                r.state,
+                p.launcher.name(),
+                r.owner
+            ));
+            let mut h = Handled::new("sweep");
+            self.launch(p, &r.key, &mut h).await;
+            launched.extend(h.launched);
+        }
+        launched
+    }
+}
