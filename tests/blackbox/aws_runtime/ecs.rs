@@ -32,26 +32,8 @@ fn default_subnet() -> String {
 fn a_large_object_is_launched_on_ecs_and_the_task_loads_it() {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
         let stack = Stack::deploy("ecs", &[("DatasetPrefixes", "landing/sales/")]);
-        let cluster = format!("glueless-{}", std::process::id());
-        ecs().create_cluster().cluster_name(&cluster).send().await.expect("cluster");
-        let container = aws_sdk_ecs::types::ContainerDefinition::builder()
-            .name("glueless")
-            .image("glueless:test")
-            .memory(2048)
-            .set_command(Some(vec!["task".into()]))
-            .build();
-        ecs()
-            .register_task_definition()
-            .family("glueless-test")
-            .requires_compatibilities(aws_sdk_ecs::types::Compatibility::Fargate)
-            .network_mode(aws_sdk_ecs::types::NetworkMode::Awsvpc)
-            .cpu("1024")
-            .memory("2048")
-            .container_definitions(container)
-            .send()
-            .await
-            .expect("task definition");
-
+        // The template's cluster and task definition (its container `glueless` runs `task`).
+        let cluster = stack.ecs_cluster.clone();
         let contracts = contracts();
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("warehouse.db");
@@ -59,7 +41,7 @@ fn a_large_object_is_launched_on_ecs_and_the_task_loads_it() {
         for (k, v) in [
             ("GLUELESS__RUN__INLINE_MAX_BYTES", "100".to_string()),
             ("GLUELESS__ECS__CLUSTER", cluster.clone()),
-            ("GLUELESS__ECS__TASK_DEFINITION", "glueless-test".into()),
+            ("GLUELESS__ECS__TASK_DEFINITION", stack.task_definition.clone()),
             ("GLUELESS__ECS__SUBNETS", default_subnet()),
             ("GLUELESS__ECS__SECURITY_GROUPS", "sg-0123456789abcdef0".into()),
         ] {

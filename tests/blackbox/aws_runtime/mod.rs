@@ -26,6 +26,8 @@ pub struct Stack {
     pub dlq_url: String,
     pub table: String,
     pub topic: String,
+    pub ecs_cluster: String,
+    pub task_definition: String,
 }
 
 /// A unique name for `test`'s stack.
@@ -69,6 +71,8 @@ impl Stack {
             dlq_url: get("DeadLetterQueueUrl"),
             table: get("StateTableName"),
             topic: get("AlertTopicArn"),
+            ecs_cluster: get("EcsClusterName"),
+            task_definition: get("TaskDefinitionArn"),
         }
     }
 

@@ -33,8 +33,8 @@ fn s3_event_through_eventbridge_and_sqs_is_loaded_once_by_the_worker() {
         let env = stack.env(contracts.path(), &warehouse);
 
         let good = stack.put("landing/sales/2026/good.csv", &sales(1, 3, 1)).await;
-        // A file-level problem: a required column is missing.
-        let broken = stack.put("landing/sales/2026/broken.csv", "id,ts,price\n9,2026-11-20T10:00:00Z,1.00\n").await;
+        // A file-level problem: every row breaks `qty >= 1`, over the contract's max_rejected_ratio.
+        let broken = stack.put("landing/sales/2026/broken.csv", &sales(20, 0, 3)).await;
         // Outside every dataset prefix: the rule does not route it.
         stack.put("elsewhere/notes.csv", "a\n1\n").await;
 
@@ -51,7 +51,8 @@ fn s3_event_through_eventbridge_and_sqs_is_loaded_once_by_the_worker() {
         assert_eq!(loaded["glueless_rows_rejected_count"], 1);
         assert!(loaded["glueless_load_lag_seconds"].as_f64().is_some_and(|s| s >= 0.0), "lag from the S3 event time");
         assert!(
-            emf.iter().any(|m| m["state"] == "REJECTED" && m["object"] == stack.url("landing/sales/2026/broken.csv"))
+            emf.iter().any(|m| m["state"] == "REJECTED" && m["object"] == stack.url("landing/sales/2026/broken.csv")),
+            "an EMF line for the rejected file: {emf:?}"
         );
 
         let rec = stack.record("landing/sales/2026/good.csv", &good).await;
@@ -59,13 +60,14 @@ fn s3_event_through_eventbridge_and_sqs_is_loaded_once_by_the_worker() {
         assert_eq!((rec.rows_loaded, rec.rows_rejected, rec.route.as_deref()), (Some(3), Some(1), Some("worker")));
         let rec = stack.record("landing/sales/2026/broken.csv", &broken).await;
         assert_eq!(rec.state, FileState::Rejected);
-        assert!(rec.last_error.as_deref().unwrap_or("").contains("qty"), "names the missing column: {rec:?}");
+        assert_eq!(rec.rows_rejected, Some(3), "{rec:?}");
+        assert!(rec.last_error.as_deref().unwrap_or("").contains("reject"), "says why: {rec:?}");
         assert_eq!(stack.records().await.len(), 2, "nothing outside the dataset prefixes was registered");
 
         assert_eq!(count_rows(&warehouse, "fact_sales").await, 3);
         assert!(stack.keys("staging/").await.is_empty(), "staging Parquet is removed after the load");
         let quarantine = stack.keys("rejected/sales/").await;
-        assert_eq!(quarantine.len(), 1, "the rejected row's quarantine object: {quarantine:?}");
+        assert_eq!(quarantine.len(), 2, "each file's rejected rows in its quarantine object: {quarantine:?}");
         assert_eq!(queue_depth(&stack.queue_url).await, 0, "every message was deleted");
         assert_eq!(queue_depth(&stack.dlq_url).await, 0);
 
