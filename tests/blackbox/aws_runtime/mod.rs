@@ -5,6 +5,7 @@
 //! `glueless worker` (a real process) or the Lambda handler (in-process, with the batch SQS
 //! handed out) → Parquet staging in S3 → the warehouse → the file's state in DynamoDB.
 
+mod bootstrap;
 mod ecs;
 mod lambda;
 mod worker;
