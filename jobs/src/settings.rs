@@ -185,6 +185,9 @@ pub struct EcsSettings {
     /// How long a launched file is held for its task to start and take it over; after that
     /// the claim lapses and the next delivery or sweep launches it again.
     pub start_lease_secs: u64,
+    /// How often a dispatcher (a warm Lambda container, a worker) looks for files whose task
+    /// died (RUNNING past the lease) or failed (FAILED, retry due), and launches them again.
+    pub sweep_secs: u64,
 }
 
 impl Default for EcsSettings {
@@ -198,6 +201,7 @@ impl Default for EcsSettings {
             assign_public_ip: false,
             launch_type: "FARGATE".into(),
             start_lease_secs: 600,
+            sweep_secs: 300,
         }
     }
 }

@@ -23,7 +23,7 @@
 //!
 //! Sweep: a file on ECS has no message any more once its task is launched. If the task dies,
 //! the file is RUNNING with a lapsed lease; if the task failed retryably, it is FAILED with a
-//! retry time. Every [`SWEEP_EVERY`] a dispatcher looks for such files and launches them again
+//! retry time. Every `ecs.sweep_secs` a dispatcher looks for such files and launches them again
 //! (attempts count: a file that keeps killing its task ends DEAD, with an alert).
 
 use super::super::pipeline::catalog::Route;
@@ -35,9 +35,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// How often a dispatcher looks for ECS files whose task died.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(300);
 
 /// One message of the batch.
 #[derive(Debug, Clone)]
@@ -319,14 +316,14 @@ impl Dispatcher {
     }
 
     /// Launches again the ECS files whose task died (RUNNING, lease lapsed) or failed (FAILED,
-    /// retry due), at most once per [`SWEEP_EVERY`] in this process; returns the task ids.
+    /// retry due), at most once per `ecs.sweep_secs` in this process; returns the task ids.
     pub async fn sweep(&self, p: &Pipeline) -> Vec<String> {
         if p.launcher.name() == "in-process" {
             return Vec::new();
         }
         {
             let mut last = self.last_sweep.lock().expect("lock");
-            if last.is_some_and(|l| l.elapsed() < SWEEP_EVERY) {
+            if last.is_some_and(|l| l.elapsed() < Duration::from_secs(p.settings.ecs.sweep_secs)) {
                 return Vec::new();
             }
             *last = Some(Instant::now());

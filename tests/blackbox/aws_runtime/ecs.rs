@@ -28,6 +28,32 @@ fn default_subnet() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// The stack's settings plus ECS: every file is "large" (over 100 bytes), the template's cluster
+/// and task definition, a subnet of the default VPC.
+fn ecs_env(
+    stack: &Stack,
+    contracts: &std::path::Path,
+    db: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut env = stack.env(contracts, &format!("sqlite://{}", path_str(db)));
+    for (k, v) in [
+        ("GLUELESS__RUN__INLINE_MAX_BYTES", "100".to_string()),
+        ("GLUELESS__ECS__CLUSTER", stack.ecs_cluster.clone()),
+        ("GLUELESS__ECS__TASK_DEFINITION", stack.task_definition.clone()),
+        ("GLUELESS__ECS__SUBNETS", default_subnet()),
+        ("GLUELESS__ECS__SECURITY_GROUPS", "sg-0123456789abcdef0".into()),
+    ] {
+        env.push((k.into(), v));
+    }
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+async fn task_arns(cluster: &str) -> Vec<String> {
+    ecs().list_tasks().cluster(cluster).send().await.expect("list tasks").task_arns().to_vec()
+}
+
 #[test]
 fn a_large_object_is_launched_on_ecs_and_the_task_loads_it() {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
@@ -37,16 +63,7 @@ fn a_large_object_is_launched_on_ecs_and_the_task_loads_it() {
         let contracts = contracts();
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("warehouse.db");
-        let mut env = stack.env(contracts.path(), &format!("sqlite://{}", path_str(&db)));
-        for (k, v) in [
-            ("GLUELESS__RUN__INLINE_MAX_BYTES", "100".to_string()),
-            ("GLUELESS__ECS__CLUSTER", cluster.clone()),
-            ("GLUELESS__ECS__TASK_DEFINITION", stack.task_definition.clone()),
-            ("GLUELESS__ECS__SUBNETS", default_subnet()),
-            ("GLUELESS__ECS__SECURITY_GROUPS", "sg-0123456789abcdef0".into()),
-        ] {
-            env.push((k.into(), v));
-        }
+        let env = ecs_env(&stack, contracts.path(), &db, &[]);
         let f = function(env.clone()).await;
         let body = sales(1, 20, 0);
         assert!(body.len() > 100);
@@ -87,7 +104,7 @@ fn a_large_object_is_launched_on_ecs_and_the_task_loads_it() {
         // A duplicate delivery while the task has the file: done, and no second task.
         let response = f.handle(ev, Some(Instant::now() + Duration::from_secs(60))).await;
         assert!(response.batch_item_failures.is_empty());
-        assert_eq!(ecs().list_tasks().cluster(&cluster).send().await.unwrap().task_arns().len(), 1);
+        assert_eq!(task_arns(&cluster).await.len(), 1);
 
         // The container, as ECS would start it: the task definition's command and the overrides.
         let mut task_env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -114,5 +131,33 @@ fn a_large_object_is_launched_on_ecs_and_the_task_loads_it() {
         let run = glueless_with_env(dir.path(), &["task"], &task_env);
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert!(run.stderr.contains("already LOADED"), "{}", run.stderr);
+    });
+}
+
+#[test]
+fn a_task_that_never_took_its_file_is_launched_again_by_the_sweep() {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
+        let stack = Stack::deploy("sweep", &[("DatasetPrefixes", "landing/sales/")]);
+        let contracts = contracts();
+        let dir = tempfile::tempdir().unwrap();
+        let extra = [("GLUELESS__ECS__START_LEASE_SECS", "1"), ("GLUELESS__ECS__SWEEP_SECS", "0")];
+        let f = function(ecs_env(&stack, contracts.path(), &dir.path().join("w.db"), &extra)).await;
+        let version = stack.put("landing/sales/big.csv", &sales(1, 20, 0)).await;
+        let received = receive(&stack.queue_url, Duration::from_secs(10), 60).await;
+        let response = f.handle(event(&stack, &received, &[]), Some(Instant::now() + Duration::from_secs(60))).await;
+        assert!(response.batch_item_failures.is_empty());
+        let first = stack.record("landing/sales/big.csv", &version).await;
+        assert_eq!((first.state, first.attempts), (FileState::Running, 1));
+        assert_eq!(task_arns(&stack.ecs_cluster).await.len(), 1);
+
+        // The task never starts (the emulator runs nothing): its start lease lapses, and the
+        // next invocation's sweep launches the file again, as a new attempt with a new owner.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let response = f.handle(event(&stack, &[], &[]), Some(Instant::now() + Duration::from_secs(60))).await;
+        assert!(response.batch_item_failures.is_empty());
+        let second = stack.record("landing/sales/big.csv", &version).await;
+        assert_eq!((second.state, second.attempts, second.route.as_deref()), (FileState::Running, 2, Some("ecs")));
+        assert_ne!(second.owner, first.owner, "the new task holds a new claim");
+        assert_eq!(task_arns(&stack.ecs_cluster).await.len(), 2, "launched again");
     });
 }
