@@ -2,7 +2,8 @@
 //! Lambda function uses it to delay the redelivery of a file whose retry is not due yet.
 //!
 //! Deletes and visibility changes go in batches of ten (SQS's limit per call). Permissions:
-//! `sqs:ReceiveMessage`, `sqs:DeleteMessage`, `sqs:ChangeMessageVisibility` on the queue (and
+//! `sqs:ReceiveMessage`, `sqs:DeleteMessage`, `sqs:ChangeMessageVisibility` on the queue
+//! (`sqs:SendMessage` for `glueless replay`) (and
 //! `sqs:GetQueueUrl` for [`SqsQueue::from_arn`]).
 
 use crate::ports::{Queue, QueueError, QueueMessage};
@@ -117,6 +118,17 @@ impl Queue for SqsQueue {
             }
         }
         Ok(failed)
+    }
+
+    async fn send(&self, body: &str) -> Result<(), QueueError> {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| self.error("SendMessage", e))?;
+        Ok(())
     }
 
     async fn set_visibility(&self, messages: &[QueueMessage], secs: u32) -> Result<(), QueueError> {

@@ -185,6 +185,37 @@ async fn task(
     Ok(end.exit_code())
 }
 
+/// In the AWS runtime nothing watches the state store: a replayed file needs a message on the
+/// queue (`[queue] url`) for the dispatcher (Lambda or worker) to take it up. Returns how many
+/// were sent; files of a local lake have no queue.
+#[cfg(feature = "aws")]
+async fn requeue(s: &Settings, replayed: &[&FileRecord]) -> Result<usize, CliError> {
+    use crate::ports::Queue;
+    if s.queue.url.is_empty() {
+        return Ok(0);
+    }
+    let queue = crate::adapters::SqsQueue::connect(&s.queue.url).await;
+    let mut sent = 0;
+    for r in replayed {
+        let Some((bucket, key)) = r.key.url.strip_prefix("s3://").and_then(|u| u.split_once('/')) else { continue };
+        let body = crate::events::replay_body(bucket, key, r.size, &r.key.version);
+        queue.send(&body).await.map_err(|e| CliError::Failed {
+            message: format!(
+                "{e}; {} is RECEIVED but has no message: run `glueless replay --url {}` again",
+                r.key.url, r.key.url
+            ),
+            retryable: true,
+        })?;
+        sent += 1;
+    }
+    Ok(sent)
+}
+
+#[cfg(not(feature = "aws"))]
+async fn requeue(_s: &Settings, _replayed: &[&FileRecord]) -> Result<usize, CliError> {
+    Ok(0)
+}
+
 pub fn summary_line(s: &RunSummary) -> String {
     let rows: u64 = s.files.iter().map(|f| f.rows_loaded).sum();
     let rejected: u64 = s.files.iter().map(|f| f.rows_rejected).sum();
@@ -315,6 +346,11 @@ async fn replay(
         return Err(CliError::Usage(format!("--state {bad}: only REJECTED, FAILED and DEAD files can be replayed")));
     }
     let s = settings(args)?;
+    if cfg!(not(feature = "aws")) && !s.queue.url.is_empty() {
+        return Err(CliError::Usage(
+            "[queue] url is set, but this glueless was built without the `aws` feature and cannot send replayed files to SQS for the dispatcher; rebuild with `--features aws`".into(),
+        ));
+    }
     let state = open_state(&s).await.map_err(|e| CliError::Usage(e.to_string()))?;
     let lake = Lake::from_settings(&s, &glueless_engine::Stores::new()).map_err(|e| CliError::Usage(e.to_string()))?;
     let absolute = |u: &str| if u.contains("://") || u.starts_with('/') { u.to_string() } else { lake.location(u).url };
@@ -329,6 +365,7 @@ async fn replay(
             replayed.push(r);
         }
     }
+    let requeued = requeue(&s, &replayed).await?;
     if !args.quiet {
         for r in &replayed {
             eprintln!(
@@ -338,8 +375,13 @@ async fn replay(
                 r.last_error.as_deref().unwrap_or("-")
             );
         }
+        let next = if s.queue.url.is_empty() {
+            "the running service, or `glueless run --once`, loads them".to_string()
+        } else {
+            format!("{requeued} message(s) sent to {} for the dispatcher", s.queue.url)
+        };
         eprintln!(
-            "glueless replay: {} file(s) back to RECEIVED; the running service, or `glueless run --once`, loads them{}",
+            "glueless replay: {} file(s) back to RECEIVED; {next}{}",
             replayed.len(),
             if replayed.is_empty() {
                 " (nothing matched: `glueless status` lists the files that need attention)"
@@ -352,6 +394,7 @@ async fn replay(
         let v = json!({
             "version": env!("CARGO_PKG_VERSION"),
             "status": "ok",
+            "requeued": requeued,
             "replayed": replayed.iter().map(|r| json!({"url": r.key.url, "version": r.key.version, "was": r.state, "last_error": r.last_error})).collect::<Vec<_>>(),
         });
         println!("{v}");

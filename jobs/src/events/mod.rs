@@ -80,6 +80,19 @@ fn parse_value(v: &serde_json::Value, depth: u8) -> Parsed {
     Parsed::Ignored { reason: "neither an EventBridge event, an S3 notification, nor SNS-wrapped one".into() }
 }
 
+/// The body `glueless replay` puts on the queue to re-drive an object: an EventBridge
+/// `Object Created` event with `source = "glueless.replay"`, read like the ones S3 sends.
+pub fn replay_body(bucket: &str, key: &str, size: u64, etag: &str) -> String {
+    serde_json::json!({
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "glueless.replay",
+        "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": size, "etag": etag}, "reason": "Replay"},
+    })
+    .to_string()
+}
+
 /// Decodes an S3 notification key: `+` is a space, `%XX` a byte (UTF-8 as a whole).
 pub fn decode_key(key: &str) -> String {
     let b = key.as_bytes();

@@ -34,6 +34,9 @@ pub trait Queue: Send + Sync {
     /// come back after their visibility timeout, and are recognised as duplicates).
     async fn delete(&self, messages: &[QueueMessage]) -> Result<Vec<String>, QueueError>;
 
+    /// Puts a message on the queue (`glueless replay` re-drives a file this way).
+    async fn send(&self, body: &str) -> Result<(), QueueError>;
+
     /// Hides the messages for `secs` from now: longer while they are in work, or until a
     /// retry is due (0 makes them visible at once).
     async fn set_visibility(&self, messages: &[QueueMessage], secs: u32) -> Result<(), QueueError>;

@@ -93,7 +93,7 @@ fn s3_event_through_eventbridge_and_sqs_is_loaded_once_by_the_worker() {
 }
 
 #[test]
-fn a_file_that_keeps_failing_reaches_the_dead_letter_queue() {
+fn a_file_that_keeps_failing_reaches_the_dead_letter_queue_and_replay_loads_it() {
     rt().block_on(async {
         let stack = Stack::deploy(
             "poison",
@@ -125,5 +125,20 @@ fn a_file_that_keeps_failing_reaches_the_dead_letter_queue() {
         assert!(rec.last_error.as_deref().unwrap_or("").contains("warehouse"), "{rec:?}");
         let n: i64 = c.query_one("SELECT count(*) FROM fact_sales", &[]).await.unwrap().get(0);
         assert_eq!(n, 0);
+
+        // The fix: the table goes; `glueless replay` puts the file back and on the queue.
+        c.batch_execute("DROP TABLE fact_sales").await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let url = stack.url("landing/sales/poison.csv");
+        let replay = glueless_with_env(dir.path(), &["replay", "--url", &url, "--format", "json"], &env_ref);
+        assert_eq!(replay.code, 0, "{}", replay.stderr);
+        assert_eq!(replay.json()["requeued"], 1, "{}", replay.stdout);
+        let run = worker(&env, &["--format", "json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let rec = stack.record("landing/sales/poison.csv", &version).await;
+        assert_eq!((rec.state, rec.rows_loaded), (FileState::Loaded, Some(2)), "{rec:?}");
+        let n: i64 = c.query_one("SELECT count(*) FROM fact_sales", &[]).await.unwrap().get(0);
+        assert_eq!(n, 2);
     });
 }
