@@ -69,20 +69,19 @@ import sys
 import time
 from pathlib import Path
 
-ACCOUNT = "123456789012"
-REGION = "us-east-1"
+REGION = "us-east-1"  # moto's default account, 123456789012, is the one the stack lands in
 TEMPLATE = Path(__file__).resolve().with_name("template.yaml")
 PLACEHOLDER_CODE_URI = "s3://glueless-local-artifacts/glueless-lambda.zip"
 LOCAL_OUTPUT = "GluelessLocal"  # prefix of the outputs this script adds to read resolved values
 PLACEHOLDER_PATTERN = {"source": ["glueless.local-stack.placeholder"]}
 
-# Types moto's CloudFormation cannot or should not create here: (reason, leave out always?)
+# Types left out of the local stack, with the reason (printed as a deviation).
 LEFT_OUT = {
     "AWS::Lambda::Function": "running a function needs Docker; the tests call the handler in-process",
     "AWS::Lambda::EventSourceMapping": "moto's mapping would consume the queue's messages itself; the tests receive them",
     "AWS::Lambda::Permission": "its function is not deployed locally",
-    "AWS::S3::BucketPolicy": "moto's CloudFormation does not support it and moto evaluates no bucket policy "
-    "(it only denies requests without TLS; the emulator is plain HTTP)",
+    "AWS::S3::BucketPolicy": "moto's CloudFormation does not support it, and moto evaluates no bucket policy "
+    "(this one only denies requests without TLS; the emulator is plain HTTP)",
     "AWS::SNS::Subscription": "not supported by moto's CloudFormation (an e-mail endpoint cannot confirm locally)",
     "AWS::Chatbot::SlackChannelConfiguration": "not supported by moto; Slack is out of reach",
 }
@@ -180,7 +179,7 @@ def expand(template: dict, values: dict[str, str]) -> dict:
             if not res["Properties"]["CodeUri"].startswith("s3://"):
                 res["Properties"]["CodeUri"] = PLACEHOLDER_CODE_URI
     # The translator takes the region (for ARNs' partition) from the boto3 session.
-    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    os.environ["AWS_DEFAULT_REGION"] = REGION
     from samtranslator.translator.transform import transform
 
     class NoManagedPolicies:  # only consulted for policy names in SAM Policies; we use none
@@ -266,7 +265,7 @@ def localise(cfn: dict, values: dict[str, str], deviations: list[str]) -> tuple[
             if cond and not condition_holds(cfn, cond, values):
                 del resources[lid]  # would not exist with these parameters anyway
                 continue
-            removed[lid] = f"{t}: left out ({LEFT_OUT[t]})"
+            removed[lid] = f"{t}: left out: {LEFT_OUT[t]}"
     # Anything that refers to a left-out resource goes too (e.g. the function's alarm, the
     # Chatbot role only when Slack is set).
     changed = True
@@ -280,7 +279,7 @@ def localise(cfn: dict, values: dict[str, str], deviations: list[str]) -> tuple[
                 continue
             gone = sorted((references(res) | set(_depends(res))) & set(removed))
             if gone:
-                removed[lid] = f"{res['Type']}: left out (it refers to {', '.join(gone)}, which is left out)"
+                removed[lid] = f"{res['Type']}: left out: it refers to {', '.join(gone)}, which is left out"
                 changed = True
     for lid, why in removed.items():
         deviations.append(f"{lid} - {why}")
@@ -631,7 +630,7 @@ def deploy(args) -> int:
         overrides = apply_after(client, args.stack, later, outputs, physical)
     except Failure:
         raise
-    except Exception as e:
+    except Exception as e:  # a refused API call: name the step that failed
         raise Failure(f"applying what moto's CloudFormation skips to stack {args.stack} failed: {e}")
     result = {k: v for k, v in outputs.items() if not k.startswith(LOCAL_OUTPUT)}
     result.update(overrides)
