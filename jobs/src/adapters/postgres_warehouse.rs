@@ -39,7 +39,7 @@
 //! One transaction (`READ COMMITTED`) does steps 1–6 of the port:
 //!
 //! 0. it takes a transaction-scoped advisory lock on the fact table
-//!    (`pg_advisory_xact_lock(1735746917, <table oid>)`), so that loads into one table
+//!    (`pg_advisory_xact_lock(1735161189, <table oid>)`), so that loads into one table
 //!    serialize — across processes and machines — and each sees the ledger and the fact rows
 //!    the previous one committed; loads into different tables run side by side;
 //! 1. files already in the ledger (same URL and version, or the fingerprint of the URL's

@@ -106,3 +106,33 @@ fn near_the_deadline_the_handler_starts_nothing_and_retries_the_records() {
         assert_eq!(again.len(), 1, "the retried message is visible again");
     });
 }
+
+#[test]
+fn at_the_deadline_the_handler_hands_back_the_files_in_work() {
+    rt().block_on(async {
+        let stack = Stack::deploy("handback", &[("DatasetPrefixes", "landing/sales/")]);
+        let contracts = contracts();
+        let warehouse = postgres_database("aws_handback").await;
+        let f = function(stack.env(contracts.path(), &warehouse)).await;
+        // Hold the warehouse's DDL lock: the load waits for it past the deadline.
+        let (c, conn) = tokio_postgres::connect(&warehouse, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        c.execute("SELECT pg_advisory_lock(1735161189, 0)", &[]).await.unwrap();
+
+        let v = stack.put("landing/sales/slow.csv", &sales(1, 3, 0)).await;
+        let received = receive(&stack.queue_url, Duration::from_secs(10), 60).await;
+        assert_eq!(received.len(), 1);
+        let ev = event(&stack, &received, &[]);
+        // 22 s left with the default 20 s reserve: 2 s to work, then hand back.
+        let response = f.handle(ev.clone(), Some(Instant::now() + Duration::from_secs(22))).await;
+        assert_eq!(failures(&response), vec![received[0].message_id().unwrap().to_string()]);
+        let rec = stack.record("landing/sales/slow.csv", &v).await;
+        assert_eq!((rec.state, rec.attempts), (FileState::Received, 0), "handed back, the attempt given back: {rec:?}");
+
+        c.execute("SELECT pg_advisory_unlock(1735161189, 0)", &[]).await.unwrap();
+        let response = f.handle(ev, Some(Instant::now() + Duration::from_secs(120))).await;
+        assert_eq!(failures(&response), Vec::<String>::new());
+        let rec = stack.record("landing/sales/slow.csv", &v).await;
+        assert_eq!((rec.state, rec.rows_loaded, rec.attempts), (FileState::Loaded, Some(3), 1), "{rec:?}");
+    });
+}
