@@ -105,13 +105,12 @@ impl Stack {
     }
 
     pub async fn record(&self, key: &str, version: &str) -> FileRecord {
+        self.try_record(key, version).await.unwrap_or_else(|| panic!("{key} is not in the state store"))
+    }
+
+    pub async fn try_record(&self, key: &str, version: &str) -> Option<FileRecord> {
         let k = FileKey { url: self.url(key), version: version.to_string() };
-        self.state()
-            .await
-            .get(&k)
-            .await
-            .expect("state store answers")
-            .unwrap_or_else(|| panic!("{key} is not in the state store"))
+        self.state().await.get(&k).await.expect("state store answers")
     }
 
     pub async fn records(&self) -> Vec<FileRecord> {

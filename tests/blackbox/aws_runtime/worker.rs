@@ -142,3 +142,40 @@ fn a_file_that_keeps_failing_reaches_the_dead_letter_queue_and_replay_loads_it()
         assert_eq!(n, 2);
     });
 }
+
+#[test]
+fn a_message_in_work_stays_hidden_past_its_visibility_timeout() {
+    rt().block_on(async {
+        let stack = Stack::deploy("heartbeat", &[("DatasetPrefixes", "landing/sales/")]);
+        let contracts = contracts();
+        let warehouse = postgres_database("aws_heartbeat").await;
+        let mut env = stack.env(contracts.path(), &warehouse);
+        env.push(("GLUELESS__QUEUE__VISIBILITY_SECS".into(), "2".into()));
+        // Hold the warehouse's DDL lock (key 0x676c7565, 0) so that the load waits.
+        let (c, conn) = tokio_postgres::connect(&warehouse, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        c.execute("SELECT pg_advisory_lock(1735161189, 0)", &[]).await.unwrap();
+        let version = stack.put("landing/sales/long.csv", &sales(1, 3, 0)).await;
+
+        let worker_env = env.clone();
+        let worker = std::thread::spawn(move || worker(&worker_env, &["--format", "json"]));
+        let started = Instant::now();
+        while stack.try_record("landing/sales/long.csv", &version).await.map(|r| r.state) != Some(FileState::Running) {
+            assert!(started.elapsed() < Duration::from_secs(30), "the worker never claimed the file");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Three visibility timeouts: another consumer must not get the message meanwhile.
+        let until = Instant::now() + Duration::from_secs(6);
+        while Instant::now() < until {
+            let got = sqs().receive_message().queue_url(&stack.queue_url).wait_time_seconds(1).send().await.unwrap();
+            assert!(got.messages().is_empty(), "the message in work was handed to another consumer");
+        }
+        c.execute("SELECT pg_advisory_unlock(1735161189, 0)", &[]).await.unwrap();
+        let run = worker.join().unwrap();
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert_eq!(run.json()["deleted"], 1, "{}", run.stdout);
+        let rec = stack.record("landing/sales/long.csv", &version).await;
+        assert_eq!((rec.state, rec.attempts), (FileState::Loaded, 1));
+        assert_eq!(queue_depth(&stack.queue_url).await, 0);
+    });
+}
