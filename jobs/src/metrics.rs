@@ -33,6 +33,9 @@ pub const DURATION: (&str, &str) = ("glueless_file_duration_seconds", "Seconds")
 /// From the S3 event time to the warehouse commit.
 pub const LAG: (&str, &str) = ("glueless_load_lag_seconds", "Seconds");
 
+/// The `dataset` of a file no contract matched (a dimension value may not be empty).
+pub const NO_DATASET: &str = "(none)";
+
 /// The dimension sets of every metric: totals, per state, per dataset, per dataset and state.
 pub const DIMENSION_SETS: [&[&str]; 4] = [&[], &["state"], &["dataset"], &["dataset", "state"]];
 

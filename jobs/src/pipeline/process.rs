@@ -437,7 +437,8 @@ impl Pipeline {
             _ => None,
         };
         crate::metrics::FileMetrics {
-            dataset: o.dataset.clone(),
+            // CloudWatch refuses an empty dimension value; a file no contract matched has no dataset.
+            dataset: if o.dataset.is_empty() { crate::metrics::NO_DATASET.into() } else { o.dataset.clone() },
             state: o.state.as_str(),
             runtime,
             object: o.url.clone(),

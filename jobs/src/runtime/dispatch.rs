@@ -362,3 +362,31 @@ impl Dispatcher {
         launched
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn after(h: &Handled) -> Option<u64> {
+        match &h.verdict {
+            Verdict::Retry { after_secs, .. } => *after_secs,
+            Verdict::Done => panic!("retried"),
+        }
+    }
+
+    #[test]
+    fn a_message_comes_back_when_its_first_file_is_due() {
+        let mut h = Handled::new("m");
+        assert_eq!(h.verdict, Verdict::Done);
+        h.retry("a".into(), Some(5_000));
+        h.retry("b".into(), Some(1_500));
+        assert_eq!(after(&h), Some(2), "the earliest, in whole seconds rounded up");
+        h.retry("c".into(), None);
+        assert_eq!(after(&h), Some(2), "a file with no due time does not hold the message back");
+        let mut h = Handled::new("m");
+        h.retry("a".into(), None);
+        h.retry("b".into(), Some(-30));
+        assert_eq!(after(&h), Some(0), "a retry already due: visible at once");
+        assert!(matches!(&h.verdict, Verdict::Retry { reason, .. } if reason == "a"), "the first reason is kept");
+    }
+}
