@@ -94,7 +94,10 @@ fn the_bootstrap_binary_serves_an_invocation_through_the_runtime_api() {
         let (addr, seen) = runtime_api(ev);
 
         let started = Instant::now();
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_glueless-lambda"))
+        // GLUELESS_TEST_LAMBDA_BIN runs another build instead, e.g. the packaged release `bootstrap`.
+        let bin =
+            std::env::var("GLUELESS_TEST_LAMBDA_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_glueless-lambda").into());
+        let mut child = std::process::Command::new(&bin)
             .envs(stack.env(contracts.path(), &format!("sqlite://{}", path_str(&db))))
             .env("AWS_LAMBDA_RUNTIME_API", &addr)
             .env("AWS_LAMBDA_FUNCTION_NAME", "glueless")
@@ -123,7 +126,7 @@ fn the_bootstrap_binary_serves_an_invocation_through_the_runtime_api() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let response = response.unwrap_or_else(|| panic!("no response from the function; its stderr:\n{stderr}"));
         let ready = ready.expect("asked for an invocation");
-        eprintln!("glueless-lambda (debug build): start to ready {:?}", ready - started);
+        eprintln!("{bin}: start to ready {:?}", ready - started);
         let v: serde_json::Value = serde_json::from_str(&response).expect("JSON response");
         assert_eq!(v["batchItemFailures"], serde_json::json!([]), "{v}");
         assert!(stderr.contains("ready in"), "{stderr}");
