@@ -24,6 +24,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileOutcome {
     pub url: String,
+    /// The file version (ETag or fingerprint) this outcome is for.
+    pub version: String,
     pub dataset: String,
     pub state: FileState,
     pub route: String,
@@ -386,6 +388,7 @@ impl Pipeline {
             report.and_then(|r| r.outputs.iter().find(|o| o.kind == "quarantine" && o.rows > 0)).map(|o| o.url.clone());
         let o = FileOutcome {
             url: key.url.clone(),
+            version: key.version.clone(),
             dataset: dataset.to_string(),
             state,
             route: w.rec.route.clone().unwrap_or_default(),

@@ -274,7 +274,7 @@ impl Dispatcher {
                 },
             };
             for t in &files {
-                match outcomes.iter().find(|o| o.url == t.key.url) {
+                match outcomes.iter().find(|o| o.url == t.key.url && o.version == t.key.version) {
                     Some(o) if o.state == FileState::Failed => {
                         let at = p.state.get(&t.key).await.ok().flatten().and_then(|r| r.retry_at);
                         out[t.msg].retry(
@@ -287,7 +287,7 @@ impl Dispatcher {
                 }
             }
             for o in outcomes {
-                if let Some(t) = files.iter().find(|t| t.key.url == o.url) {
+                if let Some(t) = files.iter().find(|t| t.key.url == o.url && t.key.version == o.version) {
                     out[t.msg].files.push(o);
                 }
             }
