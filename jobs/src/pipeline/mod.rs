@@ -173,7 +173,7 @@ pub enum Accepted {
     Duplicate,
     /// No usable contract takes it: recorded REJECTED with the reason (the outcome is `None`
     /// when another worker recorded it first).
-    Unroutable { reason: String, outcome: Option<FileOutcome> },
+    Unroutable { reason: String, outcome: Option<Box<FileOutcome>> },
 }
 
 impl Pipeline {
@@ -257,7 +257,7 @@ impl Pipeline {
             None => Ok(Accepted::New { dataset }),
             Some(reason) => {
                 let outcome = self.reject_unroutable(&key, &reason).await?;
-                Ok(Accepted::Unroutable { reason, outcome })
+                Ok(Accepted::Unroutable { reason, outcome: outcome.map(Box::new) })
             }
         }
     }

@@ -156,7 +156,7 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
                         Ok(Accepted::Duplicate) => summary.duplicates += 1,
                         Ok(Accepted::Unroutable { outcome, .. }) => {
                             summary.received += 1;
-                            summary.files.extend(outcome);
+                            summary.files.extend(outcome.map(|o| *o));
                         }
                         Err(e) => {
                             p.log(&format!("cannot register {}: {e}; trying again next pass", ev.url));

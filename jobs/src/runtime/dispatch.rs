@@ -173,7 +173,7 @@ impl Dispatcher {
             Ok(Accepted::New { .. }) => {}
             Ok(Accepted::Duplicate) => h.duplicates += 1,
             Ok(Accepted::Unroutable { outcome, .. }) => {
-                h.files.extend(outcome);
+                h.files.extend(outcome.map(|o| *o));
                 return;
             }
             Err(e) => {
