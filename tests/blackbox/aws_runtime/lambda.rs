@@ -58,7 +58,8 @@ fn the_handler_loads_the_batch_sqs_delivered_and_fails_no_record() {
         let f = function(stack.env(contracts.path(), &format!("sqlite://{}", path_str(&db)))).await;
 
         let a = stack.put("landing/sales/a.csv", &sales(1, 4, 0)).await;
-        let b = stack.put("landing/sales/b.csv", &sales(10, 2, 2)).await;
+        // A key with a space and a plus: EventBridge names it as it is (not URL-encoded).
+        let b = stack.put("landing/sales/day 2 + more.csv", &sales(10, 2, 2)).await;
         let received = receive(&stack.queue_url, Duration::from_secs(10), 60).await;
         assert!(received.len() >= 2, "both objects' events reached the queue: {received:?}");
         // Bodies that name no object are acknowledged, never failed.
@@ -69,7 +70,7 @@ fn the_handler_loads_the_batch_sqs_delivered_and_fails_no_record() {
         let response = f.handle(ev.clone(), Some(deadline)).await;
         assert_eq!(failures(&response), Vec::<String>::new(), "no record to retry");
         let ra = stack.record("landing/sales/a.csv", &a).await;
-        let rb = stack.record("landing/sales/b.csv", &b).await;
+        let rb = stack.record("landing/sales/day 2 + more.csv", &b).await;
         assert_eq!((ra.state, ra.rows_loaded, ra.route.as_deref()), (FileState::Loaded, Some(4), Some("lambda")));
         assert_eq!((rb.state, rb.rows_loaded, rb.rows_rejected), (FileState::Loaded, Some(2), Some(2)));
         assert_eq!(ra.load_id, rb.load_id, "one dataset's files of a batch go in one warehouse transaction");
