@@ -8,7 +8,7 @@
 //!   visibility of the batch's messages to `queue.visibility_secs`, so a long file is never
 //!   handed to a second consumer;
 //! - done messages are deleted in batches of ten; a retried message is made visible again when
-//!   its retry is due (or at once, when nothing is due);
+//!   its retry is due, or, with no due time (an outage), after `queue.visibility_secs`;
 //! - SIGINT/SIGTERM finish the batch in hand, then stop.
 
 use super::dispatch::{Dispatcher, Handled, Message, Verdict};
@@ -106,7 +106,12 @@ async fn settle(p: &Pipeline, queue: &dyn Queue, batch: &[QueueMessage], handled
             Verdict::Retry { reason, after_secs } => {
                 p.log(&format!("message {} (receive {}) is retried: {reason}", m.id, m.receive_count));
                 s.retried += 1;
-                retry.entry(after_secs.unwrap_or(0).min(43_200) as u32).or_default().push(m.clone());
+                // No due time (the state store or S3 did not answer, another worker has the
+                // file): the message comes back when its visibility runs out, not at once, so
+                // an outage does not burn its receives into the dead-letter queue.
+                if let Some(a) = after_secs {
+                    retry.entry((*a).min(43_200) as u32).or_default().push(m.clone());
+                }
             }
         }
     }

@@ -179,3 +179,27 @@ fn a_message_in_work_stays_hidden_past_its_visibility_timeout() {
         assert_eq!(queue_depth(&stack.queue_url).await, 0);
     });
 }
+
+#[test]
+fn an_outage_of_the_state_store_does_not_burn_the_messages_into_the_dlq() {
+    rt().block_on(async {
+        let stack = Stack::deploy("outage", &[("DatasetPrefixes", "landing/sales/"), ("MaxReceiveCount", "2")]);
+        let contracts = contracts();
+        let dir = tempfile::tempdir().unwrap();
+        let mut env = stack.env(contracts.path(), &format!("sqlite://{}", path_str(&dir.path().join("w.db"))));
+        // A state table that does not exist: every registration fails.
+        env.retain(|(k, _)| k != "GLUELESS__STATE__URL");
+        env.push(("GLUELESS__STATE__URL".into(), format!("dynamodb://{}-gone", stack.table)));
+        stack.put("landing/sales/waiting.csv", &sales(1, 2, 0)).await;
+
+        let run = worker(&env, &["--format", "json"]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let report = run.json();
+        assert_eq!((report["retried"].as_u64(), report["deleted"].as_u64()), (Some(1), Some(0)), "{report}");
+        assert!(run.stderr.contains("cannot register"), "says why: {}", run.stderr);
+        // Received once, then left hidden for its visibility timeout, not handed out again at
+        // once: it is still on the queue, and not in the dead-letter queue.
+        assert_eq!(queue_depth(&stack.queue_url).await, 1);
+        assert_eq!(queue_depth(&stack.dlq_url).await, 0);
+    });
+}
