@@ -26,6 +26,10 @@ impl Launcher for InProcessLauncher {
         "in-process"
     }
 
+    fn is_remote(&self) -> bool {
+        false
+    }
+
     async fn launch(&self, file: &FileRecord) -> Result<Launched, LaunchError> {
         let mut q = self.queue.lock().expect("lock");
         if !q.contains(&file.key) {

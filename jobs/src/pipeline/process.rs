@@ -454,11 +454,20 @@ impl Pipeline {
         }
     }
 
-    /// Hands a large file to a remote launcher (ECS): claims it for the task (owner
-    /// `<launcher>-launch:<id>`, lease `ecs.start_lease_secs`, the launcher's route), then
-    /// starts the task, which takes the claim over. `Ok(None)` when another worker has the
-    /// file; on failure the claim is handed back (RECEIVED again, the attempt not counted).
-    pub async fn launch_remote(&self, key: &FileKey) -> Result<Option<Launched>, String> {
+    /// Hands a large file to the launcher. The in-process launcher queues it (this process
+    /// claims it when it runs it). A remote one (ECS) gets it claimed for its task first (owner
+    /// `<launcher>-launch:<id>`, lease `ecs.start_lease_secs`, the launcher's route); the task
+    /// takes the claim over. `Ok(None)` when another worker has the file; when the launch
+    /// fails, the claim is handed back (RECEIVED again, the attempt not counted).
+    pub async fn launch(&self, file: &FileRecord) -> Result<Option<Launched>, String> {
+        if !self.launcher.is_remote() {
+            return self.launcher.launch(file).await.map(Some).map_err(|e| e.to_string());
+        }
+        self.launch_task(&file.key).await
+    }
+
+    /// The remote part of [`Pipeline::launch`]: claim `key` for a task, start it.
+    pub async fn launch_task(&self, key: &FileKey) -> Result<Option<Launched>, String> {
         let route = self.launcher.name();
         let owner = format!("{route}-launch:{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let lease_ms = self.settings.ecs.start_lease_secs.max(1) * 1000;

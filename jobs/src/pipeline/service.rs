@@ -198,17 +198,10 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
             };
             let route = catalog.route(key);
             match &route {
-                Route::Dataset(_) if r.size > p.settings.run.inline_max_bytes => {
-                    let launched = if p.launcher.name() == "in-process" {
-                        p.launcher.launch(&r).await.map_err(|e| e.to_string())
-                    } else {
-                        p.launch_remote(&r.key).await.map(|l| l.unwrap_or(crate::ports::Launched::InProcess))
-                    };
-                    match launched {
-                        Ok(_) => busy = true,
-                        Err(err) => p.log(&format!("{err}; it stays RECEIVED and is launched again next pass")),
-                    }
-                }
+                Route::Dataset(_) if r.size > p.settings.run.inline_max_bytes => match p.launch(&r).await {
+                    Ok(_) => busy = true,
+                    Err(err) => p.log(&format!("{err}; it stays RECEIVED and is launched again next pass")),
+                },
                 Route::Dataset(e) => ready.entry(e.dataset.contract.name.clone()).or_default().push(r),
                 _ => {
                     let reason = unroutable_reason(&route, key, &catalog).unwrap_or_default();

@@ -69,5 +69,10 @@ pub struct LaunchError {
 pub trait Launcher: Send + Sync {
     /// Recorded as the file's route, e.g. `in-process` or `ecs`.
     fn name(&self) -> &'static str;
+    /// Whether the job runs elsewhere (a task that takes over a claim made for it), rather
+    /// than queued to run in this process, which claims the file itself.
+    fn is_remote(&self) -> bool {
+        true
+    }
     async fn launch(&self, file: &FileRecord) -> Result<Launched, LaunchError>;
 }

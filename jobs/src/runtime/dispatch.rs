@@ -26,8 +26,8 @@
 //! retry time. Every `ecs.sweep_secs` a dispatcher looks for such files and launches them again
 //! (attempts count: a file that keeps killing its task ends DEAD, with an alert).
 
-use super::super::pipeline::catalog::Route;
 use crate::events::{Parsed, S3Object, parse_body};
+use crate::pipeline::catalog::{Entry, Route};
 use crate::pipeline::{Accepted, FileOutcome, Pipeline};
 use crate::ports::{FileKey, FileRecord, FileState, Filter, Launched, Millis, ObjectEvent, Outcome, now_ms};
 use object_store::ObjectStoreExt;
@@ -98,6 +98,8 @@ struct Todo {
     msg: usize,
     key: FileKey,
     size: u64,
+    /// Registered by this delivery: RECEIVED, no need to read its state back.
+    new: bool,
 }
 
 /// The dispatcher's memory between batches (kept by a warm Lambda container or the worker).
@@ -169,9 +171,12 @@ impl Dispatcher {
             }
         };
         let ev = ObjectEvent { url: url.clone(), key, version, size, event_time: o.event_time };
-        match p.accept(&ev).await {
-            Ok(Accepted::New { .. }) => {}
-            Ok(Accepted::Duplicate) => h.duplicates += 1,
+        let new = match p.accept(&ev).await {
+            Ok(Accepted::New { .. }) => true,
+            Ok(Accepted::Duplicate) => {
+                h.duplicates += 1;
+                false
+            }
             Ok(Accepted::Unroutable { outcome, .. }) => {
                 h.files.extend(outcome.map(|o| *o));
                 return;
@@ -180,74 +185,39 @@ impl Dispatcher {
                 h.retry(format!("cannot register {url}: {e}"), None);
                 return;
             }
-        }
-        todo.push(Todo { msg, key: FileKey { url, version: ev.version }, size });
+        };
+        todo.push(Todo { msg, key: FileKey { url, version: ev.version }, size, new });
     }
 
     async fn decide(&self, p: &Pipeline, todo: Vec<Todo>, out: &mut [Handled], route: &str, deadline: Option<Instant>) {
         let catalog = p.catalog();
         let now = now_ms();
-        let ecs = p.launcher.name() != "in-process";
-        // Inline work per dataset; large files alone.
-        let mut inline: BTreeMap<String, Vec<&Todo>> = BTreeMap::new();
-        let mut alone: Vec<&Todo> = Vec::new();
-        let mut launch: Vec<&Todo> = Vec::new();
+        // Small files per dataset, to share a warehouse transaction; large ones alone, or on a task.
+        let mut inline: BTreeMap<&str, (&Entry, Vec<&Todo>)> = BTreeMap::new();
+        let mut alone: Vec<(&Entry, Vec<&Todo>)> = Vec::new();
         for t in &todo {
-            let rec = match p.state.get(&t.key).await {
-                Ok(Some(r)) => r,
-                Ok(None) => {
-                    out[t.msg].retry(format!("{} is not in the state store yet", t.key.url), None);
-                    continue;
-                }
-                Err(e) => {
-                    out[t.msg].retry(format!("cannot read the state of {}: {e}", t.key.url), None);
-                    continue;
-                }
-            };
-            match rec.state {
-                FileState::Loaded | FileState::Rejected | FileState::Dead => continue,
-                FileState::Failed if rec.retry_at.is_some_and(|r| r > now) => {
-                    let at = rec.retry_at.unwrap_or(now);
-                    out[t.msg].retry(format!("{} failed; its next try is due later", t.key.url), Some(at - now));
-                    continue;
-                }
-                FileState::Running if rec.lease_until.is_none_or(|l| l > now) => {
-                    if rec.route.as_deref() != Some("ecs") {
-                        let left = rec.lease_until.map(|l| l - now);
-                        out[t.msg].retry(format!("{} is in work elsewhere", t.key.url), left);
-                    }
-                    continue;
-                }
-                _ => {}
+            if !t.new && !self.claimable(p, t, now, &mut out[t.msg]).await {
+                continue;
             }
             let Some(Route::Dataset(entry)) = p.lake.key_of(&t.key.url).map(|k| catalog.route(k)) else {
                 continue; // recorded REJECTED by accept()
             };
-            if t.size > p.settings.run.inline_max_bytes {
-                if ecs { launch.push(t) } else { alone.push(t) }
+            if t.size <= p.settings.run.inline_max_bytes {
+                inline.entry(&entry.dataset.contract.name).or_insert_with(|| (entry, Vec::new())).1.push(t);
+            } else if p.launcher.is_remote() {
+                self.launch(p, &t.key, &mut out[t.msg]).await;
             } else {
-                inline.entry(entry.dataset.contract.name.clone()).or_default().push(t);
+                alone.push((entry, vec![t]));
             }
         }
-        for t in launch {
-            self.launch(p, &t.key, &mut out[t.msg]).await;
+        let mut groups = Vec::new();
+        for (entry, files) in inline.into_values() {
+            groups.extend(files.chunks(p.settings.run.batch_max_files).map(|c| (entry, c.to_vec())));
         }
-        let mut groups: Vec<(String, Vec<&Todo>)> = Vec::new();
-        for (name, files) in inline {
-            for chunk in files.chunks(p.settings.run.batch_max_files) {
-                groups.push((name.clone(), chunk.to_vec()));
-            }
-        }
-        groups.extend(alone.into_iter().map(|t| (String::new(), vec![t])));
-        for (_, files) in groups {
-            let Some(entry) = p.lake.key_of(&files[0].key.url).and_then(|k| match catalog.route(k) {
-                Route::Dataset(e) => Some(e),
-                _ => None,
-            }) else {
-                continue;
-            };
-            let reserve = Duration::from_secs(p.settings.run.deadline_reserve_secs);
-            let stop_at = deadline.map(|d| d.checked_sub(reserve).unwrap_or(d));
+        groups.extend(alone);
+        let reserve = Duration::from_secs(p.settings.run.deadline_reserve_secs);
+        let stop_at = deadline.map(|d| d.checked_sub(reserve).unwrap_or(d));
+        for (entry, files) in groups {
             if stop_at.is_some_and(|s| Instant::now() >= s) {
                 for t in &files {
                     out[t.msg]
@@ -274,23 +244,55 @@ impl Dispatcher {
                 },
             };
             for t in &files {
-                match outcomes.iter().find(|o| o.url == t.key.url && o.version == t.key.version) {
-                    Some(o) if o.state == FileState::Failed => {
-                        let at = p.state.get(&t.key).await.ok().flatten().and_then(|r| r.retry_at);
-                        out[t.msg].retry(
-                            format!("{}: {}", t.key.url, o.reason.clone().unwrap_or_default()),
-                            at.map(|a| a - now_ms()),
-                        );
-                    }
-                    Some(_) => {}
-                    None => out[t.msg].retry(format!("{}: another worker took it first", t.key.url), None),
+                let Some(o) = outcomes.iter().find(|o| o.url == t.key.url && o.version == t.key.version) else {
+                    out[t.msg].retry(format!("{}: another worker took it first", t.key.url), None);
+                    continue;
+                };
+                if o.state == FileState::Failed {
+                    let at = p.state.get(&t.key).await.ok().flatten().and_then(|r| r.retry_at);
+                    let reason = format!("{}: {}", t.key.url, o.reason.clone().unwrap_or_default());
+                    out[t.msg].retry(reason, at.map(|a| a - now_ms()));
                 }
             }
+            // Each outcome once, with the first message that named its file.
             for o in outcomes {
                 if let Some(t) = files.iter().find(|t| t.key.url == o.url && t.key.version == o.version) {
                     out[t.msg].files.push(o);
                 }
             }
+        }
+    }
+
+    /// Whether a file seen before may be worked on now (RECEIVED, FAILED with its retry due,
+    /// RUNNING past its lease); if not, records on `h` whether and when to look again.
+    async fn claimable(&self, p: &Pipeline, t: &Todo, now: Millis, h: &mut Handled) -> bool {
+        let rec = match p.state.get(&t.key).await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                h.retry(format!("{} is not in the state store yet", t.key.url), None);
+                return false;
+            }
+            Err(e) => {
+                h.retry(format!("cannot read the state of {}: {e}", t.key.url), None);
+                return false;
+            }
+        };
+        match rec.state {
+            FileState::Loaded | FileState::Rejected | FileState::Dead => false,
+            FileState::Failed if rec.retry_at.is_some_and(|r| r > now) => {
+                let at = rec.retry_at.unwrap_or(now);
+                h.retry(format!("{} failed; its next try is due later", t.key.url), Some(at - now));
+                false
+            }
+            // A task has it: its lease, and the sweep, look after it.
+            FileState::Running if rec.lease_until.is_none_or(|l| l > now) && rec.route.as_deref() == Some("ecs") => {
+                false
+            }
+            FileState::Running if rec.lease_until.is_none_or(|l| l > now) => {
+                h.retry(format!("{} is in work elsewhere", t.key.url), rec.lease_until.map(|l| l - now));
+                false
+            }
+            _ => true,
         }
     }
 
@@ -305,7 +307,7 @@ impl Dispatcher {
     }
 
     async fn launch(&self, p: &Pipeline, key: &FileKey, h: &mut Handled) {
-        match p.launch_remote(key).await {
+        match p.launch_task(key).await {
             Ok(Some(Launched::Remote { id })) => h.launched.push(id),
             Ok(_) => {} // another dispatcher launched it first
             Err(e) => {
@@ -318,7 +320,7 @@ impl Dispatcher {
     /// Launches again the ECS files whose task died (RUNNING, lease lapsed) or failed (FAILED,
     /// retry due), at most once per `ecs.sweep_secs` in this process; returns the task ids.
     pub async fn sweep(&self, p: &Pipeline) -> Vec<String> {
-        if p.launcher.name() == "in-process" {
+        if !p.launcher.is_remote() {
             return Vec::new();
         }
         {
