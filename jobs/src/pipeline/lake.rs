@@ -3,8 +3,8 @@
 use crate::ports::{Millis, ObjectEvent};
 use futures::TryStreamExt;
 use glueless_engine::store::{Location, StoreError, Stores};
-use object_store::ObjectStore;
 use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -86,22 +86,36 @@ impl Lake {
             if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
                 continue;
             }
-            // S3 quotes its ETags; events name them without quotes.
-            let version = m
-                .e_tag
-                .as_deref()
-                .map(|e| e.trim_matches('"').to_string())
-                .unwrap_or_else(|| format!("{}-{}", m.size, m.last_modified.timestamp_micros()));
-            out.push(ObjectEvent {
-                url: format!("{}/{key}", self.root),
-                key: key.to_string(),
-                version,
-                size: m.size,
-                event_time: Some(m.last_modified.timestamp_millis() as Millis),
-            });
+            out.push(self.event(key, &m));
         }
         out.sort_by(|a, b| (a.event_time, &a.key).cmp(&(b.event_time, &b.key)));
         Ok(out)
+    }
+
+    /// The object at `key` (relative to the root) as it is now; `None` if there is none.
+    pub async fn head(&self, key: &str) -> Result<Option<ObjectEvent>, object_store::Error> {
+        match self.store.head(&join(&self.prefix, key)).await {
+            Ok(m) => Ok(Some(self.event(key, &m))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The event for the object `key` whose metadata is `m`.
+    fn event(&self, key: &str, m: &ObjectMeta) -> ObjectEvent {
+        // S3 quotes its ETags; events name them without quotes.
+        let version = m
+            .e_tag
+            .as_deref()
+            .map(|e| e.trim_matches('"').to_string())
+            .unwrap_or_else(|| format!("{}-{}", m.size, m.last_modified.timestamp_micros()));
+        ObjectEvent {
+            url: format!("{}/{key}", self.root),
+            key: key.to_string(),
+            version,
+            size: m.size,
+            event_time: Some(m.last_modified.timestamp_millis() as Millis),
+        }
     }
 
     /// `<prefix><dataset>/<key below landing/<dataset>/>.<version tag><suffix>`: one name per file

@@ -30,7 +30,6 @@ use crate::events::{Parsed, S3Object, parse_body};
 use crate::pipeline::catalog::{Entry, Route};
 use crate::pipeline::{Accepted, FileOutcome, Pipeline};
 use crate::ports::{FileKey, FileRecord, FileState, Filter, Launched, Millis, ObjectEvent, Outcome, now_ms};
-use object_store::ObjectStoreExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -148,29 +147,29 @@ impl Dispatcher {
             h.ignored = Some(reason);
             return;
         };
-        let (version, size) = match (&o.etag, o.size) {
-            (Some(e), Some(s)) => (e.clone(), s),
-            _ => {
-                let loc = p.lake.location(&key);
-                match loc.store.head(&loc.path).await {
-                    Ok(meta) => (
-                        o.etag.clone().or(meta.e_tag).map(|e| e.trim_matches('"').to_string()).unwrap_or_default(),
-                        meta.size,
-                    ),
-                    Err(object_store::Error::NotFound { .. }) => {
-                        let reason = format!("{url} is gone (deleted after the event); nothing to load");
-                        p.log(&format!("message {}: {reason}", h.id));
-                        h.ignored = Some(reason);
-                        return;
-                    }
-                    Err(e) => {
-                        h.retry(format!("cannot read the metadata of {url}: {e}"), None);
-                        return;
-                    }
-                }
+        let ev = match (&o.etag, o.size) {
+            (Some(version), Some(size)) => {
+                ObjectEvent { url: url.clone(), key, version: version.clone(), size, event_time: o.event_time }
             }
+            // Not in the event: ask S3.
+            _ => match p.lake.head(&key).await {
+                Ok(Some(now)) => ObjectEvent {
+                    version: o.etag.clone().unwrap_or(now.version),
+                    event_time: o.event_time.or(now.event_time),
+                    ..now
+                },
+                Ok(None) => {
+                    let reason = format!("{url} is gone (deleted after the event); nothing to load");
+                    p.log(&format!("message {}: {reason}", h.id));
+                    h.ignored = Some(reason);
+                    return;
+                }
+                Err(e) => {
+                    h.retry(format!("cannot read the metadata of {url}: {e}"), None);
+                    return;
+                }
+            },
         };
-        let ev = ObjectEvent { url: url.clone(), key, version, size, event_time: o.event_time };
         let new = match p.accept(&ev).await {
             Ok(Accepted::New { .. }) => true,
             Ok(Accepted::Duplicate) => {
@@ -186,7 +185,7 @@ impl Dispatcher {
                 return;
             }
         };
-        todo.push(Todo { msg, key: FileKey { url, version: ev.version }, size, new });
+        todo.push(Todo { msg, key: FileKey { url, version: ev.version }, size: ev.size, new });
     }
 
     async fn decide(&self, p: &Pipeline, todo: Vec<Todo>, out: &mut [Handled], route: &str, deadline: Option<Instant>) {

@@ -12,9 +12,8 @@
 //! arguments or the configuration are wrong.
 
 use crate::pipeline::catalog::Route;
-use crate::pipeline::{Accepted, FileOutcome, Pipeline};
-use crate::ports::{FileKey, FileRecord, FileState, ObjectEvent, now_ms};
-use object_store::ObjectStoreExt;
+use crate::pipeline::{FileOutcome, Pipeline};
+use crate::ports::{FileKey, FileRecord, FileState, now_ms};
 
 /// What a task run ended with.
 #[derive(Debug)]
@@ -127,23 +126,11 @@ async fn finish(p: &Pipeline, key: &FileKey, mut outcomes: Vec<FileOutcome>) -> 
 
 /// Reads the object's current ETag and size and registers it; returns the version.
 async fn register(p: &Pipeline, url: &str, key: &str) -> Result<String, TaskError> {
-    let loc = p.lake.location(key);
-    let meta = loc.store.head(&loc.path).await.map_err(|e| match e {
-        object_store::Error::NotFound { .. } => TaskError::Usage(format!("{url} does not exist")),
-        e => TaskError::Failed(format!("cannot read the metadata of {url}: {e}")),
-    })?;
-    let version = meta
-        .e_tag
-        .map(|e| e.trim_matches('"').to_string())
-        .unwrap_or_else(|| format!("{}-{}", meta.size, meta.last_modified.timestamp_micros()));
-    let ev = ObjectEvent {
-        url: url.to_string(),
-        key: key.to_string(),
-        version: version.clone(),
-        size: meta.size,
-        event_time: Some(meta.last_modified.timestamp_millis()),
+    let ev = match p.lake.head(key).await {
+        Ok(Some(ev)) => ev,
+        Ok(None) => return Err(TaskError::Usage(format!("{url} does not exist"))),
+        Err(e) => return Err(TaskError::Failed(format!("cannot read the metadata of {url}: {e}"))),
     };
-    match p.accept(&ev).await.map_err(|e| TaskError::Failed(e.to_string()))? {
-        Accepted::New { .. } | Accepted::Duplicate | Accepted::Unroutable { .. } => Ok(version),
-    }
+    p.accept(&ev).await.map_err(|e| TaskError::Failed(e.to_string()))?;
+    Ok(ev.version)
 }
