@@ -94,14 +94,10 @@
 //! checked with an empty query at the start of each call and opened again when it broke; the
 //! calls of one process go through it one at a time.
 
-use super::staged_parquet::PartReader;
+use super::staged_parquet::{Cells, PartReader};
 use crate::ports::{FileLoad, LedgerRow, LoadRequest, LoadResult, SqlType, TableSpec, Warehouse, WarehouseError};
 use crate::settings::WarehouseSettings;
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
-    StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
-};
-use arrow::datatypes::{Float64Type, Int32Type, Int64Type};
+use arrow::array::Array;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -976,51 +972,10 @@ async fn copy_parts(
     Ok(())
 }
 
-/// One column of a batch, typed.
-enum Cells<'a> {
-    Text(&'a StringArray),
-    Int64(&'a Int64Array),
-    Int32(&'a Int32Array),
-    Float(&'a Float64Array),
-    Decimal(&'a Decimal128Array, i8),
-    Bool(&'a BooleanArray),
-    Date(&'a Date32Array),
-    Time(&'a Time64MicrosecondArray),
-    Timestamp(&'a TimestampMicrosecondArray),
-}
-
 impl<'a> Cells<'a> {
-    fn new(a: &'a ArrayRef, ty: SqlType) -> Option<Cells<'a>> {
-        Some(match ty {
-            SqlType::Text => Cells::Text(a.as_string_opt::<i32>()?),
-            SqlType::Int64 => Cells::Int64(a.as_primitive_opt::<Int64Type>()?),
-            SqlType::Int32 => Cells::Int32(a.as_primitive_opt::<Int32Type>()?),
-            SqlType::Float64 => Cells::Float(a.as_primitive_opt::<Float64Type>()?),
-            SqlType::Decimal { scale, .. } => Cells::Decimal(a.as_any().downcast_ref()?, scale),
-            SqlType::Boolean => Cells::Bool(a.as_boolean_opt()?),
-            SqlType::Date => Cells::Date(a.as_any().downcast_ref()?),
-            SqlType::Time => Cells::Time(a.as_any().downcast_ref()?),
-            SqlType::Timestamp => Cells::Timestamp(a.as_any().downcast_ref()?),
-        })
-    }
-
-    fn array(&self) -> &dyn Array {
-        match self {
-            Cells::Text(a) => *a,
-            Cells::Int64(a) => *a,
-            Cells::Int32(a) => *a,
-            Cells::Float(a) => *a,
-            Cells::Decimal(a, _) => *a,
-            Cells::Bool(a) => *a,
-            Cells::Date(a) => *a,
-            Cells::Time(a) => *a,
-            Cells::Timestamp(a) => *a,
-        }
-    }
-
     /// The cell at `row` in PostgreSQL's terms (epochs of 2000-01-01).
     fn value(&self, row: usize) -> Result<Value<'a>, String> {
-        if self.array().is_null(row) {
+        if self.is_null(row) {
             return Ok(Value::Null);
         }
         Ok(match self {

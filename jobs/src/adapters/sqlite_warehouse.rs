@@ -69,16 +69,13 @@
 //!   `(object_url, object_version)`, created when the file is opened;
 //! - a `TEMP` staging table per load (`temp.glueless_staging`), private to the connection.
 
-use super::staged_parquet::PartReader;
+use super::staged_parquet::{Cells, PartReader};
 use crate::ports::warehouse::Column;
 use crate::ports::{
     FileKey, FileLoad, LedgerRow, LoadRequest, LoadResult, Millis, SqlType, TableSpec, Warehouse, WarehouseError,
 };
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array, StringArray,
-    Time64MicrosecondArray, TimestampMicrosecondArray,
-};
-use arrow::datatypes::{DataType, Float64Type, Int64Type};
+use arrow::array::{Array, ArrayRef};
+use arrow::datatypes::DataType;
 use rusqlite::types::{Null, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Statement, TransactionBehavior};
 use std::collections::{HashMap, HashSet};
@@ -449,54 +446,20 @@ async fn stream_parts(
     Ok(())
 }
 
-/// The Arrow type the SQLite thread reads for a column type.
-fn arrow_type(ty: SqlType) -> DataType {
-    // Both integer widths are read as 64-bit: SQLite has one INTEGER.
+/// The type the SQLite thread reads a column type as: both integer widths as 64-bit, since
+/// SQLite has one INTEGER.
+fn read_type(ty: SqlType) -> SqlType {
     match ty {
-        SqlType::Int32 => DataType::Int64,
-        ty => ty.arrow_type(),
+        SqlType::Int32 => SqlType::Int64,
+        ty => ty,
     }
 }
 
-/// One column of a batch, typed.
-enum Cells<'a> {
-    Text(&'a StringArray),
-    Int(&'a Int64Array),
-    Float(&'a Float64Array),
-    Decimal(&'a Decimal128Array, i8),
-    Bool(&'a BooleanArray),
-    Date(&'a Date32Array),
-    Time(&'a Time64MicrosecondArray),
-    Timestamp(&'a TimestampMicrosecondArray),
+fn arrow_type(ty: SqlType) -> DataType {
+    read_type(ty).arrow_type()
 }
 
-impl<'a> Cells<'a> {
-    fn new(a: &'a ArrayRef, ty: SqlType) -> Option<Cells<'a>> {
-        Some(match ty {
-            SqlType::Text => Cells::Text(a.as_string_opt::<i32>()?),
-            SqlType::Int64 | SqlType::Int32 => Cells::Int(a.as_primitive_opt::<Int64Type>()?),
-            SqlType::Float64 => Cells::Float(a.as_primitive_opt::<Float64Type>()?),
-            SqlType::Decimal { scale, .. } => Cells::Decimal(a.as_any().downcast_ref()?, scale),
-            SqlType::Boolean => Cells::Bool(a.as_boolean_opt()?),
-            SqlType::Date => Cells::Date(a.as_any().downcast_ref()?),
-            SqlType::Time => Cells::Time(a.as_any().downcast_ref()?),
-            SqlType::Timestamp => Cells::Timestamp(a.as_any().downcast_ref()?),
-        })
-    }
-
-    fn is_null(&self, row: usize) -> bool {
-        match self {
-            Cells::Text(a) => a.is_null(row),
-            Cells::Int(a) => a.is_null(row),
-            Cells::Float(a) => a.is_null(row),
-            Cells::Decimal(a, _) => a.is_null(row),
-            Cells::Bool(a) => a.is_null(row),
-            Cells::Date(a) => a.is_null(row),
-            Cells::Time(a) => a.is_null(row),
-            Cells::Timestamp(a) => a.is_null(row),
-        }
-    }
-
+impl Cells<'_> {
     /// Binds the cell at `row` to parameter `param` (text forms are built in `buf`).
     fn bind(&self, stmt: &mut Statement<'_>, param: usize, row: usize, buf: &mut String) -> Result<(), String> {
         if self.is_null(row) {
@@ -505,7 +468,8 @@ impl<'a> Cells<'a> {
         buf.clear();
         let r = match self {
             Cells::Text(a) => stmt.raw_bind_parameter(param, a.value(row)),
-            Cells::Int(a) => stmt.raw_bind_parameter(param, a.value(row)),
+            Cells::Int64(a) => stmt.raw_bind_parameter(param, a.value(row)),
+            Cells::Int32(a) => stmt.raw_bind_parameter(param, a.value(row)),
             Cells::Float(a) => stmt.raw_bind_parameter(param, a.value(row)),
             Cells::Bool(a) => stmt.raw_bind_parameter(param, a.value(row) as i64),
             Cells::Decimal(a, scale) => {
@@ -705,7 +669,7 @@ fn load_blocking(
                         .iter()
                         .zip(&spec.columns)
                         .map(|(a, c)| {
-                            Cells::new(a, c.ty).ok_or_else(|| {
+                            Cells::new(a, read_type(c.ty)).ok_or_else(|| {
                                 bad(format!("column `{}` is of type {}, not {:?}", c.name, a.data_type(), c.ty))
                             })
                         })

@@ -4,8 +4,11 @@
 //! whose columns do not fit was staged for another version of the contract, and says so).
 
 use crate::ports::{SqlType, TableSpec, WarehouseError};
-use arrow::array::ArrayRef;
-use arrow::datatypes::{DataType, TimeUnit};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int32Array, Int64Array,
+    StringArray, Time64MicrosecondArray, TimestampMicrosecondArray,
+};
+use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, TimeUnit};
 use futures::StreamExt;
 use glueless_engine::store::Location;
 use parquet::arrow::ParquetRecordBatchStreamBuilder;
@@ -113,5 +116,52 @@ fn same_family(t: &DataType, target: &DataType) -> bool {
     match (t, target) {
         (DataType::Timestamp(TimeUnit::Microsecond, _), DataType::Timestamp(TimeUnit::Microsecond, _)) => true,
         _ => t == target,
+    }
+}
+
+/// One column of a batch read by [`PartReader`], typed: each adapter turns a cell into its
+/// own values (PostgreSQL binary COPY, SQLite parameters).
+pub(crate) enum Cells<'a> {
+    Text(&'a StringArray),
+    Int64(&'a Int64Array),
+    Int32(&'a Int32Array),
+    Float(&'a Float64Array),
+    Decimal(&'a Decimal128Array, i8),
+    Bool(&'a BooleanArray),
+    Date(&'a Date32Array),
+    Time(&'a Time64MicrosecondArray),
+    Timestamp(&'a TimestampMicrosecondArray),
+}
+
+impl<'a> Cells<'a> {
+    /// The column `a` read as `ty` (the type the adapter asked [`PartReader`] for); `None`
+    /// when the array is not of that type.
+    pub(crate) fn new(a: &'a ArrayRef, ty: SqlType) -> Option<Cells<'a>> {
+        Some(match ty {
+            SqlType::Text => Cells::Text(a.as_string_opt::<i32>()?),
+            SqlType::Int64 => Cells::Int64(a.as_primitive_opt::<Int64Type>()?),
+            SqlType::Int32 => Cells::Int32(a.as_primitive_opt::<Int32Type>()?),
+            SqlType::Float64 => Cells::Float(a.as_primitive_opt::<Float64Type>()?),
+            SqlType::Decimal { scale, .. } => Cells::Decimal(a.as_any().downcast_ref()?, scale),
+            SqlType::Boolean => Cells::Bool(a.as_boolean_opt()?),
+            SqlType::Date => Cells::Date(a.as_any().downcast_ref()?),
+            SqlType::Time => Cells::Time(a.as_any().downcast_ref()?),
+            SqlType::Timestamp => Cells::Timestamp(a.as_any().downcast_ref()?),
+        })
+    }
+
+    pub(crate) fn is_null(&self, row: usize) -> bool {
+        let a: &dyn Array = match self {
+            Cells::Text(a) => *a,
+            Cells::Int64(a) => *a,
+            Cells::Int32(a) => *a,
+            Cells::Float(a) => *a,
+            Cells::Decimal(a, _) => *a,
+            Cells::Bool(a) => *a,
+            Cells::Date(a) => *a,
+            Cells::Time(a) => *a,
+            Cells::Timestamp(a) => *a,
+        };
+        a.is_null(row)
     }
 }
