@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use glueless_jobs::adapters::DynamoDbStateStore;
 use glueless_jobs::adapters::dynamodb_state::{ERROR_MAX, LOADED_TTL_DAYS};
@@ -91,13 +90,7 @@ fn http_message(r: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
 
 /// A client of the emulator, built explicitly (the process environment is left alone).
 fn client() -> Client {
-    let conf = aws_sdk_dynamodb::Config::builder()
-        .behavior_version_latest()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(serial_endpoint())
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    Client::from_conf(conf)
+    Client::new(&crate::support::local_sdk_config(&serial_endpoint()))
 }
 
 fn unique(test: &str) -> String {

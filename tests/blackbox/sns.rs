@@ -2,8 +2,9 @@
 //! a local HTTP subscriber, sends an alert through `SnsAlerts`, and checks what a subscriber
 //! (AWS Chatbot, or a program) receives.
 
+use crate::support::local_sdk_config;
 use aws_sdk_sns::Client;
-use aws_sdk_sns::config::{Credentials, Region};
+use aws_sdk_sns::config::Credentials;
 use glueless_engine::job::ReportError;
 use glueless_jobs::adapters::SnsAlerts;
 use glueless_jobs::ports::{Alert, Alerts, FileState};
@@ -13,17 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub(crate) fn client_with(credentials: Credentials) -> Client {
-    let conf = aws_sdk_sns::Config::builder()
-        .behavior_version_latest()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(crate::support::aws_endpoint())
+    let conf = aws_sdk_sns::config::Builder::from(&local_sdk_config(&crate::support::aws_endpoint()))
         .credentials_provider(credentials)
         .build();
     Client::from_conf(conf)
 }
 
 pub(crate) fn client() -> Client {
-    client_with(Credentials::new("test", "test", None, None, "test"))
+    Client::new(&local_sdk_config(&crate::support::aws_endpoint()))
 }
 
 fn unique(test: &str) -> String {
@@ -282,11 +280,7 @@ async fn publishing_to_a_missing_topic_names_the_topic_and_what_to_check() {
 async fn an_unreachable_sns_is_tried_twice_then_says_what_to_check() {
     // A port nobody listens on: every try fails to connect.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let conf = aws_sdk_sns::Config::builder()
-        .behavior_version_latest()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+    let conf = aws_sdk_sns::config::Builder::from(&local_sdk_config(&format!("http://127.0.0.1:{port}")))
         .retry_config(aws_sdk_sns::config::retry::RetryConfig::disabled())
         .build();
     let topic = "arn:aws:sns:us-east-1:123456789012:glueless-unreachable";

@@ -103,6 +103,20 @@ pub fn aws_endpoint() -> String {
     )
 }
 
+/// What every AWS SDK client of a local endpoint (the emulator, a test server) shares: region
+/// us-east-1 and dummy credentials, set here rather than taken from the process environment.
+/// A service client is then `aws_sdk_x::Client::new(&local_sdk_config(endpoint))`.
+#[cfg(feature = "aws")]
+pub fn local_sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new("test", "test", None, None, "test")))
+        .build()
+}
+
 /// A fresh bucket per test, made with a plain HTTP PUT (the emulator does not check signatures).
 pub fn make_bucket(test: &str) -> String {
     use std::io::{Read, Write};

@@ -82,7 +82,7 @@ fn runtime_api(event: String) -> (String, mpsc::Receiver<Seen>) {
 
 #[test]
 fn the_bootstrap_binary_serves_an_invocation_through_the_runtime_api() {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
+    rt().block_on(async {
         let stack = Stack::deploy("bootstrap", &[("DatasetPrefixes", "landing/sales/")]);
         let contracts = contracts();
         let dir = tempfile::tempdir().unwrap();

@@ -8,13 +8,7 @@ use aws_sdk_ecs::Client as Ecs;
 use glueless_jobs::ports::FileState;
 
 fn ecs() -> Ecs {
-    let conf = aws_sdk_ecs::Config::builder()
-        .behavior_version_latest()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(aws_endpoint())
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    Ecs::from_conf(conf)
+    Ecs::new(&local_sdk_config(&aws_endpoint()))
 }
 
 /// A subnet of the emulator's default VPC (Fargate tasks need one).
@@ -56,7 +50,7 @@ async fn task_arns(cluster: &str) -> Vec<String> {
 
 #[test]
 fn a_large_object_is_launched_on_ecs_and_the_task_loads_it() {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
+    rt().block_on(async {
         let stack = Stack::deploy("ecs", &[("DatasetPrefixes", "landing/sales/")]);
         // The template's cluster and task definition (its container `glueless` runs `task`).
         let cluster = stack.ecs_cluster.clone();
@@ -136,7 +130,7 @@ fn a_large_object_is_launched_on_ecs_and_the_task_loads_it() {
 
 #[test]
 fn a_task_that_never_took_its_file_is_launched_again_by_the_sweep() {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(async {
+    rt().block_on(async {
         let stack = Stack::deploy("sweep", &[("DatasetPrefixes", "landing/sales/")]);
         let contracts = contracts();
         let dir = tempfile::tempdir().unwrap();

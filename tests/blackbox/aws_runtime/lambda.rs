@@ -8,10 +8,6 @@ use glueless_jobs::ports::FileState;
 use glueless_jobs::runtime::lambda::Function;
 use glueless_jobs::settings::Settings;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
 /// The function as it starts in Lambda: settings from `GLUELESS__…` variables only.
 pub async fn function(env: Vec<(String, String)>) -> Function {
     let settings = Settings::load(None, env).expect("settings");

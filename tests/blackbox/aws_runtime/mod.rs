@@ -12,7 +12,6 @@ mod worker;
 
 use crate::support::*;
 use aws_sdk_sqs::Client as Sqs;
-use aws_sdk_sqs::config::{Credentials, Region};
 use glueless_jobs::adapters::DynamoDbStateStore;
 use glueless_jobs::ports::{FileKey, FileRecord, Filter, StateStore};
 use object_store::path::Path as ObjPath;
@@ -138,13 +137,11 @@ impl Stack {
 }
 
 pub fn sqs() -> Sqs {
-    let conf = aws_sdk_sqs::Config::builder()
-        .behavior_version_latest()
-        .region(Region::new("us-east-1"))
-        .endpoint_url(aws_endpoint())
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    Sqs::from_conf(conf)
+    Sqs::new(&local_sdk_config(&aws_endpoint()))
+}
+
+pub fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
 /// Receives what the queue holds (waiting up to `wait` for the first message), hiding each

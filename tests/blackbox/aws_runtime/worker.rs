@@ -3,10 +3,6 @@
 use super::*;
 use glueless_jobs::ports::FileState;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
-}
-
 /// Runs `glueless worker --once` (plus `args`) with the stack's settings.
 fn worker(env: &[(String, String)], args: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
