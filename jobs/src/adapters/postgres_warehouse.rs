@@ -583,22 +583,9 @@ async fn ensure_table_in(tx: &Transaction<'_>, spec: &TableSpec, name: &FactName
         .collect();
     let missing: Vec<_> = spec.columns.iter().filter(|c| !existing.contains(&c.name)).collect();
     if !missing.is_empty() {
-        let names: Vec<String> = missing.iter().map(|c| format!("`{}`", c.name)).collect();
-        let alter: Vec<String> = missing
-            .iter()
-            .map(|c| format!("ALTER TABLE {} ADD COLUMN {} {};", name.sql, quote(&c.name), sql_type(c.ty)))
-            .collect();
-        return Err(WarehouseError::Table {
-            table: t.to_string(),
-            message: format!(
-                "the existing table lacks column{} {} of the contract; add {} ({}) or drop the table so that it is created again",
-                if missing.len() == 1 { "" } else { "s" },
-                names.join(", "),
-                if missing.len() == 1 { "it" } else { "them" },
-                alter.join(" ")
-            ),
-            retryable: false,
-        });
+        return Err(WarehouseError::missing_columns(t, &missing, |c| {
+            format!("ALTER TABLE {} ADD COLUMN {} {};", name.sql, quote(&c.name), sql_type(c.ty))
+        }));
     }
     // The key columns of every valid, unique, non-partial index (a primary key is one).
     let indexes: Vec<Vec<String>> = tx
@@ -618,18 +605,10 @@ async fn ensure_table_in(tx: &Transaction<'_>, spec: &TableSpec, name: &FactName
     let key: Vec<&str> = spec.key.iter().map(|&k| spec.columns[k].name.as_str()).collect();
     let same = |cols: &Vec<String>| cols.len() == key.len() && key.iter().all(|k| cols.iter().any(|c| c == k));
     if !indexes.iter().any(same) {
-        let quoted: Vec<String> = key.iter().map(|k| quote(k)).collect();
-        let index = quote(&format!("{}_key", name.table));
-        return Err(WarehouseError::Table {
-            table: t.to_string(),
-            message: format!(
-                "the existing table has no PRIMARY KEY or UNIQUE index on exactly ({}), which the merge needs; add one (CREATE UNIQUE INDEX {index} ON {} ({});) or drop the table so that it is created again",
-                quoted.join(", "),
-                name.sql,
-                quoted.join(", ")
-            ),
-            retryable: false,
-        });
+        let quoted = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+        let create =
+            format!("CREATE UNIQUE INDEX {} ON {} ({quoted});", quote(&format!("{}_key", name.table)), name.sql);
+        return Err(WarehouseError::no_unique_key(t, &quoted, &create));
     }
     Ok(())
 }

@@ -870,24 +870,13 @@ impl Warehouse for RedshiftDataWarehouse {
             table.columns.iter().filter(|c| !existing.contains(&c.name.to_lowercase())).collect();
         if !missing.is_empty() {
             let fact = redshift_sql::TableName::parse(t).sql();
-            let names: Vec<String> = missing.iter().map(|c| format!("`{}`", c.name)).collect();
-            let alter: Vec<String> = missing
-                .iter()
-                .map(|c| {
-                    format!(
-                        "ALTER TABLE {fact} ADD COLUMN {} {};",
-                        redshift_sql::quote(&c.name),
-                        redshift_sql::column_type(c.ty)
-                    )
-                })
-                .collect();
-            return Err(invalid(format!(
-                "the existing table lacks column{} {} of the contract; add {} ({}) or drop the table so that it is created again",
-                if missing.len() == 1 { "" } else { "s" },
-                names.join(", "),
-                if missing.len() == 1 { "it" } else { "them" },
-                alter.join(" ")
-            )));
+            return Err(WarehouseError::missing_columns(t, &missing, |c| {
+                format!(
+                    "ALTER TABLE {fact} ADD COLUMN {} {};",
+                    redshift_sql::quote(&c.name),
+                    redshift_sql::column_type(c.ty)
+                )
+            }));
         }
         Ok(())
     }

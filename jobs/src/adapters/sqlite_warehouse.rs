@@ -268,40 +268,18 @@ fn ensure_table_blocking(conn: &mut Connection, spec: &TableSpec) -> Result<(), 
             let missing: Vec<&Column> =
                 spec.columns.iter().filter(|c| !existing.iter().any(|e| e.eq_ignore_ascii_case(&c.name))).collect();
             if !missing.is_empty() {
-                let names: Vec<String> = missing.iter().map(|c| format!("`{}`", c.name)).collect();
-                let alter: Vec<String> = missing
-                    .iter()
-                    .map(|c| format!("ALTER TABLE {} ADD COLUMN {} {};", quote(t), quote(&c.name), sql_type(c.ty)))
-                    .collect();
-                return Err(WarehouseError::Table {
-                    table: t.to_string(),
-                    message: format!(
-                        "the existing table lacks column{} {} of the contract; add {} ({}) or drop the table so that it is created again",
-                        if missing.len() == 1 { "" } else { "s" },
-                        names.join(", "),
-                        if missing.len() == 1 { "it" } else { "them" },
-                        alter.join(" ")
-                    ),
-                    retryable: false,
-                });
+                return Err(WarehouseError::missing_columns(t, &missing, |c| {
+                    format!("ALTER TABLE {} ADD COLUMN {} {};", quote(t), quote(&c.name), sql_type(c.ty))
+                }));
             }
         }
         Some(kind) => return Err(not_a_table(spec, &kind)),
     }
     let key: Vec<&str> = spec.key.iter().map(|&k| spec.columns[k].name.as_str()).collect();
     if !has_unique_key(&tx, t, &key).map_err(|e| table_error(t, e))? {
-        let quoted: Vec<String> = key.iter().map(|k| quote(k)).collect();
-        return Err(WarehouseError::Table {
-            table: t.to_string(),
-            message: format!(
-                "the existing table has no PRIMARY KEY or UNIQUE index on exactly ({}), which the merge needs; add one (CREATE UNIQUE INDEX {} ON {} ({});) or drop the table so that it is created again",
-                quoted.join(", "),
-                quote(&format!("{t}_key")),
-                quote(t),
-                quoted.join(", ")
-            ),
-            retryable: false,
-        });
+        let quoted = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
+        let create = format!("CREATE UNIQUE INDEX {} ON {} ({quoted});", quote(&format!("{t}_key")), quote(t));
+        return Err(WarehouseError::no_unique_key(t, &quoted, &create));
     }
     tx.commit().map_err(|e| table_error(t, e))
 }

@@ -230,6 +230,36 @@ impl WarehouseError {
             WarehouseError::Table { retryable, .. } | WarehouseError::Load { retryable, .. } => *retryable,
         }
     }
+
+    /// An existing fact table lacks `missing` columns of the contract; `add` writes, in the
+    /// warehouse's SQL, the statement that adds one.
+    pub fn missing_columns(table: &str, missing: &[&Column], add: impl Fn(&Column) -> String) -> WarehouseError {
+        let names: Vec<String> = missing.iter().map(|c| format!("`{}`", c.name)).collect();
+        let alter: Vec<String> = missing.iter().map(|c| add(c)).collect();
+        WarehouseError::Table {
+            table: table.to_string(),
+            message: format!(
+                "the existing table lacks column{} {} of the contract; add {} ({}) or drop the table so that it is created again",
+                if missing.len() == 1 { "" } else { "s" },
+                names.join(", "),
+                if missing.len() == 1 { "it" } else { "them" },
+                alter.join(" ")
+            ),
+            retryable: false,
+        }
+    }
+
+    /// An existing fact table has no unique index on exactly the key columns (`quoted_key`,
+    /// quoted and comma-separated), which the merge needs; `create` is the statement that adds one.
+    pub fn no_unique_key(table: &str, quoted_key: &str, create: &str) -> WarehouseError {
+        WarehouseError::Table {
+            table: table.to_string(),
+            message: format!(
+                "the existing table has no PRIMARY KEY or UNIQUE index on exactly ({quoted_key}), which the merge needs; add one ({create}) or drop the table so that it is created again"
+            ),
+            retryable: false,
+        }
+    }
 }
 
 /// Loads staged files into fact tables, exactly once per file.
