@@ -8,6 +8,7 @@
 
 pub mod columns;
 pub mod keys;
+pub mod limits;
 pub mod report;
 
 use crate::cells::{self, CellError};
@@ -64,6 +65,8 @@ pub struct Validator {
     row_number: u64,
     errors: Vec<RowError>,
     counts: Counts,
+    /// What the target warehouse cannot store; `None` checks no warehouse.
+    limits: Option<limits::WarehouseLimits>,
 }
 
 impl Validator {
@@ -97,8 +100,14 @@ impl Validator {
             row_number: 0,
             errors: Vec::new(),
             counts: Counts::default(),
+            limits: None,
             contract,
         }
+    }
+
+    /// Also rejects the values that `limits` says the target warehouse cannot store exactly.
+    pub fn set_limits(&mut self, limits: Option<limits::WarehouseLimits>) {
+        self.limits = limits;
     }
 
     /// The Arrow schema of the batches this validator produces.
@@ -395,6 +404,8 @@ impl Validator {
                         pk_key = Some(key);
                     }
                     if let Some(e) = check_constraints(field, &cell, s) {
+                        self.errors.push(e);
+                    } else if let Some(e) = self.limits.as_ref().and_then(|l| l.check(field, &cell, s)) {
                         self.errors.push(e);
                     }
                 }

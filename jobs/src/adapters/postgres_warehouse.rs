@@ -56,10 +56,14 @@
 //!    THEN INSERT …`;
 //! 6. one ledger row per loaded file (`rows_loaded` = rows read from its parts); `COMMIT`.
 //!
-//! Errors roll the whole transaction back. A serialization failure, a deadlock, a lost
-//! connection or a server shutting down is a retryable `Load`; a missing or unreadable part is
-//! `Staged`; anything else (a constraint, a value PostgreSQL cannot hold, a part whose columns
-//! do not fit the spec, a view where the table should be) is not retryable.
+//! Errors roll the whole transaction back. By SQLSTATE (see `sqlstate_cause`): a lost
+//! connection, a serialization failure, a deadlock, a lock or statement timeout or a server
+//! shutting down is a `Load` that passes ([`LoadCause::Transient`]); a data exception (22), an
+//! integrity violation (23: NOT NULL, CHECK, UNIQUE) or a trigger's `RAISE` (P0) is a refusal
+//! of rows ([`LoadCause::Rows`]: the pipeline finds the file); a missing or unreadable part is
+//! `Staged`; anything else (a missing grant or column, a view where the table should be) needs
+//! someone to act. Values PostgreSQL cannot store ([`WarehouseLimits::postgres`]: NUL in text,
+//! dates before 4714-11-24 BC) are row errors of validation before they get here.
 //!
 //! # Names
 //!
@@ -95,7 +99,10 @@
 //! calls of one process go through it one at a time.
 
 use super::staged_parquet::{Cells, PartReader};
-use crate::ports::{FileLoad, LedgerRow, LoadRequest, LoadResult, SqlType, TableSpec, Warehouse, WarehouseError};
+use crate::ports::{
+    FileLoad, LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, TableSpec, Warehouse, WarehouseError,
+    WarehouseLimits,
+};
 use crate::settings::WarehouseSettings;
 use arrow::array::Array;
 use std::collections::{HashMap, HashSet};
@@ -352,30 +359,43 @@ fn chain(e: &tokio_postgres::Error) -> String {
     m
 }
 
-/// Whether the same statement can succeed later without anyone changing anything.
-fn is_transient(e: &tokio_postgres::Error) -> bool {
-    match e.code() {
-        Some(code) => {
-            let c = code.code();
-            // 40: serialization failure, deadlock; 08: connection; 53: out of resources;
-            // 57P0x: shutting down; 55P03: lock not available; 57014: canceled (a timeout).
-            c.starts_with("40")
-                || c.starts_with("08")
-                || c.starts_with("53")
-                || c.starts_with("57P0")
-                || c == "55P03"
-                || c == "57014"
+/// Why a statement failed, by SQLSTATE: a passing condition, rows the server refuses, or
+/// something to fix in the database or glueless.
+fn load_cause(e: &tokio_postgres::Error) -> LoadCause {
+    let Some(code) = e.code() else {
+        // No SQLSTATE: the connection broke, or the server did not answer in time.
+        let gone = e.is_closed()
+            || e.to_string() == "timeout waiting for server"
+            || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+        return if gone { LoadCause::Transient } else { LoadCause::Setup };
+    };
+    sqlstate_cause(code.code())
+}
+
+/// 08 connection, 40001 serialization failure, 40P01 deadlock, 40003 completion unknown (the
+/// ledger makes a retry safe), 53 out of resources, 55P03 lock not available, 57014 canceled
+/// (a statement or lock timeout), 57P01–57P03 and 57P05 shutting down or not yet up, 58030
+/// I/O error: transient. 22 data exception (a NUL byte, a date out of range), 23 integrity
+/// (NOT NULL, CHECK, UNIQUE, foreign key), 40002 a deferred constraint, P0 a trigger's
+/// `RAISE`: the rows. The rest (42 a missing column or grant, …): setup.
+fn sqlstate_cause(c: &str) -> LoadCause {
+    match c {
+        "40001" | "40P01" | "40003" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "57P05" | "58030" => {
+            LoadCause::Transient
         }
-        None => {
-            e.is_closed()
-                || e.to_string() == "timeout waiting for server"
-                || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
-        }
+        _ if c.starts_with("08") || c.starts_with("53") => LoadCause::Transient,
+        "40002" => LoadCause::Rows,
+        _ if c.starts_with("22") || c.starts_with("23") || c.starts_with("P0") => LoadCause::Rows,
+        _ => LoadCause::Setup,
     }
 }
 
+fn is_transient(e: &tokio_postgres::Error) -> bool {
+    load_cause(e) == LoadCause::Transient
+}
+
 fn load_error(table: &str, e: &tokio_postgres::Error) -> WarehouseError {
-    WarehouseError::Load { table: table.to_string(), message: chain(e), retryable: is_transient(e) }
+    WarehouseError::load(table, chain(e), load_cause(e))
 }
 
 fn table_error(table: &str, e: &tokio_postgres::Error) -> WarehouseError {
@@ -623,6 +643,10 @@ type Decisions = Vec<Option<String>>;
 impl Warehouse for PostgresWarehouse {
     fn describe(&self) -> String {
         self.target.clone()
+    }
+
+    fn limits(&self) -> WarehouseLimits {
+        WarehouseLimits::postgres()
     }
 
     async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
@@ -920,10 +944,9 @@ async fn copy_parts(
             let mut reader = PartReader::open(spec, part, SqlType::arrow_type).await?;
             while let Some(batch) = reader.next().await {
                 let (columns, rows) = batch?;
-                let bad = |message: String| WarehouseError::Load {
-                    table: t.to_string(),
-                    message: format!("staging file {} failed: {message}", file.key.url),
-                    retryable: false,
+                // A staged value of this file that cannot be sent as its column's type.
+                let bad = |message: String| {
+                    WarehouseError::load(t, format!("staging file {} failed: {message}", file.key.url), LoadCause::Rows)
                 };
                 let cells = columns
                     .iter()

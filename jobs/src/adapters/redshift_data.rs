@@ -69,15 +69,21 @@
 //! # Errors
 //!
 //! A failed statement names the failing sub-statement of its batch (`statement 6 of 7 (MERGE
-//! INTO …)`, from `DescribeStatement`'s `SubStatements`) and Redshift's message. Retryable:
+//! INTO …)`, from `DescribeStatement`'s `SubStatements`) and Redshift's message. Redshift's
+//! text (without its quoted names and values, see [`statement_cause`]) decides the cause. Refused
+//! rows ([`LoadCause::Rows`]: the pipeline finds the culprit file): a violated constraint, a NULL
+//! in a NOT NULL column, a value too long or out of range, invalid input, a COPY whose data
+//! Redshift refuses (named with its file). Values that validation knows Redshift cannot store
+//! ([`WarehouseLimits::redshift`]) are row errors before they get here. Retryable:
 //! serializable isolation conflicts (`1023 … Serializable isolation violation`), deadlocks,
 //! throttling and limits (`ThrottlingException`, `ActiveStatementsExceededException`, …),
 //! an unavailable cluster or connection (`DatabaseConnectionException`,
 //! `InternalServerException`, network errors), an aborted or timed-out statement, an expired
-//! session. Not retryable: SQL errors (a missing column, a constraint, a wrong type),
+//! session. Neither (someone has to act): other SQL errors (a missing column or grant),
 //! validation errors, an unknown cluster or workgroup. A failing COPY is a `Staged` error
-//! naming the file's parts (retryable), unless Redshift says the Parquet is incompatible with
-//! the table (not retryable: the file was staged for another version of the contract).
+//! naming the file's parts (retryable), unless Redshift refuses its data or says the Parquet
+//! is incompatible with the table (the file was staged for another version of the contract):
+//! both are refusals of that file's rows.
 //!
 //! # Reading back
 //!
@@ -94,7 +100,8 @@
 
 use super::redshift_sql::{self, CopyFrom, LoadFile, check_spec, statement_label};
 use crate::ports::{
-    FileLoad, LedgerRow, LoadRequest, LoadResult, SqlType, StagedFile, TableSpec, Warehouse, WarehouseError,
+    FileLoad, LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, StagedFile, TableSpec, Warehouse, WarehouseError,
+    WarehouseLimits,
 };
 use crate::settings::WarehouseSettings;
 use aws_sdk_redshiftdata::Client;
@@ -223,18 +230,19 @@ pub struct RedshiftDataWarehouse {
 #[derive(Debug)]
 struct Failure {
     message: String,
-    retryable: bool,
+    cause: LoadCause,
     /// The failing sub-statement of a batch (0-based), when known.
     sub: Option<usize>,
 }
 
 impl Failure {
     fn table(self, table: &str) -> WarehouseError {
-        WarehouseError::Table { table: table.to_string(), message: self.message, retryable: self.retryable }
+        let retryable = self.cause == LoadCause::Transient;
+        WarehouseError::Table { table: table.to_string(), message: self.message, retryable }
     }
 
     fn load(self, table: &str) -> WarehouseError {
-        WarehouseError::Load { table: table.to_string(), message: self.message, retryable: self.retryable }
+        WarehouseError::Load { table: table.to_string(), message: self.message, cause: self.cause }
     }
 }
 
@@ -327,7 +335,7 @@ impl RedshiftDataWarehouse {
                         describe_sqls(sqls),
                         self.timeout.as_secs()
                     ),
-                    retryable: true,
+                    cause: LoadCause::Transient,
                     sub: None,
                 });
             }
@@ -447,10 +455,9 @@ impl RedshiftDataWarehouse {
         for batch in sql.staging_batches() {
             let (id, sid) = self.submit_batch(batch, session.as_deref(), true).await.map_err(|f| f.load(t))?;
             if session.is_none() {
-                session = Some(sid.ok_or_else(|| WarehouseError::Load {
-                    table: t.to_string(),
-                    message: "the Data API answered the staging batch without a session id".into(),
-                    retryable: true,
+                session = Some(sid.ok_or_else(|| {
+                    let message = "the Data API answered the staging batch without a session id";
+                    WarehouseError::load(t, message, LoadCause::Transient)
                 })?);
             }
             if let Err(f) = self.wait(&id, batch).await {
@@ -478,7 +485,7 @@ impl RedshiftDataWarehouse {
                 "the load committed, but reading the ledger back failed ({}); a retry finds the files in the ledger",
                 f.message
             ),
-            retryable: true,
+            cause: LoadCause::Transient,
         })?;
         let mut results: Vec<FileLoad> = Vec::with_capacity(req.files.len());
         let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
@@ -505,7 +512,7 @@ impl RedshiftDataWarehouse {
                                     "the load committed but the ledger has no row for {} {}; check glueless_loads",
                                     key.0, key.1
                                 ),
-                                retryable: false,
+                                cause: LoadCause::Setup,
                             });
                         }
                     },
@@ -533,7 +540,7 @@ fn connect_error(url: &str, message: String) -> WarehouseError {
 fn no_id(sql: &str) -> Failure {
     Failure {
         message: format!("the Data API answered without a statement id for {}", statement_label(sql)),
-        retryable: true,
+        cause: LoadCause::Transient,
         sub: None,
     }
 }
@@ -571,8 +578,16 @@ fn retryable_code(code: &str, message: &str) -> bool {
 
 /// Whether a statement's error text is a passing condition rather than a wrong statement.
 pub fn retryable_sql_error(text: &str) -> bool {
-    let t = text.to_lowercase();
-    [
+    statement_cause(text) == LoadCause::Transient
+}
+
+/// What a statement's error text says of its cause. Redshift's errors carry no SQLSTATE
+/// through the Data API, so this reads the text, without its quoted parts: a column named
+/// `session_id` or a value `'timeout'` says nothing about the cause.
+pub fn statement_cause(text: &str) -> LoadCause {
+    let t = unquoted(text).to_lowercase();
+    let any = |patterns: &[&str]| patterns.iter().any(|p| t.contains(p));
+    if any(&[
         "serializable isolation violation",
         "could not serialize",
         "deadlock",
@@ -589,16 +604,51 @@ pub fn retryable_sql_error(text: &str) -> bool {
         "resize",
         "restarting",
         "session",
-    ]
-    .iter()
-    .any(|p| t.contains(p))
+    ]) {
+        return LoadCause::Transient;
+    }
+    if any(&[
+        "violates",
+        "null value",
+        "cannot insert a null",
+        "value too long",
+        "string length exceeds",
+        "out of range",
+        "overflow",
+        "invalid input syntax",
+        "invalid digit",
+        "invalid byte sequence",
+        "invalid or unsupported utf-8",
+        "division by zero",
+        "duplicate key",
+        "spectrum scan error",
+        "stl_load_errors",
+    ]) {
+        return LoadCause::Rows;
+    }
+    LoadCause::Setup
+}
+
+/// `text` without what is between double or single quotes.
+fn unquoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut inside: Option<char> = None;
+    for c in text.chars() {
+        match inside {
+            Some(q) if c == q => inside = None,
+            Some(_) => {}
+            None if c == '"' || c == '\'' => inside = Some(c),
+            None => out.push(c),
+        }
+    }
+    out
 }
 
 fn sdk_failure<E>(e: SdkError<E>, sql: &str) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
-    let retryable = match &e {
+    let transient = match &e {
         SdkError::ServiceError(se) => {
             let err = se.err();
             retryable_code(err.code().unwrap_or(""), err.message().unwrap_or(""))
@@ -608,7 +658,7 @@ where
     };
     Failure {
         message: format!("Data API call for ({}) failed: {}", statement_label(sql), DisplayErrorContext(&e)),
-        retryable,
+        cause: if transient { LoadCause::Transient } else { LoadCause::Setup },
         sub: None,
     }
 }
@@ -635,23 +685,30 @@ fn statement_failure(d: &DescribeStatementOutput, sqls: &[String]) -> Failure {
     };
     Failure {
         message: format!("{what} failed: {error}"),
-        retryable: (aborted && failed.is_none()) || retryable_sql_error(error),
+        cause: if aborted && failed.is_none() { LoadCause::Transient } else { statement_cause(error) },
         sub: failed,
     }
 }
 
-/// A failed COPY of `file`: its parts are unreadable (retryable), or do not fit the table.
+/// A failed COPY of `file`: its parts do not fit the table or hold values Redshift refuses
+/// (the file's fault: a refusal of rows), or are unreadable (retryable).
 fn copy_error(spec: &TableSpec, file: &StagedFile, f: Failure) -> WarehouseError {
     let lower = f.message.to_lowercase();
-    if lower.contains("incompatible") || lower.contains("schema") || lower.contains("column count") {
+    if !lower.contains("permission denied")
+        && (lower.contains("incompatible") || lower.contains("schema") || lower.contains("column count"))
+    {
         return WarehouseError::Load {
             table: spec.table.clone(),
             message: format!(
                 "{}; the staged Parquet of {} does not fit the table: it was written for another version of the contract of `{}`: stage the file again",
                 f.message, file.key.url, spec.dataset
             ),
-            retryable: false,
+            cause: LoadCause::Rows,
         };
+    }
+    if f.cause == LoadCause::Rows {
+        let message = format!("the COPY of {} was refused: {}", file.key.url, f.message);
+        return WarehouseError::load(&spec.table, message, LoadCause::Rows);
     }
     let url = file.parts.iter().map(|p| p.url.as_str()).collect::<Vec<_>>().join(", ");
     WarehouseError::Staged { url, message: f.message }
@@ -722,7 +779,7 @@ impl LedgerEntry {
     fn from_fields(r: &[Field]) -> Result<LedgerEntry, Failure> {
         let bad = |what: &str| Failure {
             message: format!("unexpected ledger row from the Data API: {what} ({r:?})"),
-            retryable: false,
+            cause: LoadCause::Setup,
             sub: None,
         };
         if r.len() < redshift_sql::LEDGER_COLUMNS.len() {
@@ -843,6 +900,10 @@ fn canonical_timestamp(s: &str) -> String {
 impl Warehouse for RedshiftDataWarehouse {
     fn describe(&self) -> String {
         self.target.describe()
+    }
+
+    fn limits(&self) -> WarehouseLimits {
+        WarehouseLimits::redshift()
     }
 
     async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
@@ -1033,6 +1094,15 @@ mod tests {
         assert!(retryable_code("ThrottlingException", ""));
         assert!(retryable_code("ActiveStatementsExceededException", ""));
         assert!(!retryable_code("ValidationException", "Cluster identifier is invalid"));
+        // Names and values in quotes say nothing of the cause.
+        assert_eq!(statement_cause("ERROR: column \"session_timeout\" does not exist"), LoadCause::Setup);
+        assert_eq!(
+            statement_cause("ERROR: new row for relation \"t\" violates check constraint \"c\""),
+            LoadCause::Rows
+        );
+        assert_eq!(statement_cause("ERROR: value too long for type character varying(65535)"), LoadCause::Rows);
+        assert_eq!(statement_cause("ERROR: permission denied for relation fact"), LoadCause::Setup);
+        assert_eq!(statement_cause("ERROR: connection reset by peer"), LoadCause::Transient);
         assert!(retryable_code("ValidationException", "Session is not available"));
     }
 }

@@ -49,9 +49,13 @@
 //! 5. `INSERT … SELECT … ON CONFLICT (key) DO UPDATE SET` every other column;
 //! 6. one ledger row per loaded file (`rows_loaded` = rows read from its parts).
 //!
-//! Errors: a busy or locked database is a retryable `Load`; a missing or unreadable part is
-//! `Staged`; anything else (a constraint, a part whose columns do not fit the spec, a view
-//! where the table should be) is not retryable. An existing fact table must have every spec
+//! Errors: a busy or locked database (or a full disk, an I/O error) is a `Load` that passes
+//! ([`LoadCause::Transient`]); a missing or unreadable part is `Staged`; a constraint (NOT
+//! NULL, CHECK, UNIQUE, a trigger's `RAISE`), a type mismatch, a value too big or a part whose
+//! columns do not fit the spec is a refusal of rows ([`LoadCause::Rows`]: the pipeline finds
+//! the file); anything else (a view where the table should be) needs someone to act.
+//! Values SQLite cannot store exactly ([`WarehouseLimits::sqlite`]: NaN, dates outside years
+//! 0000–9999) are row errors of validation before they get here. An existing fact table must have every spec
 //! column and a `PRIMARY KEY` or `UNIQUE` index on exactly the key columns.
 //!
 //! # Names
@@ -72,7 +76,8 @@
 use super::staged_parquet::{Cells, PartReader};
 use crate::ports::warehouse::Column;
 use crate::ports::{
-    FileKey, FileLoad, LedgerRow, LoadRequest, LoadResult, Millis, SqlType, TableSpec, Warehouse, WarehouseError,
+    FileKey, FileLoad, LedgerRow, LoadCause, LoadRequest, LoadResult, Millis, SqlType, TableSpec, Warehouse,
+    WarehouseError, WarehouseLimits,
 };
 use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::DataType;
@@ -153,11 +158,8 @@ fn lock(conn: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
 }
 
 fn join_error(table: &str, e: tokio::task::JoinError) -> WarehouseError {
-    WarehouseError::Load {
-        table: table.to_string(),
-        message: format!("the SQLite thread stopped: {e}"),
-        retryable: !e.is_panic(),
-    }
+    let cause = if e.is_panic() { LoadCause::Setup } else { LoadCause::Transient };
+    WarehouseError::load(table, format!("the SQLite thread stopped: {e}"), cause)
 }
 
 /// Whether another connection holding the file is the cause (worth another try).
@@ -169,8 +171,20 @@ fn busy_hint(e: &rusqlite::Error) -> String {
     }
 }
 
+/// Busy, locked, a full disk or an I/O error pass; a constraint (NOT NULL, CHECK, UNIQUE, a
+/// trigger's `RAISE`), a type mismatch or a value too big is the rows' doing; the rest is not.
+fn load_cause(e: &rusqlite::Error) -> LoadCause {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        _ if super::sqlite_is_busy(e) => LoadCause::Transient,
+        Some(C::DiskFull | C::SystemIoFailure) => LoadCause::Transient,
+        Some(C::ConstraintViolation | C::TypeMismatch | C::TooBig) => LoadCause::Rows,
+        _ => LoadCause::Setup,
+    }
+}
+
 fn load_error(table: &str, e: rusqlite::Error) -> WarehouseError {
-    WarehouseError::Load { table: table.to_string(), message: busy_hint(&e), retryable: super::sqlite_is_busy(&e) }
+    WarehouseError::load(table, busy_hint(&e), load_cause(&e))
 }
 
 fn table_error(table: &str, e: rusqlite::Error) -> WarehouseError {
@@ -326,6 +340,10 @@ type Decisions = Vec<Option<String>>;
 impl Warehouse for SqliteWarehouse {
     fn describe(&self) -> String {
         describe(&self.path)
+    }
+
+    fn limits(&self) -> WarehouseLimits {
+        WarehouseLimits::sqlite()
     }
 
     async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
@@ -638,10 +656,10 @@ fn load_blocking(
                 None => return Err(aborted(t)),
                 Some(Msg::Done) => break,
                 Some(Msg::Batch { file, columns, rows }) => {
-                    let bad = |message: String| WarehouseError::Load {
-                        table: t.to_string(),
-                        message: format!("staging file {} failed: {message}", files[file].0.url),
-                        retryable: false,
+                    // A staged value this file's rows cannot be written as.
+                    let bad = |message: String| {
+                        let message = format!("staging file {} failed: {message}", files[file].0.url);
+                        WarehouseError::load(t, message, LoadCause::Rows)
                     };
                     let cells = columns
                         .iter()
@@ -766,11 +784,7 @@ fn load_blocking(
 }
 
 fn aborted(table: &str) -> WarehouseError {
-    WarehouseError::Load {
-        table: table.to_string(),
-        message: "the load was abandoned before all staged files were read".into(),
-        retryable: true,
-    }
+    WarehouseError::load(table, "the load was abandoned before all staged files were read", LoadCause::Transient)
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -90,6 +90,8 @@ fn unreadable(part: &Location, e: parquet::errors::ParquetError) -> WarehouseErr
     WarehouseError::Staged { url: part.url.clone(), message: e.to_string() }
 }
 
+/// The file's own staging is at fault, not the table: a refusal of its rows, so that the rest
+/// of the batch loads and a replay stages it again.
 fn mismatch(spec: &TableSpec, part: &Location, what: String) -> WarehouseError {
     WarehouseError::Load {
         table: spec.table.clone(),
@@ -97,7 +99,7 @@ fn mismatch(spec: &TableSpec, part: &Location, what: String) -> WarehouseError {
             "the staged Parquet {} {what}; it was written for another version of the contract of `{}`: stage the file again",
             part.url, spec.dataset
         ),
-        retryable: false,
+        cause: crate::ports::LoadCause::Rows,
     }
 }
 

@@ -42,6 +42,7 @@ pub struct FileOutcome {
 }
 
 /// How a failure is handled.
+#[derive(Clone)]
 enum Failure {
     /// The file itself is wrong: REJECTED until replayed.
     Reject(String),
@@ -244,6 +245,7 @@ impl Pipeline {
             .rejects(rejects)
             .threads(self.threads)
             .max_errors(5)
+            .warehouse_limits(self.warehouse.limits())
             .progress(progress)
             .run()
             .await
@@ -271,7 +273,75 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Loads the staged files in one transaction. When the warehouse refuses rows of it (a
+    /// constraint, a trigger, a value it cannot hold: [`WarehouseError::is_refusal`]), the
+    /// batch is split in two and each half loaded on its own, halves in arrival order, down to
+    /// the single files that are refused: those end REJECTED with the warehouse's message, all
+    /// the others load. A transient error leaves the files FAILED, to be retried with backoff.
+    /// Anything else is the table's or the setup's problem, not a file's (a column missing
+    /// from an existing table, a missing grant): the files are FAILED with the warehouse's
+    /// message, which says what to change, retried with the same backoff, and DEAD (with an
+    /// alert) after `max_attempts`; `glueless replay` re-drives them once it is fixed.
     async fn load(&self, entry: &Entry, staged: Vec<(Work, StagedFile)>) -> Vec<FileOutcome> {
+        let name = entry.dataset.contract.name.clone();
+        let mut out = Vec::new();
+        if let Err(e) = self.ensure_table(entry).await {
+            let f = self.load_failure(&e);
+            for (w, _) in &staged {
+                let report = w.result.as_ref().and_then(|r| r.as_ref().ok());
+                out.push(self.record_failure(&name, w, f.clone(), report).await);
+            }
+            return out;
+        }
+        let mut pending: std::collections::VecDeque<std::ops::Range<usize>> = [0..staged.len()].into();
+        while let Some(range) = pending.pop_front() {
+            let part = &staged[range.clone()];
+            match self.load_once(entry, part).await {
+                Ok(loaded) => out.extend(loaded),
+                Err(e) if e.is_refusal() && part.len() > 1 => {
+                    self.log(&format!(
+                        "the warehouse refused rows of a batch of {} files of `{name}`; loading them in two halves to find the file(s) at fault: {e}",
+                        part.len()
+                    ));
+                    let mid = range.start + part.len() / 2;
+                    pending.push_front(mid..range.end);
+                    pending.push_front(range.start..mid);
+                }
+                Err(e) => {
+                    if !e.is_refusal() {
+                        self.ready_tables.lock().expect("lock").remove(&entry.table.table);
+                    }
+                    let f = self.load_failure(&e);
+                    for (w, _) in part {
+                        let report = w.result.as_ref().and_then(|r| r.as_ref().ok());
+                        out.push(self.record_failure(&name, w, f.clone(), report).await);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// What a failed load (or `ensure_table`) means for its files; see [`Pipeline::load`].
+    fn load_failure(&self, e: &crate::ports::WarehouseError) -> Failure {
+        let msg = format!("warehouse {}: {e}", self.warehouse.describe());
+        if e.is_refusal() {
+            Failure::Reject(format!(
+                "{msg}; the warehouse refuses this file's rows (the other files of its batch were loaded without it): fix them in the file, or the table's constraint or trigger that refuses them, then `glueless replay` it"
+            ))
+        } else {
+            // Transient, or a table or setup problem that someone has to fix: no file's fault,
+            // so retried with backoff (DEAD and alerted after max_attempts).
+            Failure::Retry(msg)
+        }
+    }
+
+    /// One warehouse transaction for `staged`; records each file LOADED when it commits.
+    async fn load_once(
+        &self,
+        entry: &Entry,
+        staged: &[(Work, StagedFile)],
+    ) -> Result<Vec<FileOutcome>, crate::ports::WarehouseError> {
         let name = entry.dataset.contract.name.clone();
         let load_id = format!(
             "{}-{}",
@@ -280,47 +350,32 @@ impl Pipeline {
         );
         let files: Vec<StagedFile> = staged.iter().map(|(_, s)| s.clone()).collect();
         let req = LoadRequest { table: &entry.table, load_id: &load_id, files: &files, now: now_ms() };
-        let result = match self.ensure_table(entry).await {
-            Ok(()) => self.warehouse.load(&req).await,
-            Err(e) => Err(e),
-        };
+        let res = self.warehouse.load(&req).await?;
+        faults::point("after-commit");
         let mut out = Vec::new();
-        match result {
-            Err(e) => {
-                self.ready_tables.lock().expect("lock").remove(&entry.table.table);
-                let msg = format!("warehouse {}: {e}", self.warehouse.describe());
-                for (w, _) in &staged {
-                    let report = w.result.as_ref().and_then(|r| r.as_ref().ok());
-                    out.push(self.record_failure(&name, w, Failure::Retry(msg.clone()), report).await);
+        for ((w, s), fl) in staged.iter().zip(res.files) {
+            let report = w.result.as_ref().and_then(|r| r.as_ref().ok()).expect("staged files have a report");
+            let (id, note) = match fl {
+                FileLoad::Loaded { .. } => (load_id.clone(), None),
+                FileLoad::AlreadyLoaded { load_id } => {
+                    let note = format!("already in the warehouse ledger (load {load_id}); not loaded again");
+                    (load_id, Some(note))
+                }
+            };
+            let outcome = Outcome::Loaded {
+                load_id: id.clone(),
+                rows_loaded: if note.is_some() { 0 } else { s.rows },
+                rows_rejected: report.rows_rejected,
+            };
+            let o = self.record(&name, w, outcome, Some(report), note).await;
+            if !self.settings.run.keep_staging {
+                for p in &s.parts {
+                    let _ = p.store.delete(&p.path).await;
                 }
             }
-            Ok(res) => {
-                faults::point("after-commit");
-                for ((w, s), fl) in staged.iter().zip(res.files) {
-                    let report = w.result.as_ref().and_then(|r| r.as_ref().ok()).expect("staged files have a report");
-                    let (id, note) = match fl {
-                        FileLoad::Loaded { .. } => (load_id.clone(), None),
-                        FileLoad::AlreadyLoaded { load_id } => {
-                            let note = format!("already in the warehouse ledger (load {load_id}); not loaded again");
-                            (load_id, Some(note))
-                        }
-                    };
-                    let outcome = Outcome::Loaded {
-                        load_id: id.clone(),
-                        rows_loaded: if note.is_some() { 0 } else { s.rows },
-                        rows_rejected: report.rows_rejected,
-                    };
-                    let o = self.record(&name, w, outcome, Some(report), note).await;
-                    if !self.settings.run.keep_staging {
-                        for p in &s.parts {
-                            let _ = p.store.delete(&p.path).await;
-                        }
-                    }
-                    out.push(o);
-                }
-            }
+            out.push(o);
         }
-        out
+        Ok(out)
     }
 
     /// Records a failure as REJECTED, FAILED or DEAD (after `max_attempts`), and alerts.

@@ -21,7 +21,8 @@ pub use alerts::{Alert, AlertError, Alerts};
 pub use queue::{Queue, QueueError, QueueMessage};
 pub use state::{Claim, FileKey, FileRecord, FileState, Filter, NewFile, Outcome, StateError, StateStore};
 pub use warehouse::{
-    FileLoad, LedgerRow, LoadRequest, LoadResult, SqlType, StagedFile, TableSpec, Warehouse, WarehouseError,
+    FileLoad, LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, StagedFile, TableSpec, Warehouse, WarehouseError,
+    WarehouseLimits,
 };
 
 /// Milliseconds since the Unix epoch.

@@ -27,6 +27,7 @@ use super::{FileKey, Millis};
 use arrow::datatypes::{DataType, TimeUnit};
 use glueless_engine::Dataset;
 use glueless_engine::store::Location;
+pub use glueless_engine::validate::limits::WarehouseLimits;
 use serde::Serialize;
 
 /// A column type every warehouse can hold; the adapters map it to their own SQL types.
@@ -219,7 +220,24 @@ pub enum WarehouseError {
     #[error("cannot read the staged file {url}: {message}")]
     Staged { url: String, message: String },
     #[error("loading into {table} failed and was rolled back: {message}")]
-    Load { table: String, message: String, retryable: bool },
+    Load { table: String, message: String, cause: LoadCause },
+}
+
+/// Why a load failed, as far as the warehouse says: it decides what happens to the files of
+/// the request (see `Pipeline::load`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum LoadCause {
+    /// A passing condition (a lost connection, a serialization failure or deadlock, a lock
+    /// wait that timed out, throttling, a server shutting down): the same load can succeed
+    /// later without anyone changing anything.
+    Transient,
+    /// The warehouse refused rows of the request (a constraint, a trigger, a value it cannot
+    /// hold, a staged file that does not fit): some file of the request is the cause, and the
+    /// others can load without it.
+    Rows,
+    /// Anything else (a missing grant, a column gone from the table, a bug): someone has to
+    /// change the warehouse or glueless; no file is to blame.
+    Setup,
 }
 
 impl WarehouseError {
@@ -227,8 +245,20 @@ impl WarehouseError {
     pub fn is_retryable(&self) -> bool {
         match self {
             WarehouseError::Connect { .. } | WarehouseError::Staged { .. } => true,
-            WarehouseError::Table { retryable, .. } | WarehouseError::Load { retryable, .. } => *retryable,
+            WarehouseError::Table { retryable, .. } => *retryable,
+            WarehouseError::Load { cause, .. } => *cause == LoadCause::Transient,
         }
+    }
+
+    /// Whether the warehouse refused rows of the request: some file is the culprit, and the
+    /// other files can load without it.
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, WarehouseError::Load { cause: LoadCause::Rows, .. })
+    }
+
+    /// A `Load` error of `table` with its cause.
+    pub fn load(table: &str, message: impl Into<String>, cause: LoadCause) -> WarehouseError {
+        WarehouseError::Load { table: table.to_string(), message: message.into(), cause }
     }
 
     /// An existing fact table lacks `missing` columns of the contract; `add` writes, in the
@@ -267,6 +297,10 @@ impl WarehouseError {
 pub trait Warehouse: Send + Sync {
     /// Where it is, for messages (never with secrets).
     fn describe(&self) -> String;
+
+    /// The values its columns cannot hold exactly; validation turns such a value into a row
+    /// error (rule `constraint-error`, constraint `warehouse`) instead of a refused load.
+    fn limits(&self) -> WarehouseLimits;
 
     /// Creates the ledger and the fact table if missing (idempotent). An existing table that
     /// lacks one of the spec's columns is an error naming the column.
