@@ -1240,6 +1240,21 @@ fn numeric_text(raw: &[u8], min_scale: usize) -> Result<String, String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn sqlstates_say_who_is_to_blame() {
+        for c in ["08006", "40001", "40P01", "55P03", "57014", "57P01", "53300"] {
+            assert_eq!(sqlstate_cause(c), LoadCause::Transient, "{c}");
+        }
+        // A NUL byte, a date out of range, NOT NULL, CHECK, UNIQUE, a trigger's RAISE.
+        for c in ["22021", "22008", "23502", "23514", "23505", "P0001", "40002"] {
+            assert_eq!(sqlstate_cause(c), LoadCause::Rows, "{c}");
+        }
+        // A missing column or grant, a bug in the SQL.
+        for c in ["42703", "42501", "42601", "XX000", "57P04"] {
+            assert_eq!(sqlstate_cause(c), LoadCause::Setup, "{c}");
+        }
+    }
+
     fn round_trip(v: i128, scale: i8) -> String {
         numeric_text(&numeric_bytes(v, scale), scale.max(0) as usize).unwrap()
     }

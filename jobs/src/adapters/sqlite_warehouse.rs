@@ -899,6 +899,23 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_errors_say_who_is_to_blame() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, qty INTEGER NOT NULL CHECK (qty > 0));
+             CREATE TRIGGER no13 BEFORE INSERT ON t WHEN NEW.qty = 13 BEGIN SELECT RAISE(ABORT, 'no 13'); END;",
+        )
+        .unwrap();
+        let cause = |sql: &str| load_cause(&conn.execute_batch(sql).expect_err(sql));
+        assert_eq!(cause("INSERT INTO t VALUES (1, NULL)"), LoadCause::Rows);
+        assert_eq!(cause("INSERT INTO t VALUES (1, -1)"), LoadCause::Rows);
+        assert_eq!(cause("INSERT INTO t VALUES (1, 13)"), LoadCause::Rows);
+        assert_eq!(cause("INSERT INTO t (nope) VALUES (1)"), LoadCause::Setup);
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
+        assert_eq!(load_cause(&busy), LoadCause::Transient);
+    }
+
+    #[test]
     fn identifiers_are_quoted_whole() {
         assert_eq!(quote(r#"unit "price" (EUR)"#), r#""unit ""price"" (EUR)""#);
         assert_eq!(quote("logistics.fact"), "\"logistics.fact\"");
