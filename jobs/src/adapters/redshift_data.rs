@@ -621,7 +621,6 @@ pub fn statement_cause(text: &str) -> LoadCause {
         "invalid or unsupported utf-8",
         "division by zero",
         "duplicate key",
-        "spectrum scan error",
         "stl_load_errors",
     ]) {
         return LoadCause::Rows;
@@ -1103,6 +1102,11 @@ mod tests {
         assert_eq!(statement_cause("ERROR: value too long for type character varying(65535)"), LoadCause::Rows);
         assert_eq!(statement_cause("ERROR: permission denied for relation fact"), LoadCause::Setup);
         assert_eq!(statement_cause("ERROR: connection reset by peer"), LoadCause::Transient);
+        // An unreadable staged part is the staging's problem (retried), a value that does not fit is the rows'.
+        let scan = "ERROR: Spectrum Scan Error: File 's3://b/p.parquet' is not a valid Parquet file";
+        assert_eq!(statement_cause(scan), LoadCause::Setup);
+        let scan = "ERROR: Spectrum Scan Error: String length exceeds DDL length";
+        assert_eq!(statement_cause(scan), LoadCause::Rows);
         assert!(retryable_code("ValidationException", "Session is not available"));
     }
 }
