@@ -293,7 +293,8 @@ impl Pipeline {
             }
             return out;
         }
-        let mut pending: std::collections::VecDeque<std::ops::Range<usize>> = [0..staged.len()].into();
+        // Ranges of `staged` still to load, in arrival order.
+        let mut pending = std::collections::VecDeque::from([std::ops::Range { start: 0, end: staged.len() }]);
         while let Some(range) = pending.pop_front() {
             let part = &staged[range.clone()];
             match self.load_once(entry, part).await {

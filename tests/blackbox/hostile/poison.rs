@@ -289,3 +289,71 @@ mod postgres {
         assert_eq!(again["counts"]["LOADED"], 2, "{again}");
     }
 }
+
+/// Redshift through its Data API (the test server on PostgreSQL): a constraint that one file of
+/// a batch breaks is a refusal of rows (what makes the pipeline split the batch, as above), not
+/// a retryable error; loaded alone, the other files go through and the culprit is refused.
+#[cfg(all(feature = "redshift", feature = "postgres"))]
+mod redshift {
+    use crate::acceptance::warehouse::Staging;
+    use crate::redshift::data_api_server::DataApiServer;
+    use aws_sdk_redshiftdata::config::{BehaviorVersion, Credentials, Region};
+    use glueless_jobs::adapters::RedshiftDataWarehouse;
+    use glueless_jobs::ports::*;
+    use glueless_jobs::settings::WarehouseSettings;
+
+    fn row(id: i64, qty: i64) -> String {
+        format!("{id},n{id},{qty},0.5,true,2026-01-02,08:00:00,2026-11-20T10:00:00Z,2026,1.10")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redshift_a_constraint_one_file_breaks_is_a_refusal_of_rows() {
+        let bucket = crate::support::make_bucket("poison");
+        let st = Staging::new(Some(&format!("s3://{bucket}/staging")));
+        let pg_url = crate::support::postgres_database("poison_redshift").await;
+        let server = DataApiServer::start(&pg_url).await;
+        let conf = aws_sdk_redshiftdata::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .endpoint_url(&server.endpoint)
+            .build();
+        let settings = WarehouseSettings {
+            url: "redshift-data://cluster/test-cluster/dev?db_user=glueless".into(),
+            iam_role: "arn:aws:iam::123456789012:role/glueless-copy".into(),
+            statement_timeout_secs: 60,
+            ..WarehouseSettings::default()
+        };
+        let w = RedshiftDataWarehouse::with_client(aws_sdk_redshiftdata::Client::from_conf(conf), &settings).unwrap();
+        w.ensure_table(&st.spec).await.unwrap();
+        let (pg, conn) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        pg.batch_execute("ALTER TABLE fact_everything ADD CONSTRAINT qty_small CHECK (qty < 100)").await.unwrap();
+        let files = [
+            st.stage("a", "v1", &[&row(1, 1)]).await,
+            st.stage("b", "v1", &[&row(2, 1), &row(3, 1000)]).await,
+            st.stage("c", "v1", &[&row(4, 1)]).await,
+        ];
+        async fn load_with(
+            w: &RedshiftDataWarehouse,
+            spec: &TableSpec,
+            files: &[StagedFile],
+            id: &str,
+        ) -> Result<LoadResult, WarehouseError> {
+            w.load(&LoadRequest { table: spec, load_id: id, files, now: 1_700_000_000_000 }).await
+        }
+        let err = load_with(&w, &st.spec, &files, "L1").await.expect_err("the CHECK refuses the batch");
+        assert!(err.is_refusal() && !err.is_retryable(), "{err:?}");
+        assert!(err.to_string().contains("qty_small"), "{err}");
+        for (f, id) in [(&files[0], "L2"), (&files[2], "L3")] {
+            assert_eq!(
+                load_with(&w, &st.spec, std::slice::from_ref(f), id).await.unwrap().files,
+                vec![FileLoad::Loaded { rows: 1 }]
+            );
+        }
+        let err = load_with(&w, &st.spec, std::slice::from_ref(&files[1]), "L4").await.expect_err("the culprit alone");
+        assert!(err.is_refusal(), "{err:?}");
+        assert_eq!(w.ledger(None).await.unwrap().len(), 2);
+        assert_eq!(WarehouseLimits::redshift(), w.limits(), "validation gets Redshift's limits");
+    }
+}
