@@ -328,7 +328,7 @@ impl Pipeline {
         let msg = format!("warehouse {}: {e}", self.warehouse.describe());
         if e.is_refusal() {
             Failure::Reject(format!(
-                "{msg}; the warehouse refuses this file's rows (the other files of its batch were loaded without it): fix them in the file, or the table's constraint or trigger that refuses them, then `glueless replay` it"
+                "{msg}; the warehouse refuses this file's rows, so none of them was loaded (the other files of its batch are not held back): fix them in the file, or the table's constraint or trigger that refuses them, then `glueless replay` it"
             ))
         } else {
             // Transient, or a table or setup problem that someone has to fix: no file's fault,
