@@ -161,7 +161,7 @@ pub struct FileJob<'a> {
     max_errors: usize,
     threads: usize,
     progress: Option<ProgressFn>,
-    limits: Option<crate::validate::limits::WarehouseLimits>,
+    warehouse_limits: Option<crate::validate::limits::WarehouseLimits>,
 }
 
 impl<'a> FileJob<'a> {
@@ -175,14 +175,14 @@ impl<'a> FileJob<'a> {
             max_errors: 20,
             threads: 1,
             progress: None,
-            limits: None,
+            warehouse_limits: None,
         }
     }
 
     /// Rejects, as row errors, the values the target warehouse cannot store exactly (see
     /// [`crate::validate::limits`]); without it no warehouse limit is checked.
     pub fn warehouse_limits(mut self, limits: crate::validate::limits::WarehouseLimits) -> Self {
-        self.limits = Some(limits);
+        self.warehouse_limits = Some(limits);
         self
     }
 
@@ -250,7 +250,7 @@ impl<'a> FileJob<'a> {
 
         let mut tok = Tokenizer::new(c.dialect.delimiter, c.dialect.quote);
         let mut v = Validator::new(c.clone());
-        v.set_limits(self.limits.clone());
+        v.set_warehouse_limits(self.warehouse_limits.clone());
         let mut buf: Vec<u8> = Vec::new();
         let mut recs = Records::default();
         let mut batches = Vec::new();

@@ -66,7 +66,7 @@ pub struct Validator {
     errors: Vec<RowError>,
     counts: Counts,
     /// What the target warehouse cannot store; `None` checks no warehouse.
-    limits: Option<limits::WarehouseLimits>,
+    warehouse_limits: Option<limits::WarehouseLimits>,
 }
 
 impl Validator {
@@ -100,14 +100,14 @@ impl Validator {
             row_number: 0,
             errors: Vec::new(),
             counts: Counts::default(),
-            limits: None,
+            warehouse_limits: None,
             contract,
         }
     }
 
     /// Also rejects the values that `limits` says the target warehouse cannot store exactly.
-    pub fn set_limits(&mut self, limits: Option<limits::WarehouseLimits>) {
-        self.limits = limits;
+    pub fn set_warehouse_limits(&mut self, limits: Option<limits::WarehouseLimits>) {
+        self.warehouse_limits = limits;
     }
 
     /// The Arrow schema of the batches this validator produces.
@@ -405,7 +405,7 @@ impl Validator {
                     }
                     if let Some(e) = check_constraints(field, &cell, s) {
                         self.errors.push(e);
-                    } else if let Some(e) = self.limits.as_ref().and_then(|l| l.check(field, &cell, s)) {
+                    } else if let Some(e) = self.warehouse_limits.as_ref().and_then(|l| l.check(field, &cell, s)) {
                         self.errors.push(e);
                     }
                 }
