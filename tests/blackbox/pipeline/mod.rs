@@ -91,11 +91,24 @@ impl Lake {
         glueless_with_env(&self.root, &all, env)
     }
 
-    /// `glueless run --once --format json`, asserting it exits 0.
+    /// `glueless run --once --format json`, asserting its exit code is the one its report calls
+    /// for: 1 when a file ended FAILED or DEAD, 3 when rows or files were rejected, else 0.
     pub fn run_once(&self, env: &[(&str, &str)]) -> serde_json::Value {
         let r = self.glueless(&["run", "--once", "--format", "json"], env);
-        assert_eq!(r.code, 0, "run failed: {}", r.stderr);
-        r.json()
+        let v = r.json();
+        let n = |s: &str| v["counts"][s].as_u64().unwrap_or(0);
+        let rows_rejected = v["files"]
+            .as_array()
+            .is_some_and(|fs| fs.iter().any(|f| f["state"] == "LOADED" && f["rows_rejected"].as_u64() > Some(0)));
+        let want = if n("FAILED") + n("DEAD") > 0 {
+            1
+        } else if n("REJECTED") > 0 || rows_rejected {
+            3
+        } else {
+            0
+        };
+        assert_eq!(r.code, want, "exit code of run --once for {v}: {}", r.stderr);
+        v
     }
 
     pub fn status(&self) -> serde_json::Value {
