@@ -96,13 +96,16 @@ impl Lake {
     pub fn run_once(&self, env: &[(&str, &str)]) -> serde_json::Value {
         let r = self.glueless(&["run", "--once", "--format", "json"], env);
         let v = r.json();
-        let n = |s: &str| v["counts"][s].as_u64().unwrap_or(0);
-        let rows_rejected = v["files"]
-            .as_array()
-            .is_some_and(|fs| fs.iter().any(|f| f["state"] == "LOADED" && f["rows_rejected"].as_u64() > Some(0)));
-        let want = if n("FAILED") + n("DEAD") > 0 {
+        // The last outcome of each file version decides (FAILED, then LOADED on retry, is LOADED).
+        let mut last = std::collections::HashMap::new();
+        for f in v["files"].as_array().into_iter().flatten() {
+            last.insert((f["url"].to_string(), f["version"].to_string()), f);
+        }
+        let is = |s: &str| last.values().any(|f| f["state"] == s);
+        let rows_rejected = last.values().any(|f| f["rows_rejected"].as_u64() > Some(0));
+        let want = if is("FAILED") || is("DEAD") {
             1
-        } else if n("REJECTED") > 0 || rows_rejected {
+        } else if is("REJECTED") || rows_rejected {
             3
         } else {
             0
