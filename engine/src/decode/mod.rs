@@ -255,3 +255,24 @@ mod tests {
         assert_eq!(Compression::from_key("a/b.csv"), Compression::None);
     }
 }
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+    use object_store::ObjectStoreExt;
+
+    #[tokio::test]
+    async fn a_read_pinned_to_a_version_refuses_another() {
+        let stores = crate::store::Stores::new();
+        let loc = stores.resolve("memory://landing/a.csv").unwrap();
+        let put = loc.store.put(&loc.path, b"a\n1\n".to_vec().into()).await.unwrap();
+        let tag = put.e_tag.unwrap();
+        assert!(Input::open_version(&loc, Encoding::Utf8, Some(&tag)).await.is_ok());
+        loc.store.put(&loc.path, b"a\n2\n".to_vec().into()).await.unwrap();
+        match Input::open_version(&loc, Encoding::Utf8, Some(&tag)).await {
+            Err(e @ DecodeError::Changed { .. }) => assert!(!e.is_retryable(), "{e}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("the changed object was read"),
+        }
+    }
+}

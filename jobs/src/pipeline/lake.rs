@@ -228,3 +228,28 @@ fn skipped_name(key: &str) -> bool {
     let name = key.rsplit('/').next().unwrap_or(key);
     name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_the_store_path_verbatim_in_both_lake_kinds() {
+        let stores = Stores::new();
+        let dir = tempfile::tempdir().unwrap();
+        let local = Lake::open(dir.path().to_str().unwrap(), "landing", "staging", "rejected", &stores).unwrap();
+        let s3 = Lake::open("s3://bucket/pre", "landing", "staging", "rejected", &stores).unwrap();
+        let key = r#"landing/x/café a%41+[1]"q'#1{^|<>}\*?.csv"#;
+        let root = dir.path();
+        let abs = format!("{}/{key}", root.to_str().unwrap().trim_start_matches('/'));
+        let local_path = local.location(key).path;
+        assert_eq!(local_path.as_ref(), abs, "what LocalFileSystem names the file {key} on disk");
+        assert_eq!(s3.location(key).path.as_ref(), format!("pre/{key}"), "the S3 key");
+        assert_eq!(s3.location(key).url, format!("s3://bucket/pre/{key}"));
+        assert_eq!(s3.if_match("abc"), "\"abc\"");
+        assert!(s3.check_key(key).is_ok());
+        assert!(s3.check_key("landing/a\nb.csv").unwrap_err().contains("control character"));
+        assert!(s3.check_key("landing/../b.csv").unwrap_err().contains("`..`"));
+        assert!(s3.check_key("landing//b.csv").unwrap_err().contains("empty segment"));
+    }
+}
