@@ -162,6 +162,7 @@ pub struct FileJob<'a> {
     threads: usize,
     progress: Option<ProgressFn>,
     warehouse_limits: Option<crate::validate::limits::WarehouseLimits>,
+    if_match: Option<String>,
 }
 
 impl<'a> FileJob<'a> {
@@ -176,6 +177,7 @@ impl<'a> FileJob<'a> {
             threads: 1,
             progress: None,
             warehouse_limits: None,
+            if_match: None,
         }
     }
 
@@ -221,10 +223,17 @@ impl<'a> FileJob<'a> {
         self
     }
 
+    /// Read only this version of the input (its ETag as the store gives it): an input that has
+    /// changed since fails with [`DecodeError::Changed`] before a byte is read.
+    pub fn if_match(mut self, etag: impl Into<String>) -> Self {
+        self.if_match = Some(etag.into());
+        self
+    }
+
     pub async fn run(self) -> Result<Report, JobError> {
         let started = Instant::now();
         let c = self.dataset.contract.clone();
-        let mut input = Input::open(&self.input, c.dialect.encoding).await?;
+        let mut input = Input::open_version(&self.input, c.dialect.encoding, self.if_match.as_deref()).await?;
         let total = input.size;
 
         let mut quarantine = match (&self.rejects, &self.output) {

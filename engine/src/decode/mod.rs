@@ -9,7 +9,7 @@ use crate::contract::Encoding;
 use crate::store::Location;
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use futures::TryStreamExt;
-use object_store::{GetResultPayload, ObjectStoreExt};
+use object_store::GetResultPayload;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -57,6 +57,12 @@ pub enum DecodeError {
     Io { url: String, message: String },
     #[error("{url} is not valid {compression:?} data: {message}")]
     Corrupt { url: String, compression: Compression, message: String },
+    /// The store refuses to read it (a lake folder reads only regular files).
+    #[error("{url} is not read: {reason}")]
+    Refused { url: String, reason: String },
+    /// The read was pinned to a version (`If-Match`) that the object no longer is.
+    #[error("{url} is no longer the version registered (ETag {expected}): it was changed or replaced since")]
+    Changed { url: String, expected: String },
 }
 
 impl DecodeError {
@@ -84,9 +90,26 @@ pub struct Input {
 
 impl Input {
     pub async fn open(loc: &Location, encoding: Encoding) -> Result<Input, DecodeError> {
+        Self::open_version(loc, encoding, None).await
+    }
+
+    /// [`Input::open`] pinned to one version: with `if_match` (an ETag as the store writes it),
+    /// an object that has changed since is [`DecodeError::Changed`], never read.
+    pub async fn open_version(
+        loc: &Location,
+        encoding: Encoding,
+        if_match: Option<&str>,
+    ) -> Result<Input, DecodeError> {
         let url = loc.url.clone();
-        let got = loc.store.get(&loc.path).await.map_err(|e| match e {
+        let options = object_store::GetOptions { if_match: if_match.map(str::to_string), ..Default::default() };
+        let got = loc.store.get_opts(&loc.path, options).await.map_err(|e| match e {
             object_store::Error::NotFound { .. } => DecodeError::NotFound { url: url.clone() },
+            object_store::Error::Precondition { .. } => {
+                DecodeError::Changed { url: url.clone(), expected: if_match.unwrap_or_default().to_string() }
+            }
+            object_store::Error::NotSupported { source } => {
+                DecodeError::Refused { url: url.clone(), reason: source.to_string() }
+            }
             source => DecodeError::Store { url: url.clone(), source },
         })?;
         let size = got.meta.size;
@@ -230,5 +253,26 @@ mod tests {
         assert_eq!(Compression::from_key("a/b.csv.GZ"), Compression::Gzip);
         assert_eq!(Compression::from_key("a/b.csv.zst"), Compression::Zstd);
         assert_eq!(Compression::from_key("a/b.csv"), Compression::None);
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+    use object_store::ObjectStoreExt;
+
+    #[tokio::test]
+    async fn a_read_pinned_to_a_version_refuses_another() {
+        let stores = crate::store::Stores::new();
+        let loc = stores.resolve("memory://landing/a.csv").unwrap();
+        let put = loc.store.put(&loc.path, b"a\n1\n".to_vec().into()).await.unwrap();
+        let tag = put.e_tag.unwrap();
+        assert!(Input::open_version(&loc, Encoding::Utf8, Some(&tag)).await.is_ok());
+        loc.store.put(&loc.path, b"a\n2\n".to_vec().into()).await.unwrap();
+        match Input::open_version(&loc, Encoding::Utf8, Some(&tag)).await {
+            Err(e @ DecodeError::Changed { .. }) => assert!(!e.is_retryable(), "{e}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("the changed object was read"),
+        }
     }
 }

@@ -67,9 +67,10 @@ async fn run_service(once: bool, args: &PipelineArgs, threads: usize) -> Result<
             "FAILED": summary.count(FileState::Failed),
             "DEAD": summary.count(FileState::Dead),
         });
+        v["exit_code"] = summary.exit_code().into();
         println!("{v}");
     }
-    Ok(0)
+    Ok(summary.exit_code())
 }
 
 #[cfg(not(feature = "aws"))]
@@ -217,10 +218,10 @@ async fn requeue(_s: &Settings, _replayed: &[&FileRecord]) -> Result<usize, CliE
 }
 
 pub fn summary_line(s: &RunSummary) -> String {
-    let rows: u64 = s.files.iter().map(|f| f.rows_loaded).sum();
-    let rejected: u64 = s.files.iter().map(|f| f.rows_rejected).sum();
+    let rows: u64 = s.finals().map(|f| f.rows_loaded).sum();
+    let rejected: u64 = s.finals().map(|f| f.rows_rejected).sum();
     format!(
-        "glueless run: {} new file(s), {} already known; {} LOADED ({rows} rows, {rejected} rows rejected), {} REJECTED, {} FAILED, {} DEAD in {:.1} s{}",
+        "glueless run: {} new file(s), {} already known; {} LOADED ({rows} rows, {rejected} rows rejected), {} REJECTED, {} FAILED, {} DEAD in {:.1} s{}{}{}",
         s.received,
         s.duplicates,
         s.count(FileState::Loaded),
@@ -228,7 +229,17 @@ pub fn summary_line(s: &RunSummary) -> String {
         s.count(FileState::Failed),
         s.count(FileState::Dead),
         s.seconds,
-        if s.interrupted { " (stopped by a signal)" } else { "" }
+        if s.interrupted { " (stopped by a signal)" } else { "" },
+        if s.unreadable > 0 {
+            format!("; {} landing entr(ies) skipped (see above)", s.unreadable)
+        } else {
+            String::new()
+        },
+        if s.list_errors > 0 {
+            format!("; the landing prefix could not be listed {} time(s) (see above)", s.list_errors)
+        } else {
+            String::new()
+        }
     )
 }
 

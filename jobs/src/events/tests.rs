@@ -128,3 +128,64 @@ fn keys_decode_like_s3_encodes_them() {
     assert_eq!(decode_key("100%"), "100%", "a lone percent sign stays");
     assert_eq!(decode_key("%+1x"), "% 1x", "not hex: kept");
 }
+
+/// Keys S3 allows that have broken glueless before (issue 11): UTF-8, spaces and every sign in
+/// `+ ~ % [ ] " ' # { } ^ | < > \ * ?`.
+const HOSTILE_KEYS: &[&str] = &[
+    "landing/orders/café.csv",
+    "landing/orders/a~b.csv",
+    "landing/orders/a[1].csv",
+    "landing/orders/q\"uote.csv",
+    "landing/orders/it's.csv",
+    "landing/orders/a%41.csv",
+    "landing/orders/100%.csv",
+    "landing/orders/data.csv#1",
+    "landing/orders/sp ace+plus.csv",
+    "landing/orders/{b}^|<a>\\*?.csv",
+    "landing/orders/日本/😀.csv",
+];
+
+/// How S3 writes a key into a notification: form-encoded, `+` for a space.
+fn s3_encode(key: &str) -> String {
+    let mut out = String::new();
+    for &b in key.as_bytes() {
+        match b {
+            b' ' => out.push('+'),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn only_object(p: Parsed) -> S3Object {
+    match p {
+        Parsed::Objects(mut o) if o.len() == 1 => o.remove(0),
+        other => panic!("one object expected: {other:?}"),
+    }
+}
+
+#[test]
+fn hostile_keys_round_trip_through_every_event_shape() {
+    for &key in HOSTILE_KEYS {
+        let eb = serde_json::json!({
+            "detail-type": "Object Created", "source": "aws.s3", "time": "2026-11-20T10:15:30Z",
+            "detail": {"bucket": {"name": "lake"}, "object": {"key": key, "size": 3, "etag": "e"}}
+        });
+        let o = only_object(parse_body(&eb.to_string()));
+        assert_eq!(o.key, key, "EventBridge");
+        assert_eq!(o.url(), format!("s3://lake/{key}"));
+
+        let n = serde_json::json!({"Records": [{
+            "eventName": "ObjectCreated:Put", "eventTime": "2026-11-20T10:15:30.123Z",
+            "s3": {"bucket": {"name": "lake"}, "object": {"key": s3_encode(key), "size": 3, "eTag": "e"}}
+        }]});
+        assert_eq!(only_object(parse_body(&n.to_string())).key, key, "S3 notification of {}", s3_encode(key));
+
+        let sns = serde_json::json!({"Type": "Notification", "Message": n.to_string()});
+        assert_eq!(only_object(parse_body(&sns.to_string())).key, key, "SNS-wrapped");
+
+        let replayed = only_object(parse_body(&replay_body("lake", key, 3, "e")));
+        assert_eq!((replayed.key.as_str(), replayed.etag.as_deref()), (key, Some("e")), "replay body");
+    }
+}

@@ -1,4 +1,14 @@
 //! The lake: one object store root with the landing, staging and rejected prefixes.
+//!
+//! A key is the raw object key: the S3 key, or the path relative to the lake folder in UTF-8.
+//! It is the store's [`Path`] verbatim (never percent-encoded again), so any name S3 allows —
+//! spaces, `+ ~ % [ ] " ' # { } ^ | < > \ * ?`, any UTF-8 — goes from listing or event to the
+//! read unchanged. A name that no store path can hold (a control character, an empty or `..`
+//! segment) is refused when the file is read ([`Lake::check_key`]), not when the lake is listed.
+
+mod folder;
+
+pub use folder::{LakeFolder, Refused};
 
 use crate::ports::{Millis, ObjectEvent};
 use futures::TryStreamExt;
@@ -18,11 +28,46 @@ pub struct Lake {
     pub rejected: String,
     /// A local folder (writes are not atomic there, so new files are given time to settle).
     pub is_local: bool,
+    /// The folder of a local lake.
+    dir: Option<std::path::PathBuf>,
 }
 
-fn join(prefix: &Path, key: &str) -> Path {
+/// What one look at the landing prefix found.
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// Every object, oldest first.
+    pub events: Vec<ObjectEvent>,
+    /// Entries that could not be named or read, one line each (a local lake only).
+    pub problems: Vec<String>,
+}
+
+/// The landing prefix could not be listed at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Store(#[from] object_store::Error),
+    #[error(transparent)]
+    Folder(#[from] folder::WalkError),
+}
+
+/// The store path of `key` below `prefix`, holding the key verbatim.
+fn join(prefix: &Path, key: &str) -> Result<Path, object_store::path::Error> {
     let key = key.trim_start_matches('/');
-    if prefix.as_ref().is_empty() { Path::from(key) } else { Path::from(format!("{}/{key}", prefix.as_ref())) }
+    if prefix.as_ref().is_empty() { Path::parse(key) } else { Path::parse(format!("{}/{key}", prefix.as_ref())) }
+}
+
+/// Why no store path can hold `key`, in words for the file's REJECTED reason.
+fn bad_key_reason(key: &str) -> String {
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
+        return format!(
+            "its name contains the control character {:?}, which glueless cannot name in a store path; rename the file",
+            c
+        );
+    }
+    if key.split('/').any(|s| s == "." || s == "..") {
+        return "its key has a `.` or `..` segment, which glueless does not follow; rename the file".into();
+    }
+    "its key has an empty segment (`//`); rename the file".into()
 }
 
 fn dir_prefix(p: &str) -> String {
@@ -40,14 +85,25 @@ impl Lake {
             })?;
         }
         let root = stores.resolve(url.trim_end_matches('/'))?;
+        let (store, dir): (Arc<dyn ObjectStore>, _) = if is_local {
+            let dir = std::path::PathBuf::from(&root.url);
+            let folder = LakeFolder::new(&dir).map_err(|e| StoreError::Invalid {
+                url: url.into(),
+                message: format!("cannot open the lake folder: {e}"),
+            })?;
+            (Arc::new(folder), Some(dir))
+        } else {
+            (root.store, None)
+        };
         Ok(Lake {
             root: root.url.trim_end_matches('/').to_string(),
-            store: root.store,
+            store,
             prefix: root.path,
             landing: dir_prefix(landing),
             staging: dir_prefix(staging),
             rejected: dir_prefix(rejected),
             is_local,
+            dir,
         })
     }
 
@@ -58,13 +114,22 @@ impl Lake {
         Lake::open(&url, &s.lake.landing, &s.lake.staging, &s.lake.rejected, stores)
     }
 
-    /// The object at `key` (relative to the root).
+    /// The object at `key` (relative to the root). A key that no store path can hold (see
+    /// [`Lake::check_key`]) is given an encoded path that names no object.
     pub fn location(&self, key: &str) -> Location {
-        Location {
-            store: self.store.clone(),
-            path: join(&self.prefix, key),
-            url: format!("{}/{}", self.root, key.trim_start_matches('/')),
-        }
+        let path = join(&self.prefix, key).unwrap_or_else(|_| Path::from(format!("{}/{key}", self.prefix.as_ref())));
+        Location { store: self.store.clone(), path, url: format!("{}/{}", self.root, key.trim_start_matches('/')) }
+    }
+
+    /// `Err(reason)` when `key` cannot be read from this lake because no store path can hold
+    /// it: a control character, an empty segment, a `.` or `..` segment.
+    pub fn check_key(&self, key: &str) -> Result<(), String> {
+        join(&self.prefix, key).map(|_| ()).map_err(|_| bad_key_reason(key))
+    }
+
+    /// The `If-Match` value that pins a read to `version` (as recorded: S3 ETags without quotes).
+    pub fn if_match(&self, version: &str) -> String {
+        if self.is_local { version.to_string() } else { format!("\"{version}\"") }
     }
 
     /// The key (relative to the root) of an object URL of this lake.
@@ -74,27 +139,50 @@ impl Lake {
 
     /// Every object under the landing prefix, as events. Names starting with `.` or ending in
     /// `.tmp`/`.part` are skipped: that is how producers write files they have not finished.
-    pub async fn list_landing(&self) -> Result<Vec<ObjectEvent>, object_store::Error> {
-        let base = join(&self.prefix, &self.landing);
-        let metas: Vec<_> = self.store.list(Some(&base)).try_collect().await?;
-        let strip = if self.prefix.as_ref().is_empty() { 0 } else { self.prefix.as_ref().len() + 1 };
-        let mut out = Vec::with_capacity(metas.len());
-        for m in metas {
-            let full = m.location.as_ref();
-            let key = &full[strip.min(full.len())..];
-            let name = key.rsplit('/').next().unwrap_or(key);
-            if name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part") {
-                continue;
+    pub async fn list_landing(&self) -> Result<Vec<ObjectEvent>, ListError> {
+        Ok(self.scan_landing().await?.events)
+    }
+
+    /// [`Lake::list_landing`] with the entries that could not be named or read. A local lake
+    /// is walked without following symbolic links (they are listed, and refused when read).
+    pub async fn scan_landing(&self) -> Result<Listing, ListError> {
+        let mut listing = Listing::default();
+        match &self.dir {
+            Some(dir) => {
+                let (dir, landing) = (dir.clone(), self.landing.clone());
+                let walk = tokio::task::spawn_blocking(move || folder::walk(&dir, &landing))
+                    .await
+                    .map_err(|e| object_store::Error::JoinError { source: e })??;
+                listing.problems = walk.problems;
+                for (key, md) in walk.entries {
+                    if !skipped_name(&key) {
+                        let version = folder::etag(&md);
+                        let time = folder::modified(&md).timestamp_millis() as Millis;
+                        listing.events.push(self.event_of(&key, version, md.len(), time));
+                    }
+                }
             }
-            out.push(self.event(key, &m));
+            None => {
+                let base = join(&self.prefix, &self.landing).map_err(object_store::Error::from)?;
+                let metas: Vec<_> = self.store.list(Some(&base)).try_collect().await?;
+                let strip = if self.prefix.as_ref().is_empty() { 0 } else { self.prefix.as_ref().len() + 1 };
+                for m in metas {
+                    let full = m.location.as_ref();
+                    let key = &full[strip.min(full.len())..];
+                    if !skipped_name(key) {
+                        listing.events.push(self.event(key, &m));
+                    }
+                }
+            }
         }
-        out.sort_by(|a, b| (a.event_time, &a.key).cmp(&(b.event_time, &b.key)));
-        Ok(out)
+        listing.events.sort_by(|a, b| (a.event_time, &a.key).cmp(&(b.event_time, &b.key)));
+        Ok(listing)
     }
 
     /// The object at `key` (relative to the root) as it is now; `None` if there is none.
     pub async fn head(&self, key: &str) -> Result<Option<ObjectEvent>, object_store::Error> {
-        match self.store.head(&join(&self.prefix, key)).await {
+        let Ok(path) = join(&self.prefix, key) else { return Ok(None) };
+        match self.store.head(&path).await {
             Ok(m) => Ok(Some(self.event(key, &m))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -109,13 +197,11 @@ impl Lake {
             .as_deref()
             .map(|e| e.trim_matches('"').to_string())
             .unwrap_or_else(|| format!("{}-{}", m.size, m.last_modified.timestamp_micros()));
-        ObjectEvent {
-            url: format!("{}/{key}", self.root),
-            key: key.to_string(),
-            version,
-            size: m.size,
-            event_time: Some(m.last_modified.timestamp_millis() as Millis),
-        }
+        self.event_of(key, version, m.size, m.last_modified.timestamp_millis() as Millis)
+    }
+
+    fn event_of(&self, key: &str, version: String, size: u64, time: Millis) -> ObjectEvent {
+        ObjectEvent { url: format!("{}/{key}", self.root), key: key.to_string(), version, size, event_time: Some(time) }
     }
 
     /// `<prefix><dataset>/<key below landing/<dataset>/>.<version tag><suffix>`: one name per file
@@ -134,5 +220,36 @@ impl Lake {
 
     pub fn quarantine_for(&self, dataset: &str, key: &str, version: &str) -> Location {
         self.derived(&self.rejected, dataset, key, version, ".jsonl")
+    }
+}
+
+/// Names producers use for files they have not finished writing.
+fn skipped_name(key: &str) -> bool {
+    let name = key.rsplit('/').next().unwrap_or(key);
+    name.starts_with('.') || name.ends_with(".tmp") || name.ends_with(".part")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_the_store_path_verbatim_in_both_lake_kinds() {
+        let stores = Stores::new();
+        let dir = tempfile::tempdir().unwrap();
+        let local = Lake::open(dir.path().to_str().unwrap(), "landing", "staging", "rejected", &stores).unwrap();
+        let s3 = Lake::open("s3://bucket/pre", "landing", "staging", "rejected", &stores).unwrap();
+        let key = r#"landing/x/café a%41+[1]"q'#1{^|<>}\*?.csv"#;
+        let root = dir.path();
+        let abs = format!("{}/{key}", root.to_str().unwrap().trim_start_matches('/'));
+        let local_path = local.location(key).path;
+        assert_eq!(local_path.as_ref(), abs, "what LocalFileSystem names the file {key} on disk");
+        assert_eq!(s3.location(key).path.as_ref(), format!("pre/{key}"), "the S3 key");
+        assert_eq!(s3.location(key).url, format!("s3://bucket/pre/{key}"));
+        assert_eq!(s3.if_match("abc"), "\"abc\"");
+        assert!(s3.check_key(key).is_ok());
+        assert!(s3.check_key("landing/a\nb.csv").unwrap_err().contains("control character"));
+        assert!(s3.check_key("landing/../b.csv").unwrap_err().contains("`..`"));
+        assert!(s3.check_key("landing//b.csv").unwrap_err().contains("empty segment"));
     }
 }

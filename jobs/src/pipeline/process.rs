@@ -58,6 +58,10 @@ fn classify(e: &JobError) -> Failure {
         JobError::Input(DecodeError::NotFound { .. }) => Failure::Dead(format!(
             "{e}; if it is uploaded again it is picked up as a new version, or `glueless replay` it once it is back"
         )),
+        JobError::Input(DecodeError::Changed { .. }) => {
+            Failure::Dead(format!("{e}; not loaded as this version: the new version is received as a file of its own"))
+        }
+        JobError::Input(DecodeError::Refused { .. }) => Failure::Reject(e.to_string()),
         JobError::Input(DecodeError::Corrupt { .. }) => {
             Failure::Reject(format!("{e}; upload a complete copy (a new version is picked up by itself)"))
         }
@@ -225,6 +229,12 @@ impl Pipeline {
 
     async fn transform(&self, entry: &Entry, w: &Work) -> Result<Report, JobError> {
         let name = &entry.dataset.contract.name;
+        if let Err(reason) = self.lake.check_key(&w.key_in_lake) {
+            return Err(JobError::Input(glueless_engine::decode::DecodeError::Refused {
+                url: w.rec.key.url.clone(),
+                reason,
+            }));
+        }
         let input = self.lake.location(&w.key_in_lake);
         let output = self.lake.staging_for(name, &w.key_in_lake, &w.rec.key.version);
         let rejects = self.lake.quarantine_for(name, &w.key_in_lake, &w.rec.key.version);
@@ -240,15 +250,33 @@ impl Pipeline {
                 }
             }
         });
-        FileJob::new(&entry.dataset, input)
+        let report = FileJob::new(&entry.dataset, input)
             .output(output)
             .rejects(rejects)
             .threads(self.threads)
             .max_errors(5)
             .warehouse_limits(self.warehouse.limits())
             .progress(progress)
+            .if_match(self.lake.if_match(&w.rec.key.version))
             .run()
-            .await
+            .await?;
+        // A local file can be rewritten in place while it is read (S3 serves a GET from one
+        // version): if it is not the registered version now, what was read may be a mix.
+        if self.lake.is_local
+            && let Ok(Some(now)) = self.lake.head(&w.key_in_lake).await
+            && now.version != w.rec.key.version
+        {
+            for o in &report.outputs {
+                if let Ok(l) = self.stores.resolve(&o.url) {
+                    let _ = l.store.delete(&l.path).await;
+                }
+            }
+            return Err(JobError::Input(glueless_engine::decode::DecodeError::Changed {
+                url: w.rec.key.url.clone(),
+                expected: w.rec.key.version.clone(),
+            }));
+        }
+        Ok(report)
     }
 
     fn staged_file(&self, w: &Work, report: &Report) -> Result<StagedFile, String> {

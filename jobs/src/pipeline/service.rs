@@ -9,12 +9,18 @@
 //! files above `inline_max_bytes` go through the launcher instead. With `--once` nothing waits
 //! for company and the run ends when the lake is quiet: nothing RECEIVED, FAILED with attempts
 //! left, or RUNNING.
+//!
+//! A local file is taken once it looks finished: its modification time is `settle_ms` old, or
+//! (a clock in the future, a file still being written) it was seen unchanged across two looks
+//! `settle_ms` apart. The watcher remembers the versions it registered only while they are still
+//! in the landing folder, and at most [`SEEN_MAX`] of them; past that the state store, which
+//! knows them, answers (a registration of a known version changes nothing).
 
 use super::catalog::Route;
 use super::{Accepted, FileOutcome, Pipeline, unroutable_reason};
 use crate::ports::{FileKey, FileRecord, FileState, Filter, Millis, now_ms};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -38,11 +44,124 @@ pub struct RunSummary {
     pub seconds: f64,
     /// Set when the run stopped on a signal.
     pub interrupted: bool,
+    /// Passes whose listing of the landing prefix failed as a whole.
+    pub list_errors: u64,
+    /// Landing entries that could not be named or read (each logged once).
+    pub unreadable: u64,
 }
 
 impl RunSummary {
+    /// Outcomes in `state` this run recorded (a file retried twice counts twice as FAILED).
     pub fn count(&self, state: FileState) -> usize {
         self.files.iter().filter(|f| f.state == state).count()
+    }
+
+    /// The last outcome of each file version this run finished (a file FAILED then LOADED
+    /// counts as LOADED).
+    pub fn finals(&self) -> impl Iterator<Item = &FileOutcome> {
+        let mut last: HashMap<(&str, &str), usize> = HashMap::new();
+        for (i, f) in self.files.iter().enumerate() {
+            last.insert((f.url.as_str(), f.version.as_str()), i);
+        }
+        self.files
+            .iter()
+            .enumerate()
+            .filter(move |(i, f)| last.get(&(f.url.as_str(), f.version.as_str())) == Some(i))
+            .map(|(_, f)| f)
+    }
+
+    /// The exit code of `glueless run`: 1 when a file ended FAILED or DEAD or the landing
+    /// prefix could not be listed, else 3 when rows or files were rejected (or a landing entry
+    /// could not be read), else 0.
+    pub fn exit_code(&self) -> i32 {
+        let (mut failed, mut rejected) = (self.list_errors > 0, self.unreadable > 0);
+        for f in self.finals() {
+            match f.state {
+                FileState::Failed | FileState::Dead => failed = true,
+                FileState::Rejected => rejected = true,
+                _ if f.rows_rejected > 0 => rejected = true,
+                _ => {}
+            }
+        }
+        if failed {
+            1
+        } else if rejected {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+/// At most this many registered versions are remembered by the watcher between passes.
+pub const SEEN_MAX: usize = 100_000;
+
+/// The versions the watcher registered (or found known) that are still in the landing prefix.
+#[derive(Debug)]
+struct Seen {
+    ids: HashSet<(String, String)>,
+    max: usize,
+}
+
+impl Seen {
+    fn new(max: usize) -> Seen {
+        Seen { ids: HashSet::new(), max }
+    }
+
+    fn contains(&self, id: &(String, String)) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Remembers `id` unless full: a forgotten version is registered again next pass, which the
+    /// state store answers as known.
+    fn insert(&mut self, id: (String, String)) {
+        if self.ids.len() < self.max {
+            self.ids.insert(id);
+        }
+    }
+
+    /// Forgets the versions no longer listed (deleted or replaced).
+    fn retain_listed(&mut self, listed: &HashSet<(&str, &str)>) {
+        self.ids.retain(|(u, v)| listed.contains(&(u.as_str(), v.as_str())));
+    }
+}
+
+/// Local files not yet taken because they may still be written: the version seen first and when.
+#[derive(Debug, Default)]
+struct Settling {
+    first_seen: HashMap<String, (String, std::time::Instant)>,
+}
+
+impl Settling {
+    /// Whether `ev` looks finished. `settle` 0 takes everything at once.
+    fn settled(&mut self, ev: &crate::ports::ObjectEvent, now: Millis, settle: Duration) -> bool {
+        let settle_ms = settle.as_millis() as Millis;
+        if settle_ms == 0 {
+            return true;
+        }
+        // Old enough by its own clock (and not in the future): the common case, no second look.
+        if let Some(t) = ev.event_time
+            && t <= now
+            && now - t >= settle_ms
+        {
+            self.first_seen.remove(&ev.url);
+            return true;
+        }
+        match self.first_seen.get(&ev.url) {
+            Some((v, since)) if *v == ev.version && since.elapsed() >= settle => {
+                self.first_seen.remove(&ev.url);
+                true
+            }
+            Some((v, _)) if *v == ev.version => false,
+            _ => {
+                self.first_seen.insert(ev.url.clone(), (ev.version.clone(), std::time::Instant::now()));
+                false
+            }
+        }
+    }
+
+    fn retain_listed(&mut self, listed: &HashSet<(&str, &str)>) {
+        self.first_seen.retain(|u, (v, _)| listed.contains(&(u.as_str(), v.as_str())));
     }
 }
 
@@ -124,8 +243,11 @@ fn claimable(r: &FileRecord, now: Millis) -> bool {
 pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSummary {
     let started = std::time::Instant::now();
     let mut summary = RunSummary::default();
-    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut seen = Seen::new(SEEN_MAX);
+    let mut settling = Settling::default();
+    let mut warned: HashSet<String> = HashSet::new();
     let poll = Duration::from_millis(p.settings.run.poll_interval_ms);
+    let settle = Duration::from_millis(p.settings.run.settle_ms);
     loop {
         summary.passes += 1;
         let mut busy = false;
@@ -135,25 +257,34 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
 
         // 1. Watch: register objects not seen before.
         let now = now_ms();
-        match p.lake.list_landing().await {
-            Ok(events) => {
-                for ev in events {
+        match p.lake.scan_landing().await {
+            Ok(listing) => {
+                // One warning per unreadable entry, not one per pass.
+                let problems: HashSet<String> = listing.problems.into_iter().collect();
+                for line in problems.difference(&warned) {
+                    p.log(&format!("skipped a landing entry: {line}"));
+                    summary.unreadable += 1;
+                }
+                warned = problems;
+                let listed: HashSet<(&str, &str)> =
+                    listing.events.iter().map(|e| (e.url.as_str(), e.version.as_str())).collect();
+                seen.retain_listed(&listed);
+                settling.retain_listed(&listed);
+                for ev in &listing.events {
                     let id = (ev.url.clone(), ev.version.clone());
                     if seen.contains(&id) {
                         continue;
                     }
-                    let settle = p.settings.run.settle_ms as Millis;
-                    if p.lake.is_local
-                        && let Some(t) = ev.event_time
-                        && now - t < settle
-                    {
+                    if p.lake.is_local && !settling.settled(ev, now, settle) {
                         busy = true; // still being written, perhaps: look again soon
-                        wake_at(t + settle);
+                        wake_at(now + settle.as_millis() as Millis);
                         continue;
                     }
-                    match p.accept(&ev).await {
+                    match p.accept(ev).await {
                         Ok(Accepted::New { .. }) => summary.received += 1,
-                        Ok(Accepted::Duplicate) => summary.duplicates += 1,
+                        // Counted once per run: a version forgotten past SEEN_MAX comes back here.
+                        Ok(Accepted::Duplicate) if summary.passes == 1 => summary.duplicates += 1,
+                        Ok(Accepted::Duplicate) => {}
                         Ok(Accepted::Unroutable { outcome, .. }) => {
                             summary.received += 1;
                             summary.files.extend(outcome.map(|o| *o));
@@ -166,7 +297,10 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
                     seen.insert(id);
                 }
             }
-            Err(e) => p.log(&format!("cannot list {}{}: {e}; trying again in {poll:?}", p.lake.root, p.lake.landing)),
+            Err(e) => {
+                summary.list_errors += 1;
+                p.log(&format!("cannot list {}{}: {e}; trying again in {poll:?}", p.lake.root, p.lake.landing))
+            }
         }
 
         // 2. What is ready, per dataset.
@@ -262,4 +396,94 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
     }
     summary.seconds = started.elapsed().as_secs_f64();
     summary
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::ObjectEvent;
+
+    fn id(u: &str, v: &str) -> (String, String) {
+        (u.to_string(), v.to_string())
+    }
+
+    #[test]
+    fn the_watchers_memory_is_bounded_by_the_listing_and_a_cap() {
+        let mut seen = Seen::new(3);
+        for i in 0..5 {
+            seen.insert(id(&format!("u{i}"), "v"));
+        }
+        assert_eq!(seen.ids.len(), 3, "never more than the cap");
+        assert!(seen.contains(&id("u0", "v")) && !seen.contains(&id("u4", "v")));
+        // u0 was deleted from the landing folder, u1 replaced by a new version: both forgotten.
+        let listed: HashSet<(&str, &str)> = [("u1", "v2"), ("u2", "v")].into_iter().collect();
+        seen.retain_listed(&listed);
+        assert_eq!(seen.ids, [id("u2", "v")].into_iter().collect());
+    }
+
+    fn ev(version: &str, event_time: Millis) -> ObjectEvent {
+        ObjectEvent {
+            url: "/lake/landing/a.csv".into(),
+            key: "landing/a.csv".into(),
+            version: version.into(),
+            size: 1,
+            event_time: Some(event_time),
+        }
+    }
+
+    #[test]
+    fn a_file_settles_by_two_looks_whatever_its_clock() {
+        let mut s = Settling::default();
+        let now = now_ms();
+        let settle = Duration::from_millis(30);
+        assert!(s.settled(&ev("v1", now - 1000), now, settle), "old enough by its own clock");
+        let future = now + 86_400_000;
+        assert!(!s.settled(&ev("v1", future), now, settle), "first look");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(!s.settled(&ev("v2", future), now, settle), "changed since: a new first look");
+        assert!(!s.settled(&ev("v2", future), now, settle), "too soon");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(s.settled(&ev("v2", future), now, settle), "unchanged across two looks 30 ms apart");
+        assert!(Settling::default().settled(&ev("v", future), now, Duration::ZERO), "settle_ms = 0 waits for nothing");
+    }
+
+    fn outcome(url: &str, state: FileState, rows_rejected: u64) -> FileOutcome {
+        FileOutcome {
+            url: url.into(),
+            version: "v".into(),
+            dataset: "d".into(),
+            state,
+            route: "inline".into(),
+            attempts: 1,
+            rows_read: 1,
+            rows_loaded: 0,
+            rows_rejected,
+            load_id: None,
+            quarantine: None,
+            reason: None,
+            seconds: 0.0,
+        }
+    }
+
+    #[test]
+    fn the_exit_code_follows_the_last_state_of_each_file() {
+        let mut s = RunSummary::default();
+        assert_eq!(s.exit_code(), 0);
+        s.files.push(outcome("a", FileState::Failed, 0));
+        assert_eq!(s.exit_code(), 1);
+        s.files.push(outcome("a", FileState::Loaded, 0));
+        assert_eq!(s.exit_code(), 0, "FAILED, then LOADED on retry");
+        s.files.push(outcome("b", FileState::Loaded, 2));
+        assert_eq!(s.exit_code(), 3);
+        s.unreadable = 1;
+        s.files.truncate(2);
+        assert_eq!(s.exit_code(), 3);
+        s.files.push(outcome("c", FileState::Dead, 0));
+        assert_eq!(s.exit_code(), 1);
+        let mut s = RunSummary { list_errors: 1, ..RunSummary::default() };
+        assert_eq!(s.exit_code(), 1);
+        s.list_errors = 0;
+        s.files.push(outcome("d", FileState::Rejected, 0));
+        assert_eq!(s.exit_code(), 3);
+    }
 }

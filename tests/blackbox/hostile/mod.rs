@@ -5,3 +5,5 @@
 //! One module per kind of attack; the big inputs are generated on the fly.
 
 mod poison;
+mod lake;
+mod names;

@@ -91,11 +91,27 @@ impl Lake {
         glueless_with_env(&self.root, &all, env)
     }
 
-    /// `glueless run --once --format json`, asserting it exits 0.
+    /// `glueless run --once --format json`, asserting its exit code is the one its report calls
+    /// for: 1 when a file ended FAILED or DEAD, 3 when rows or files were rejected, else 0.
     pub fn run_once(&self, env: &[(&str, &str)]) -> serde_json::Value {
         let r = self.glueless(&["run", "--once", "--format", "json"], env);
-        assert_eq!(r.code, 0, "run failed: {}", r.stderr);
-        r.json()
+        let v = r.json();
+        // The last outcome of each file version decides (FAILED, then LOADED on retry, is LOADED).
+        let mut last = std::collections::HashMap::new();
+        for f in v["files"].as_array().into_iter().flatten() {
+            last.insert((f["url"].to_string(), f["version"].to_string()), f);
+        }
+        let is = |s: &str| last.values().any(|f| f["state"] == s);
+        let rows_rejected = last.values().any(|f| f["rows_rejected"].as_u64() > Some(0));
+        let want = if is("FAILED") || is("DEAD") {
+            1
+        } else if is("REJECTED") || rows_rejected {
+            3
+        } else {
+            0
+        };
+        assert_eq!(r.code, want, "exit code of run --once for {v}: {}", r.stderr);
+        v
     }
 
     pub fn status(&self) -> serde_json::Value {
