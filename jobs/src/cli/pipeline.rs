@@ -6,6 +6,7 @@ use crate::pipeline::service::{self, RunOptions, RunSummary, Shutdown};
 use crate::pipeline::{Pipeline, open_state};
 use crate::ports::{FileRecord, FileState, Filter, now_ms};
 use crate::settings::Settings;
+use glueless_engine::text::inert;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -48,7 +49,7 @@ async fn run_service(once: bool, args: &PipelineArgs, threads: usize) -> Result<
             eprintln!("glueless:   dataset {} <- {} -> {}", e.dataset.contract.name, e.glob, e.table.table);
         }
         for b in &cat.broken {
-            eprintln!("glueless:   contract error: {}", b.error);
+            eprintln!("glueless:   contract error: {}", inert(&b.error));
         }
     }
     let shutdown = Arc::new(Shutdown::default());
@@ -162,10 +163,13 @@ async fn task(
     if !args.quiet {
         match &end {
             TaskEnd::Processed(_) => {}
-            TaskEnd::AlreadyDecided(r) => eprintln!("glueless task: {url} is already {}; nothing to do", r.state),
+            TaskEnd::AlreadyDecided(r) => {
+                eprintln!("glueless task: {} is already {}; nothing to do", inert(&url), r.state)
+            }
             TaskEnd::Taken(r) => {
                 eprintln!(
-                    "glueless task: {url} is {} with {:?}; left to it",
+                    "glueless task: {} is {} with {:?}; left to it",
+                    inert(&url),
                     r.state,
                     r.owner.as_deref().unwrap_or("-")
                 )
@@ -290,7 +294,7 @@ async fn status(dataset: Option<String>, limit: usize, args: &PipelineArgs) -> R
                     (FileState::Running, Some(o), _) => format!("by {o}, lease EXPIRED: the next worker takes it over"),
                     _ => format!("waiting since {}", ago(r.received_at)),
                 };
-                eprintln!("  {:<9} {} [{}] {who}", r.state.as_str(), r.key.url, r.dataset);
+                eprintln!("  {:<9} {} [{}] {}", r.state.as_str(), inert(&r.key.url), r.dataset, inert(&who));
             }
         }
         if !attention.is_empty() {
@@ -303,11 +307,11 @@ async fn status(dataset: Option<String>, limit: usize, args: &PipelineArgs) -> R
                 eprintln!(
                     "  {:<9} {} [{}] attempt {}, {}{retry}\n            {}",
                     r.state.as_str(),
-                    r.key.url,
+                    inert(&r.key.url),
                     if r.dataset.is_empty() { "-" } else { &r.dataset },
                     r.attempts,
                     ago(r.updated_at),
-                    r.last_error.as_deref().unwrap_or("")
+                    inert(&super::shown(r.last_error.as_deref().unwrap_or("")))
                 );
             }
             eprintln!("to retry: glueless replay --url URL | --prefix PREFIX | --state DEAD | --all");
@@ -371,8 +375,8 @@ async fn replay(
             eprintln!(
                 "glueless replay: {} {} -> RECEIVED (was: {})",
                 r.state,
-                r.key.url,
-                r.last_error.as_deref().unwrap_or("-")
+                inert(&r.key.url),
+                inert(&super::shown(r.last_error.as_deref().unwrap_or("-")))
             );
         }
         let next = if s.queue.url.is_empty() {
