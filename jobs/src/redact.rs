@@ -3,7 +3,7 @@
 //!
 //! Configured URLs carry secrets in three places: the password of the user-info
 //! (`postgres://me:PASSWORD@db/x`), query parameters (`?password=…`, also percent-encoded as
-//! `?pass%77ord=…`, which tokio-postgres decodes to `password`; `?secret_arn=…`), and, for a
+//! `?p%61ssword=…`, which tokio-postgres decodes to `password`; `?secret_arn=…`), and, for a
 //! Slack-compatible webhook, the path (`https://hooks.slack.com/services/T…/B…/TOKEN`).
 //! Every message that names a configured URL (errors, log lines, reports, `status`, alerts)
 //! shows it through [`url`]; messages from drivers and services, which may quote a URL or a
@@ -15,7 +15,7 @@
 //! use glueless_jobs::redact;
 //!
 //! assert_eq!(redact::url("postgres://me:s3cret@db:5432/x"), "postgres://me@db:5432/x");
-//! assert_eq!(redact::url("postgres://db/x?pass%77ord=s3cret"), "postgres://db/x?pass%77ord=…");
+//! assert_eq!(redact::url("postgres://db/x?p%61ssword=s3cret"), "postgres://db/x?p%61ssword=…");
 //! assert_eq!(redact::url("https://hooks.slack.com/services/T0/B0/XyZ"), "https://hooks.slack.com/…");
 //! assert_eq!(redact::url("postgress://me:s3cret@db/x"), "postgress://me@db/…");
 //! let t = redact::text("cannot connect to postgres://me:s3cret@db/x: refused");
@@ -261,6 +261,7 @@ mod tests {
         for u in [
             "postgres://db/x?password=s3cret&sslmode=disable",
             "postgres://db/x?pass%77ord=s3cret",
+            "postgres://db/x?p%61ssword=s3cret",
             "postgres://db/x?PASSWORD=s3cret",
             "postgres://db/x?sslmode=disable;password=s3cret",
             "postgres://db/x?sslpassword=s3cret#frag",
@@ -272,8 +273,8 @@ mod tests {
             assert!(!r.contains(SECRET), "{u} -> {r}");
         }
         assert_eq!(
-            url("postgres://db/x?sslmode=disable&pass%77ord=s3cret"),
-            "postgres://db/x?sslmode=disable&pass%77ord=…"
+            url("postgres://db/x?sslmode=disable&p%61ssword=s3cret"),
+            "postgres://db/x?sslmode=disable&p%61ssword=…"
         );
     }
 
@@ -300,7 +301,7 @@ mod tests {
     #[test]
     fn text_redacts_every_url_and_secret_arn_it_quotes() {
         let t = text(
-            "[warehouse] url = \"postgress://me:s3cret@db/x?pass%77ord=s3cret\": unknown; \
+            "[warehouse] url = \"postgress://me:s3cret@db/x?p%61ssword=s3cret\": unknown; \
              see https://hooks.slack.com/services/T/B/s3cret, arn:aws:secretsmanager:eu-west-1:1:secret:s3cret \
              (url=postgres://u:s3cret@h/x).",
         );

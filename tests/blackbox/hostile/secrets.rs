@@ -95,18 +95,18 @@ fn no_secret_in_any_output_of_a_misconfigured_warehouse() {
     for (case, url, shown) in [
         (
             "bad scheme",
-            format!("postgress://me:{SECRET}@127.0.0.1:{port}/x?pass%77ord={SECRET}"),
+            format!("postgress://me:{SECRET}@127.0.0.1:{port}/x?p%61ssword={SECRET}"),
             "postgress://me@127.0.0.1",
         ),
         (
             "unreachable host",
-            format!("postgres://me:{SECRET}@127.0.0.1:{port}/x?connect_timeout=2&pass%77ord={SECRET}"),
+            format!("postgres://me:{SECRET}@127.0.0.1:{port}/x?connect_timeout=2&p%61ssword={SECRET}"),
             "postgres://me@127.0.0.1",
         ),
         (
             "encoded password parameter",
-            format!("postgres://me@127.0.0.1:{port}/x?pass%77ord={SECRET}&sslmode=disable"),
-            "pass%77ord=…",
+            format!("postgres://me@127.0.0.1:{port}/x?p%61ssword={SECRET}&sslmode=disable"),
+            "p%61ssword=…",
         ),
         (
             "secret ARN",
@@ -126,10 +126,10 @@ fn no_secret_in_any_output_of_a_misconfigured_warehouse() {
         }
     }
     // A config file the TOML parser cannot read is quoted back in the error: redacted too.
-    let lake = Lake::new(&format!("[warehouse]\nurl = \"postgres://me:{SECRET}@db/x?pass%77ord={SECRET}\n"));
+    let lake = Lake::new(&format!("[warehouse]\nurl = \"postgres://me:{SECRET}@db/x?p%61ssword={SECRET}\n"));
     let run = lake.glueless(&["run", "--once", "--format", "json"], &[]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("postgres://me@db/x?pass%77ord=…"), "{}", run.stderr);
+    assert!(run.stderr.contains("postgres://me@db/x?p%61ssword=…"), "{}", run.stderr);
     assert_no_secret("unreadable config", &format!("{}{}", run.stdout, run.stderr));
 }
 
@@ -162,7 +162,7 @@ fn a_warehouse_error_is_stored_and_alerted_without_the_password() {
     });
     // The test server trusts loopback connections: the password is sent where asked, ignored.
     let (scheme_user, rest) = db.split_once('@').unwrap();
-    let url = format!("{scheme_user}:{SECRET}@{rest}?pass%77ord={SECRET}");
+    let url = format!("{scheme_user}:{SECRET}@{rest}?p%61ssword={SECRET}");
     let hook = Receiver::start();
     let lake = Lake::new(&format!(
         "max_attempts = 1\n[warehouse]\nurl = \"{url}\"\n[alerts]\nwebhook_url = \"{}\"\n",
@@ -174,7 +174,7 @@ fn a_warehouse_error_is_stored_and_alerted_without_the_password() {
     let file = &report["files"][0];
     assert!(matches!(file["state"].as_str(), Some("DEAD" | "REJECTED")), "{report}");
     assert!(file["reason"].as_str().unwrap().contains("fact_sales"), "{report}");
-    assert!(run.stderr.contains("pass%77ord=…"), "the run names its warehouse: {}", run.stderr);
+    assert!(run.stderr.contains("p%61ssword=…"), "the run names its warehouse: {}", run.stderr);
     let bodies = hook.bodies();
     assert_eq!(bodies.len(), 1, "one alert: {bodies:?}");
     let mut all = everything_after(&lake, &run);
@@ -234,6 +234,12 @@ fn hostile_keys_and_cells_reach_slack_and_the_log_inert() {
     assert!(run.stderr.contains("ALERT"), "{}", run.stderr);
     assert!(!run.stderr.contains('\u{1b}') && run.stderr.contains("\\u{1b}[31m"), "{}", run.stderr);
     assert!(run.stderr.contains("<http://evil|click>"), "the log is not Slack: {}", run.stderr);
+    // The human summary of `validate` too.
+    let file = lake.root.join("cells.csv");
+    std::fs::write(&file, &rows).unwrap();
+    let v = glueless(&lake.root, &["validate", "--contract", "schemas/sales.toml", file.to_str().unwrap()]);
+    assert_eq!(v.code, 4, "{}", v.stderr);
+    assert!(!v.stderr.contains('\u{1b}') && v.stderr.contains("\\u{1b}[31m"), "{}", v.stderr);
 }
 
 /// Issue 11: a header of a million columns made an 11 MB message in the report, the state
