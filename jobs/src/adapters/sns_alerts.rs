@@ -421,6 +421,20 @@ mod tests {
         assert!(s.starts_with("glueless: sales REJECTED (s3://lake/landing/sales/?n?code\\nx"), "{s}");
     }
 
+    /// Issue 11: Chatbot renders the description in Slack, so data must not mention or link.
+    #[test]
+    fn the_description_is_escaped_for_slack() {
+        let mut a = alert();
+        a.object = "s3://lake/landing/sales/<!channel>&<http://evil|click>.csv".into();
+        let v: serde_json::Value = serde_json::from_str(&message(&a)).unwrap();
+        let text = v["content"]["description"].as_str().unwrap();
+        assert!(
+            !text.contains(['<', '>']) && text.contains("&lt;!channel&gt;&amp;&lt;http://evil|click&gt;"),
+            "{text}"
+        );
+        assert_eq!(v["metadata"]["additionalContext"]["object"], a.object.as_str(), "machines get the key as it is");
+    }
+
     #[test]
     fn the_region_comes_from_the_arn() {
         assert_eq!(arn_region("arn:aws:sns:eu-west-1:123456789012:alerts"), Some("eu-west-1"));

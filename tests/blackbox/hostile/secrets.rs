@@ -242,6 +242,19 @@ fn hostile_keys_and_cells_reach_slack_and_the_log_inert() {
     assert!(!v.stderr.contains('\u{1b}') && v.stderr.contains("\\u{1b}[31m"), "{}", v.stderr);
 }
 
+/// The per-file line and `status` show a key's escape bytes escaped.
+#[test]
+fn a_key_with_escape_bytes_is_shown_inert() {
+    let lake = Lake::new("");
+    lake.drop_file("sales/\u{1b}[2Jwipe\u{7}.csv", &format!("{HEADER}1,2026-11-20T10:00:00Z,x,1\n"));
+    let run = lake.glueless(&["run", "--once"], &[]);
+    let status = lake.glueless(&["status"], &[]);
+    assert!(run.stderr.contains("\\u{1b}[2Jwipe\\u{7}.csv"), "the file is named, escaped: {}", run.stderr);
+    for out in [&run.stderr, &status.stderr] {
+        assert!(!out.contains(['\u{1b}', '\u{7}']), "{out}");
+    }
+}
+
 /// Issue 11: a header of a million columns made an 11 MB message in the report, the state
 /// store and the webhook.
 #[test]
