@@ -221,6 +221,7 @@ fn token_redacted(token: &str) -> Cow<'_, str> {
     }
     // `password=…` as a driver may echo a key-value connection string.
     if let Some((k, _)) = token.split_once('=')
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && is_secret_name(k)
         && k.to_ascii_lowercase().contains("pass")
     {
@@ -310,6 +311,8 @@ mod tests {
         assert!(t.contains("https://hooks.slack.com/…,"), "{t}");
         assert!(t.contains("(url=postgres://u@h/x)."), "{t}");
         assert!(!text("host=db password=s3cret").contains(SECRET));
+        assert_eq!(text("s3://b/landing/password=1.csv: gone"), "s3://b/landing/password=1.csv: gone");
+        assert_eq!(text("/lake/password=1.csv is empty"), "/lake/password=1.csv is empty");
         assert_eq!(text("nothing to hide here"), "nothing to hide here");
     }
 }

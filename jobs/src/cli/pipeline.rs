@@ -236,8 +236,14 @@ pub fn summary_line(s: &RunSummary) -> String {
     )
 }
 
+/// A record as the JSON reports show it; its `last_error` as [`super::shown`] shows it (errors
+/// stored by an older glueless may be long or quote a URL).
 fn record_json(r: &FileRecord) -> serde_json::Value {
-    serde_json::to_value(r).expect("record serializes")
+    let mut v = serde_json::to_value(r).expect("record serializes");
+    if let Some(e) = &r.last_error {
+        v["last_error"] = super::shown(e).into();
+    }
+    v
 }
 
 fn ago(ms: i64) -> String {
