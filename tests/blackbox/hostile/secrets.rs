@@ -290,6 +290,32 @@ fn a_million_column_header_makes_small_messages_everywhere() {
     small("the validate stdout", &v.stdout, 8192);
 }
 
+/// A cell of a megabyte is quoted by its start in the report and in an alert that shows values.
+#[test]
+fn a_huge_cell_is_quoted_short() {
+    let hook = Receiver::start();
+    let lake = Lake::new(&format!("[alerts]\ninclude_values = true\nwebhook_url = \"{}\"\n", hook.url()));
+    let rows = format!("{HEADER}1,2026-11-20T10:00:00Z,{},1\n", "9x".repeat(500_000));
+    let file = lake.drop_file("sales/huge.csv", &rows);
+    let v = glueless(
+        &lake.root,
+        &["validate", "--contract", "schemas/sales.toml", "--format", "json", file.to_str().unwrap()],
+    );
+    assert_eq!(v.code, 4, "{}", &v.stderr[..v.stderr.len().min(2000)]);
+    let report = v.json();
+    let e = &report["errors"][0];
+    for (what, text) in [("value", &e["value"]), ("message", &e["message"])] {
+        let text = text.as_str().unwrap();
+        assert!(text.len() < 4096 && text.ends_with("more bytes"), "{what}: {} bytes", text.len());
+    }
+    assert!(v.stdout.len() < 16 * 1024 && v.stderr.len() < 16 * 1024, "{} {}", v.stdout.len(), v.stderr.len());
+    let run = lake.glueless(&["run", "--once", "--format", "json"], &[]);
+    assert_eq!(run.json()["counts"]["REJECTED"], 1, "{}", &run.stderr[..run.stderr.len().min(2000)]);
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1);
+    assert!(bodies[0].len() < 16 * 1024 && bodies[0].contains("9x9x"), "{} bytes", bodies[0].len());
+}
+
 /// Issue 11: a NUL or an escape byte in a field name is a contract error (exit 2) naming the
 /// file and the key, not a failed load.
 #[test]
