@@ -420,8 +420,14 @@ impl<'a> FileJob<'a> {
             rows_per_second: if seconds > 0.0 { counts.rows_read as f64 / seconds } else { 0.0 },
             errors,
             outputs,
-            warnings,
-            file_problem: problem,
+            warnings: warnings
+                .iter()
+                .map(|w| crate::text::bounded(w, crate::text::MAX_MESSAGE_BYTES).into_owned())
+                .collect(),
+            file_problem: problem.map(|p| FileProblem {
+                message: crate::text::bounded(&p.message, crate::text::MAX_MESSAGE_BYTES).into_owned(),
+                ..p
+            }),
         })
     }
 }
@@ -461,13 +467,15 @@ fn collect_errors(rejects: &[RejectedRow], errors: &mut Vec<ReportError>, max: u
             if errors.len() >= max {
                 return;
             }
+            // A cell may be 64 MiB: the report quotes its start (the quarantine has it whole).
+            let cut = |s: &str| crate::text::bounded(s, crate::text::MAX_MESSAGE_BYTES).into_owned();
             errors.push(ReportError {
                 line: r.line,
                 row: r.row,
-                field: e.field.clone(),
+                field: e.field.as_deref().map(cut),
                 rule: e.rule,
-                value: e.value.clone(),
-                message: e.message.clone(),
+                value: e.value.as_deref().map(cut),
+                message: cut(&e.message),
             });
         }
     }

@@ -12,12 +12,14 @@
 //! - [`transform`]: the contract's DataFusion SQL over the validated stream.
 //! - [`write`]: Parquet (split by size) and the JSON Lines quarantine.
 //! - [`job`]: one file end to end, and its report.
+//! - [`text`]: bounded, inert text for every message (size caps, control bytes, shell quoting).
 
 pub mod cells;
 pub mod contract;
 pub mod decode;
 pub mod job;
 pub mod store;
+pub mod text;
 pub mod transform;
 pub mod validate;
 pub mod write;

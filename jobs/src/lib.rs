@@ -8,6 +8,7 @@
 //! - [`events`]: object events from SQS bodies (EventBridge, S3 notification, SNS-wrapped).
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines, every metric name in one place.
 //! - [`settings`]: `glueless.toml` and its `GLUELESS__…` overrides.
+//! - [`redact`]: secrets out of every URL and message that is shown or stored.
 //! - [`cli`]: argument parsing, the commands, their reports and exit codes.
 
 pub mod adapters;
@@ -16,5 +17,6 @@ pub mod events;
 pub mod metrics;
 pub mod pipeline;
 pub mod ports;
+pub mod redact;
 pub mod runtime;
 pub mod settings;

@@ -20,6 +20,7 @@
 //! [alerts]
 //! webhook_url = ""                    # Slack-compatible incoming webhook; empty: alerts go to the log
 //! sns_topic_arn = ""                  # or an SNS topic (feature `aws`), e.g. for AWS Chatbot
+//! include_values = false              # show the first row errors' cell values (may be personal data)
 //!
 //! [run]
 //! poll_interval_ms = 1000             # how often the landing prefix is listed
@@ -37,6 +38,9 @@
 //!
 //! Relative paths (lake folder, contracts dir, SQLite files) are relative to the folder of the
 //! config file, or to the current folder when there is none.
+//!
+//! Errors never show a secret: a URL they name (and any URL a TOML parse error quotes from the
+//! file) goes through [`crate::redact`].
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -121,6 +125,10 @@ pub struct AlertSettings {
     /// An SNS topic ARN (feature `aws`): alerts are published there (AWS Chatbot can forward
     /// them to Slack). Wins over `webhook_url`.
     pub sns_topic_arn: String,
+    /// Put the cell values (and the messages that quote them) of the first row errors into
+    /// alerts. Off by default: cells may be personal data, and an alert channel is read more
+    /// widely than the quarantine.
+    pub include_values: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -260,7 +268,7 @@ impl Default for RunSettings {
 
 /// A configuration that cannot be used, with what to change.
 #[derive(Debug, thiserror::Error)]
-#[error("{source_name}: {message}")]
+#[error("{source_name}: {}", crate::redact::text(.message))]
 pub struct SettingsError {
     /// The file, or the environment variable, the problem comes from.
     pub source_name: String,
@@ -374,6 +382,14 @@ impl Settings {
         if self.state.url.is_empty() || self.warehouse.url.is_empty() {
             return Err("state.url and warehouse.url must not be empty".into());
         }
+        let hook = &self.alerts.webhook_url;
+        if !hook.is_empty() && url::Url::parse(hook).map_or(true, |u| !matches!(u.scheme(), "http" | "https")) {
+            return Err(format!(
+                "alerts.webhook_url = {:?} is not an http(s) URL; give the incoming webhook's URL \
+                 (https://hooks.slack.com/services/…), or leave it empty to alert to the log",
+                crate::redact::url(hook)
+            ));
+        }
         Ok(())
     }
 
@@ -448,5 +464,39 @@ mod tests {
         assert!(e.contains("separate prefixes"), "{e}");
         let e = Settings::load(Some(&dir.path().join("missing.toml")), env(&[])).unwrap_err().to_string();
         assert!(e.contains("missing.toml") && e.contains("--config"), "{e}");
+    }
+
+    #[test]
+    fn alerts_include_values_is_off_unless_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("g.toml");
+        std::fs::write(&f, "").unwrap();
+        assert!(!Settings::load(Some(&f), env(&[])).unwrap().alerts.include_values);
+        std::fs::write(&f, "[alerts]\ninclude_values = true\n").unwrap();
+        assert!(Settings::load(Some(&f), env(&[])).unwrap().alerts.include_values);
+        std::fs::write(&f, "[alerts]\ninclude_value = true\n").unwrap();
+        let e = Settings::load(Some(&f), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("include_value") && e.contains("include_values"), "{e}");
+    }
+
+    /// Issue 11: a config error never shows a password or a webhook token, also where the
+    /// TOML parser quotes the offending line.
+    #[test]
+    fn configuration_errors_never_show_a_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("g.toml");
+        std::fs::write(&f, "[warehouse]\nurl = \"postgres://me:s3cret@db/x?pass%77ord=s3cret\n").unwrap();
+        let e = Settings::load(Some(&f), env(&[])).unwrap_err().to_string();
+        assert!(e.contains("postgres://me@db/x?pass%77ord=…") && !e.contains("s3cret"), "{e}");
+        std::fs::write(&f, "").unwrap();
+        let e =
+            Settings::load(Some(&f), env(&[("GLUELESS__ALERTS__WEBHOOK_URL", "hooks.slack.com/services/T/B/s3cret")]))
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("alerts.webhook_url") && !e.contains("s3cret"), "{e}");
+        let e = Settings::load(Some(&f), env(&[("GLUELESS__ALERTS__WEBHOOK_URL", "ftp://u:s3cret@h/T/B/s3cret")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ftp://u@h/…") && !e.contains("s3cret"), "{e}");
     }
 }

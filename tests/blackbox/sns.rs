@@ -170,7 +170,7 @@ async fn an_alert_reaches_a_subscriber_in_chatbot_format_with_the_structured_ale
     assert_eq!(m["content"]["textType"], "client-markdown");
     let title = m["content"]["title"].as_str().unwrap();
     assert!(title.contains("REJECTED") && title.contains("sales"), "{title}");
-    assert_eq!(m["content"]["description"], a.text().as_str());
+    assert_eq!(m["content"]["description"], a.slack_text().as_str());
     // The structured alert, for machines.
     let ctx = &m["metadata"]["additionalContext"];
     assert_eq!(ctx["dataset"], "sales");

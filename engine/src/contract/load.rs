@@ -75,8 +75,9 @@ pub fn load_str(text: &str, source: &str, base_dir: &Path) -> Result<Contract, C
         .ok_or_else(|| root.key("name").err("missing; add `name = \"<dataset>\"` at the top of the contract"))?;
     if !is_identifier(&name) {
         return Err(root.key("name").err(format!(
-            "`{name}` is not a valid dataset name; it names tables and folders, so it must \
-             start with a letter or `_` and contain only letters, digits and `_`"
+            "`{}` is not a valid dataset name; it names tables and folders, so it must \
+             start with a letter or `_` and contain only letters, digits and `_`",
+            crate::text::inert(&name)
         )));
     }
     let table = match raw.table {
@@ -84,8 +85,9 @@ pub fn load_str(text: &str, source: &str, base_dir: &Path) -> Result<Contract, C
         Some(t) if t.split('.').count() <= 2 && t.split('.').all(is_identifier) => t,
         Some(t) => {
             return Err(root.key("table").err(format!(
-                "`{t}` is not a valid table name; write `table` or `schema.table`, each part \
-                 starting with a letter or `_` and containing only letters, digits and `_`"
+                "`{}` is not a valid table name; write `table` or `schema.table`, each part \
+                 starting with a letter or `_` and containing only letters, digits and `_`",
+                crate::text::inert(&t)
             )));
         }
     };
@@ -307,7 +309,7 @@ fn schema(map: &Map<String, Json>, at: &At) -> Result<Schema, ContractError> {
 fn field_index(fields: &[Field], name: &str, at: &At) -> Result<usize, ContractError> {
     fields.iter().position(|f| f.name == name).ok_or_else(|| {
         let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
-        at.err(format!("there is no field `{name}`; the fields are: {}", names.join(", ")))
+        at.err(format!("there is no field `{}`; the fields are: {}", crate::text::inert(name), names.join(", ")))
     })
 }
 

@@ -113,6 +113,14 @@ pub(super) fn field(entry: &Json, at: &At) -> Result<Field, ContractError> {
         .clone()
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| at.key("name").err("missing or empty; every field needs a `name`"))?;
+    if let Some((i, c)) = name.char_indices().find(|(_, c)| crate::text::is_unsafe_char(*c)) {
+        return Err(at.key("name").err(format!(
+            "`{}` holds the control character U+{:04X} (at byte {i}); no warehouse takes it in a column \
+             name and no terminal shows it: rename the field",
+            crate::text::inert(&name),
+            c as u32
+        )));
+    }
     let type_text = raw.r#type.as_deref().unwrap_or("string");
     let ty = match TYPES.iter().find(|(n, _)| *n == type_text) {
         Some((_, ty)) => *ty,

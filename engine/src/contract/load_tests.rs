@@ -379,3 +379,26 @@ fn raw_struct_keys_come_from_serde() {
         );
     }
 }
+
+/// Issue 11: names no warehouse takes are contract errors, not failed loads.
+#[test]
+fn control_characters_in_names_are_refused() {
+    for (name, code) in
+        [("a\\u0000b", "U+0000"), ("col\\u001b[31m", "U+001B"), ("x\\ny", "U+000A"), ("\\u007f", "U+007F")]
+    {
+        let text = format!("name = \"t\"\n[[schema.fields]]\nname = \"{name}\"\n");
+        let err = fails(&text, "schema.fields[0].name", &[code, "rename the field"]);
+        assert!(!err.to_string().chars().any(crate::text::is_unsafe_char), "{err:?}");
+    }
+    // Dataset and table names are identifiers; their messages show what was given, inert.
+    let err = fails("name = \"a\\u0000\"\n[[schema.fields]]\nname = \"f\"\n", "name", &["a\\u{0}"]);
+    assert!(!err.to_string().contains('\0'));
+    fails("name = \"t\"\ntable = \"x\\u0007\"\n[[schema.fields]]\nname = \"f\"\n", "table", &["x\\u{7}"]);
+    // Also from a Table Schema JSON file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.json"), r#"{"fields": [{"name": "ok"}, {"name": "b\u0000d"}]}"#).unwrap();
+    let contract = dir.path().join("t.toml");
+    std::fs::write(&contract, "name = \"t\"\nschema = \"s.json\"\n").unwrap();
+    let err = load_path(&contract).unwrap_err();
+    assert!(err.file.ends_with("s.json") && err.key == "fields[1].name" && err.message.contains("U+0000"), "{err}");
+}

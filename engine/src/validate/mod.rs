@@ -143,7 +143,10 @@ impl Validator {
                 [] if f.constraints.required => {
                     let near = header.iter().find(|h| h.trim().eq_ignore_ascii_case(&f.name));
                     let hint = match near {
-                        Some(h) => format!(" (the header has `{h}`: names must match exactly)"),
+                        Some(h) => format!(
+                            " (the header has `{}`: names must match exactly)",
+                            crate::text::inert(&crate::text::bounded(h, crate::text::MAX_QUOTED_BYTES))
+                        ),
                         None => String::new(),
                     };
                     return Err(FileProblem {
@@ -168,7 +171,11 @@ impl Validator {
                             "column `{}` appears {} times in the header (columns {}); each field must appear once",
                             f.name,
                             found.len(),
-                            found.iter().map(|i| (i + 1).to_string()).collect::<Vec<_>>().join(", ")
+                            crate::text::join_bounded(
+                                found.iter().map(|i| i + 1),
+                                ", ",
+                                crate::text::MAX_MESSAGE_BYTES / 2
+                            )
                         ),
                     });
                 }
@@ -178,11 +185,18 @@ impl Validator {
             header.iter().enumerate().filter(|(_, h)| !c.schema.fields.iter().any(|f| &f.name == *h)).collect();
         if !extra.is_empty() {
             let blank = extra.iter().any(|(_, h)| h.is_empty());
-            let names = extra
-                .iter()
-                .map(|(i, h)| if h.is_empty() { format!("(blank, column {})", i + 1) } else { format!("`{h}`") })
-                .collect::<Vec<_>>()
-                .join(", ");
+            // A header of a million names must not make a message of megabytes.
+            let names = crate::text::join_bounded(
+                extra.iter().map(|(i, h)| {
+                    if h.is_empty() {
+                        format!("(blank, column {})", i + 1)
+                    } else {
+                        format!("`{}`", crate::text::inert(&crate::text::bounded(h, crate::text::MAX_QUOTED_BYTES)))
+                    }
+                }),
+                ", ",
+                crate::text::MAX_MESSAGE_BYTES / 2,
+            );
             match c.load.extra_columns {
                 ExtraColumns::RejectFile => {
                     return Err(FileProblem {

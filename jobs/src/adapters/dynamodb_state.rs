@@ -479,7 +479,7 @@ impl DynamoDbStateStore {
 
 /// The table named by `dynamodb://TABLE`.
 fn table_name(url: &str) -> Result<String, StateError> {
-    let refuse = |message: String| StateError { store: url.to_string(), message, retryable: false };
+    let refuse = |message: String| StateError { store: crate::redact::url(url), message, retryable: false };
     let Some(rest) = url.trim().strip_prefix("dynamodb://") else {
         return Err(refuse("expected a URL such as dynamodb://glueless-state".into()));
     };
@@ -488,8 +488,9 @@ fn table_name(url: &str) -> Result<String, StateError> {
         && table.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if !valid {
         return Err(refuse(format!(
-            "`{table}` is not a DynamoDB table name (3 to 255 letters, digits, `_`, `-` or `.`); set [state] url to \
-             dynamodb://TABLE"
+            "`{}` is not a DynamoDB table name (3 to 255 letters, digits, `_`, `-` or `.`); set [state] url to \
+             dynamodb://TABLE",
+            crate::redact::url(table)
         )));
     }
     Ok(table.to_string())

@@ -168,7 +168,10 @@ impl PostgresWarehouse {
         let target = redact(&s.url);
         let fail = |message: String| WarehouseError::Connect { target: target.clone(), message };
         let mut config = Config::from_str(&s.url).map_err(|e| {
-            fail(format!("warehouse.url is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE): {}", chain(&e)))
+            fail(format!(
+                "warehouse.url is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE): {}",
+                crate::redact::text(&chain(&e))
+            ))
         })?;
         if !s.password_file.is_empty() {
             let path = base_dir.join(&s.password_file);
@@ -288,50 +291,11 @@ fn rustls_connector(s: &WarehouseSettings, base_dir: &Path) -> Result<MakeRustls
     Ok(MakeRustlsConnect::new(config))
 }
 
-/// The URL without a password (in the user part or a `password=` parameter). A key-value
-/// connection string is shown as the URL of its user, hosts, ports and database.
+/// The URL as messages show it: [`crate::redact::url`], the one redaction of configured URLs
+/// (the user-info password, any parameter tokio-postgres decodes to `password`, a key-value
+/// string's `password`).
 fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return match Config::from_str(url) {
-            Ok(c) => {
-                let hosts: Vec<String> = c
-                    .get_hosts()
-                    .iter()
-                    .enumerate()
-                    .map(|(i, h)| {
-                        let host = match h {
-                            tokio_postgres::config::Host::Tcp(h) => h.clone(),
-                            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
-                        };
-                        match c.get_ports().get(i).or(c.get_ports().first()) {
-                            Some(port) => format!("{host}:{port}"),
-                            None => host,
-                        }
-                    })
-                    .collect();
-                let user = c.get_user().map(|u| format!("{u}@")).unwrap_or_default();
-                format!("postgres://{user}{}/{}", hosts.join(","), c.get_dbname().unwrap_or(""))
-            }
-            Err(_) => "postgres://(an unreadable connection string)".into(),
-        };
-    };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, hosts)) => format!("{}@{hosts}", userinfo.split_once(':').map_or(userinfo, |(u, _)| u)),
-        None => authority.to_string(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let params: Vec<&str> = query
-                .split('&')
-                .map(|p| if p.split_once('=').is_some_and(|(k, _)| k == "password") { "password=…" } else { p })
-                .collect();
-            format!("{path}?{}", params.join("&"))
-        }
-        None => tail.to_string(),
-    };
-    format!("{scheme}://{authority}{tail}")
+    crate::redact::url(url)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1287,8 +1251,18 @@ mod tests {
             "postgresql://me@h1,h2/x?password=…&sslmode=disable"
         );
         let kv = redact("host=db user=me password=s3cret dbname=x port=5433");
-        assert_eq!(kv, "postgres://me@db:5433/x");
+        assert_eq!(kv, "host=db user=me password=… dbname=x port=5433");
         assert!(!redact("host=db password='s 3cret'").contains("3cret"));
+    }
+
+    /// Issue 11: tokio-postgres percent-decodes parameter names, so `p%61ssword` is the
+    /// password; the redaction must hide it too.
+    #[test]
+    fn an_encoded_password_parameter_is_used_and_hidden() {
+        let url = "postgres://me@db/x?sslmode=disable&p%61ssword=s3cret";
+        let c = Config::from_str(url).unwrap();
+        assert_eq!(c.get_password(), Some(&b"s3cret"[..]));
+        assert_eq!(redact(url), "postgres://me@db/x?sslmode=disable&p%61ssword=…");
     }
 
     #[test]

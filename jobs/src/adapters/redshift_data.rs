@@ -533,7 +533,8 @@ impl RedshiftDataWarehouse {
 }
 
 fn connect_error(url: &str, message: String) -> WarehouseError {
-    let target = url.split('?').next().unwrap_or(url).to_string();
+    // The parameters may name a secret; the rest goes through the one redaction of URLs.
+    let target = crate::redact::url(url.split('?').next().unwrap_or(url));
     WarehouseError::Connect { target, message }
 }
 

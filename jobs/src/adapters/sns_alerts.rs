@@ -16,7 +16,7 @@
 //!     "content": {
 //!       "textType": "client-markdown",
 //!       "title": ":rotating_light: glueless: DEAD file in dataset sales",
-//!       "description": "<Alert::text(): state, object, reason, rows, row errors, how to replay>",
+//!       "description": "<Alert::slack_text(): state, object, reason, rows, row errors, how to replay>",
 //!       "keywords": ["glueless", "DEAD", "sales"]
 //!     },
 //!     "metadata": {
@@ -50,7 +50,9 @@
 //! customer-managed KMS key, `kms:GenerateDataKey` and `kms:Decrypt` on that key). To see the
 //! alerts in Slack (or Teams, Chime), subscribe an AWS Chatbot channel configuration to the
 //! topic: it renders `content` and ignores the rest. Other subscribers (e-mail, SQS, Lambda,
-//! HTTPS) get the same message and can filter on the attributes.
+//! HTTPS) get the same message and can filter on the attributes. The description is escaped
+//! for Slack as the webhook's text is (Chatbot renders it there): no mention, link or
+//! formatting comes from data.
 //!
 //! A publish that fails on throttling, a 5xx or the network is tried once more; then the
 //! [`AlertError`] names the topic and what to check. Messages never include credentials.
@@ -329,7 +331,7 @@ fn body(alert: &Alert, shrink: Option<&Shrink>) -> String {
         }
     }
     let truncated = !notes.is_empty();
-    let mut description = a.text();
+    let mut description = a.slack_text();
     if truncated {
         description.push_str(&format!(
             "\n_(shortened to fit SNS's 256 KB message limit: {}; the quarantine and `glueless status` have the rest)_",
@@ -415,7 +417,22 @@ mod tests {
         let s = subject(&a);
         assert!(s.len() <= SUBJECT_MAX && s.ends_with("..."), "{s}");
         assert!(s.chars().all(|c| (' '..='~').contains(&c)), "{s}");
-        assert!(s.starts_with("glueless: sales REJECTED (s3://lake/landing/sales/?n?code x"), "{s}");
+        // The line break is written as `\n` (the subject is inert), the rest made ASCII.
+        assert!(s.starts_with("glueless: sales REJECTED (s3://lake/landing/sales/?n?code\\nx"), "{s}");
+    }
+
+    /// Issue 11: Chatbot renders the description in Slack, so data must not mention or link.
+    #[test]
+    fn the_description_is_escaped_for_slack() {
+        let mut a = alert();
+        a.object = "s3://lake/landing/sales/<!channel>&<http://evil|click>.csv".into();
+        let v: serde_json::Value = serde_json::from_str(&message(&a)).unwrap();
+        let text = v["content"]["description"].as_str().unwrap();
+        assert!(
+            !text.contains(['<', '>']) && text.contains("&lt;!channel&gt;&amp;&lt;http://evil|click&gt;"),
+            "{text}"
+        );
+        assert_eq!(v["metadata"]["additionalContext"]["object"], a.object.as_str(), "machines get the key as it is");
     }
 
     #[test]

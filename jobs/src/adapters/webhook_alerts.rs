@@ -1,7 +1,10 @@
 //! The `Alerts` port on a Slack-compatible incoming webhook: a JSON POST whose `text` Slack
-//! shows as the message; the structured alert rides along under `glueless` for other receivers.
+//! shows as the message ([`Alert::slack_text`]: no mention, link or formatting comes from
+//! data); the structured alert rides along under `glueless` for other receivers. The URL's
+//! path is Slack's secret token: messages show only its scheme and host.
 
 use crate::ports::{Alert, AlertError, Alerts};
+use std::error::Error as _;
 use std::time::Duration;
 
 pub struct WebhookAlerts {
@@ -17,17 +20,14 @@ impl WebhookAlerts {
 
     /// The URL without its path, which for Slack holds the secret token.
     fn channel(&self) -> String {
-        match url::Url::parse(&self.url) {
-            Ok(u) => format!("webhook {}://{}", u.scheme(), u.host_str().unwrap_or("?")),
-            Err(_) => "webhook (invalid URL)".into(),
-        }
+        format!("webhook {}", crate::redact::url(&self.url))
     }
 }
 
 #[async_trait::async_trait]
 impl Alerts for WebhookAlerts {
     async fn send(&self, alert: &Alert) -> Result<(), AlertError> {
-        let body = serde_json::json!({ "text": alert.text(), "glueless": alert });
+        let body = serde_json::json!({ "text": alert.slack_text(), "glueless": alert });
         let err = |message: String| AlertError { channel: self.channel(), message };
         let mut last = String::new();
         // Two tries: a webhook that hiccups once should not lose the alert.
@@ -35,7 +35,7 @@ impl Alerts for WebhookAlerts {
             match self.client.post(&self.url).json(&body).send().await {
                 Ok(r) if r.status().is_success() => return Ok(()),
                 Ok(r) => last = format!("HTTP {}", r.status()),
-                Err(e) => last = e.without_url().to_string(),
+                Err(e) => last = crate::redact::text(&chain(&e.without_url())).into_owned(),
             }
             if attempt == 0 {
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -43,4 +43,15 @@ impl Alerts for WebhookAlerts {
         }
         Err(err(format!("{last}; check [alerts] webhook_url")))
     }
+}
+
+/// The error with its causes (reqwest's own text says only "error sending request").
+fn chain(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    s
 }

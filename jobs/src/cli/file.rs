@@ -73,13 +73,17 @@ fn print_report(common: &Common, report: &Report) {
     }
 }
 
-/// The human summary printed on stderr.
+/// The human summary printed on stderr. What comes from the file (names, messages quoting
+/// cells) is bounded and [`inert`](glueless_engine::text::inert): one line per item, whatever
+/// the cells hold.
 pub fn summary(verb: &str, dataset: &Dataset, r: &Report) -> String {
+    use glueless_engine::text::{MAX_MESSAGE_BYTES, bounded, inert};
     use std::fmt::Write;
+    let t = |text: &str| inert(&bounded(text, MAX_MESSAGE_BYTES)).into_owned();
     let mut s = String::new();
     let c = &dataset.contract;
     let _ = writeln!(s, "glueless {verb}: dataset `{}` ({})", c.name, c.source);
-    let _ = writeln!(s, "  input     {} ({:.1} MB read)", r.input, r.bytes_read as f64 / 1e6);
+    let _ = writeln!(s, "  input     {} ({:.1} MB read)", t(&r.input), r.bytes_read as f64 / 1e6);
     let pct = if r.rows_read > 0 { r.rows_rejected as f64 * 100.0 / r.rows_read as f64 } else { 0.0 };
     let _ = writeln!(
         s,
@@ -88,7 +92,7 @@ pub fn summary(verb: &str, dataset: &Dataset, r: &Report) -> String {
     );
     for (i, o) in r.outputs.iter().enumerate() {
         let label = if i == 0 { "outputs" } else { "" };
-        let _ = writeln!(s, "  {label:<9} {} ({}, {} rows, {:.1} MB)", o.url, o.kind, o.rows, o.bytes as f64 / 1e6);
+        let _ = writeln!(s, "  {label:<9} {} ({}, {} rows, {:.1} MB)", t(&o.url), o.kind, o.rows, o.bytes as f64 / 1e6);
     }
     let _ = writeln!(
         s,
@@ -98,17 +102,17 @@ pub fn summary(verb: &str, dataset: &Dataset, r: &Report) -> String {
         r.bytes_read as f64 / 1e6 / r.seconds.max(1e-9)
     );
     for w in &r.warnings {
-        let _ = writeln!(s, "  warning   {w}");
+        let _ = writeln!(s, "  warning   {}", t(w));
     }
     for (i, e) in r.errors.iter().enumerate() {
         let label = if i == 0 { "errors" } else { "" };
-        let _ = writeln!(s, "  {label:<9} line {}: {}: {}", e.line, e.rule, e.message);
+        let _ = writeln!(s, "  {label:<9} line {}: {}: {}", e.line, e.rule, t(&e.message));
     }
     if r.rows_rejected as usize > r.errors.len() && !r.errors.is_empty() {
         let _ = writeln!(s, "            ... all rejected rows are in the quarantine");
     }
     let verdict = match (r.exit_code(), &r.file_problem) {
-        (_, Some(p)) => format!("4, file rejected ({}): {}", p.rule, p.message),
+        (_, Some(p)) => format!("4, file rejected ({}): {}", p.rule, t(&p.message)),
         (3, _) => format!("3, some rows rejected, within load.max_rejected_ratio = {}", c.load.max_rejected_ratio),
         _ => "0, all rows valid".to_string(),
     };

@@ -226,6 +226,7 @@ pub fn main() -> i32 {
     match outcome {
         Ok(code) => code,
         Err(e) => {
+            let message = shown(&e.to_string());
             if format == Format::Json {
                 let (kind, retryable) = match &e {
                     CliError::Usage(_) => ("usage", false),
@@ -234,13 +235,25 @@ pub fn main() -> i32 {
                 let v = json!({
                     "version": env!("CARGO_PKG_VERSION"),
                     "status": "error",
-                    "error": { "kind": kind, "message": e.to_string(), "retryable": retryable },
+                    "error": { "kind": kind, "message": message, "retryable": retryable },
                     "exit_code": e.exit_code(),
                 });
                 println!("{v}");
             }
-            eprintln!("glueless: error: {e}");
+            eprintln!("glueless: error: {}", for_terminal(&message));
             e.exit_code()
         }
     }
+}
+
+/// A message as the command line shows or reports it: no secret ([`crate::redact::text`]),
+/// bounded in size.
+pub(crate) fn shown(message: &str) -> String {
+    use glueless_engine::text::{MAX_MESSAGE_BYTES, bounded};
+    bounded(&crate::redact::text(message), 4 * MAX_MESSAGE_BYTES).into_owned()
+}
+
+/// Text for stderr: control characters escaped line by line (the line breaks stay).
+pub(crate) fn for_terminal(text: &str) -> String {
+    text.split('\n').map(|l| glueless_engine::text::inert(l).into_owned()).collect::<Vec<_>>().join("\n")
 }

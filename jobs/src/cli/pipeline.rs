@@ -6,6 +6,7 @@ use crate::pipeline::service::{self, RunOptions, RunSummary, Shutdown};
 use crate::pipeline::{Pipeline, open_state};
 use crate::ports::{FileRecord, FileState, Filter, now_ms};
 use crate::settings::Settings;
+use glueless_engine::text::inert;
 use serde_json::json;
 use std::sync::Arc;
 
@@ -48,7 +49,7 @@ async fn run_service(once: bool, args: &PipelineArgs, threads: usize) -> Result<
             eprintln!("glueless:   dataset {} <- {} -> {}", e.dataset.contract.name, e.glob, e.table.table);
         }
         for b in &cat.broken {
-            eprintln!("glueless:   contract error: {}", b.error);
+            eprintln!("glueless:   contract error: {}", inert(&b.error));
         }
     }
     let shutdown = Arc::new(Shutdown::default());
@@ -163,10 +164,13 @@ async fn task(
     if !args.quiet {
         match &end {
             TaskEnd::Processed(_) => {}
-            TaskEnd::AlreadyDecided(r) => eprintln!("glueless task: {url} is already {}; nothing to do", r.state),
+            TaskEnd::AlreadyDecided(r) => {
+                eprintln!("glueless task: {} is already {}; nothing to do", inert(&url), r.state)
+            }
             TaskEnd::Taken(r) => {
                 eprintln!(
-                    "glueless task: {url} is {} with {:?}; left to it",
+                    "glueless task: {} is {} with {:?}; left to it",
+                    inert(&url),
                     r.state,
                     r.owner.as_deref().unwrap_or("-")
                 )
@@ -243,8 +247,14 @@ pub fn summary_line(s: &RunSummary) -> String {
     )
 }
 
+/// A record as the JSON reports show it; its `last_error` as [`super::shown`] shows it (errors
+/// stored by an older glueless may be long or quote a URL).
 fn record_json(r: &FileRecord) -> serde_json::Value {
-    serde_json::to_value(r).expect("record serializes")
+    let mut v = serde_json::to_value(r).expect("record serializes");
+    if let Some(e) = &r.last_error {
+        v["last_error"] = super::shown(e).into();
+    }
+    v
 }
 
 fn ago(ms: i64) -> String {
@@ -301,7 +311,7 @@ async fn status(dataset: Option<String>, limit: usize, args: &PipelineArgs) -> R
                     (FileState::Running, Some(o), _) => format!("by {o}, lease EXPIRED: the next worker takes it over"),
                     _ => format!("waiting since {}", ago(r.received_at)),
                 };
-                eprintln!("  {:<9} {} [{}] {who}", r.state.as_str(), r.key.url, r.dataset);
+                eprintln!("  {:<9} {} [{}] {}", r.state.as_str(), inert(&r.key.url), r.dataset, inert(&who));
             }
         }
         if !attention.is_empty() {
@@ -314,11 +324,11 @@ async fn status(dataset: Option<String>, limit: usize, args: &PipelineArgs) -> R
                 eprintln!(
                     "  {:<9} {} [{}] attempt {}, {}{retry}\n            {}",
                     r.state.as_str(),
-                    r.key.url,
+                    inert(&r.key.url),
                     if r.dataset.is_empty() { "-" } else { &r.dataset },
                     r.attempts,
                     ago(r.updated_at),
-                    r.last_error.as_deref().unwrap_or("")
+                    inert(&super::shown(r.last_error.as_deref().unwrap_or("")))
                 );
             }
             eprintln!("to retry: glueless replay --url URL | --prefix PREFIX | --state DEAD | --all");
@@ -382,8 +392,8 @@ async fn replay(
             eprintln!(
                 "glueless replay: {} {} -> RECEIVED (was: {})",
                 r.state,
-                r.key.url,
-                r.last_error.as_deref().unwrap_or("-")
+                inert(&r.key.url),
+                inert(&super::shown(r.last_error.as_deref().unwrap_or("-")))
             );
         }
         let next = if s.queue.url.is_empty() {

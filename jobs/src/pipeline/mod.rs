@@ -49,6 +49,7 @@ pub struct Pipeline {
 /// The pipeline cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// `url` is shown through [`crate::redact::url`]: never with its password.
     #[error("[{section}] url = {url:?}: {message}")]
     Url { section: &'static str, url: String, message: String },
     #[error(transparent)]
@@ -66,14 +67,14 @@ fn sqlite_path<'a>(section: &'static str, url: &'a str) -> Result<&'a str, Build
         Some(("sqlite", p)) if !p.is_empty() => Ok(p),
         Some((scheme, _)) => Err(BuildError::Url {
             section,
-            url: url.into(),
+            url: crate::redact::url(url),
             message: format!(
                 "`{scheme}://` is not available here; the embedded default is sqlite://PATH (e.g. sqlite://{section}.db)"
             ),
         }),
         None => Err(BuildError::Url {
             section,
-            url: url.into(),
+            url: crate::redact::url(url),
             message: format!("expected a URL such as sqlite://{section}.db"),
         }),
     }
@@ -99,7 +100,7 @@ pub async fn open_state(settings: &Settings) -> Result<Arc<dyn StateStore>, Buil
 fn missing_feature(section: &'static str, url: &str, feature: &str) -> BuildError {
     BuildError::Url {
         section,
-        url: url.into(),
+        url: crate::redact::url(url),
         message: format!(
             "this glueless was built without the `{feature}` feature; rebuild with `--features {feature}`"
         ),

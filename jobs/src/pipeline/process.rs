@@ -14,6 +14,7 @@ use crate::ports::{
 };
 use futures::StreamExt;
 use glueless_engine::job::ReportError;
+use glueless_engine::text::{MAX_MESSAGE_BYTES, MAX_QUOTED_BYTES, bounded, inert};
 use glueless_engine::{FileJob, JobError, Report};
 use object_store::ObjectStoreExt;
 use serde::Serialize;
@@ -82,10 +83,11 @@ struct Work {
 }
 
 impl Pipeline {
-    /// Per-file and progress lines go to stderr.
+    /// Per-file and progress lines go to stderr: without secrets, and with control
+    /// characters escaped (a key or a cell must not repaint the terminal or forge a line).
     pub fn log(&self, line: &str) {
         if !self.quiet {
-            eprintln!("glueless: {line}");
+            eprintln!("glueless: {}", inert(&crate::redact::text(line)));
         }
     }
 
@@ -219,7 +221,9 @@ impl Pipeline {
                             lost.lock().expect("lock").insert(k.clone());
                         }
                         // A store hiccup: the lease still has two thirds to run; try again next time.
-                        Err(e) => eprintln!("glueless: cannot renew the lease on {}: {e}", k.url),
+                        Err(e) => {
+                            eprintln!("glueless: {}", inert(&format!("cannot renew the lease on {}: {e}", k.url)))
+                        }
                     }
                 }
             }
@@ -239,7 +243,7 @@ impl Pipeline {
         let output = self.lake.staging_for(name, &w.key_in_lake, &w.rec.key.version);
         let rejects = self.lake.quarantine_for(name, &w.key_in_lake, &w.rec.key.version);
         // Files of 64 MB and more report every tenth of the way on stderr.
-        let (url, quiet, big) = (w.rec.key.url.clone(), self.quiet, w.rec.size >= 64 << 20);
+        let (url, quiet, big) = (inert(&w.rec.key.url).into_owned(), self.quiet, w.rec.size >= 64 << 20);
         let step = std::sync::atomic::AtomicU64::new(0);
         let progress: glueless_engine::job::ProgressFn = Arc::new(move |bytes, total, rows| {
             faults::point("during-transform");
@@ -434,6 +438,9 @@ impl Pipeline {
         note: Option<String>,
     ) -> FileOutcome {
         let key = &w.rec.key;
+        // What is stored, reported and alerted stays small and holds no secret, whatever the
+        // input or the warehouse said.
+        let outcome = shown_outcome(outcome);
         let (state, reason, load_id, rows_loaded) = match &outcome {
             Outcome::Loaded { load_id, rows_loaded, .. } => {
                 (FileState::Loaded, note, Some(load_id.clone()), *rows_loaded)
@@ -492,8 +499,10 @@ impl Pipeline {
             println!("{}", self.file_metrics(&o, runtime, report, w.rec.event_time).emf(now_ms()));
         }
         if recorded && matches!(state, FileState::Rejected | FileState::Dead) {
-            let errors: Vec<ReportError> =
-                report.map(|r| r.errors.iter().take(5).cloned().collect()).unwrap_or_default();
+            let with_values = self.settings.alerts.include_values;
+            let errors: Vec<ReportError> = report
+                .map(|r| r.errors.iter().take(5).map(|e| alert_row_error(e, with_values)).collect())
+                .unwrap_or_default();
             let alert = Alert {
                 dataset: dataset.to_string(),
                 object: key.url.clone(),
@@ -594,7 +603,32 @@ impl Pipeline {
     }
 }
 
-/// The per-file line on stderr.
+/// `outcome` with its reason or error bounded to [`MAX_MESSAGE_BYTES`] and redacted.
+fn shown_outcome(outcome: Outcome) -> Outcome {
+    let shown = |s: String| bounded(&crate::redact::text(&s), MAX_MESSAGE_BYTES).into_owned();
+    match outcome {
+        Outcome::Rejected { reason, rows_rejected } => Outcome::Rejected { reason: shown(reason), rows_rejected },
+        Outcome::Failed { error, retry_at } => Outcome::Failed { error: shown(error), retry_at },
+        Outcome::Dead { error } => Outcome::Dead { error: shown(error) },
+        o => o,
+    }
+}
+
+/// A row error as an alert shows it: the cell value, and the message that may quote it, only
+/// with `[alerts] include_values`; every text bounded.
+fn alert_row_error(e: &ReportError, with_values: bool) -> ReportError {
+    let cut = |s: &str| bounded(s, MAX_QUOTED_BYTES * 4).into_owned();
+    ReportError {
+        line: e.line,
+        row: e.row,
+        field: e.field.as_deref().map(cut),
+        rule: e.rule,
+        value: if with_values { e.value.as_deref().map(cut) } else { None },
+        message: if with_values { cut(&e.message) } else { String::new() },
+    }
+}
+
+/// The per-file line on stderr (made inert by [`Pipeline::log`]).
 fn line(o: &FileOutcome) -> String {
     let mut s = format!("{} {}", o.state, o.url);
     if !o.dataset.is_empty() {
