@@ -192,8 +192,7 @@ fn hostile_keys_and_cells_reach_slack_and_the_log_inert() {
     );
     let hook = Receiver::start();
     let lake = Lake::new(&format!("[alerts]\nwebhook_url = \"{}\"\n", hook.url()));
-    // The hostile key alerts whether the lake reads it (REJECTED for its rows) or not (DEAD);
-    // the plain one is REJECTED for its rows.
+    // Both files are REJECTED for their rows: the hostile key is read like any other name.
     lake.drop_file(&format!("sales/{key}"), &rows);
     lake.drop_file("sales/cells.csv", &rows);
     let run = lake.glueless(&["run", "--once", "--format", "json"], &[]);
@@ -207,6 +206,7 @@ fn hostile_keys_and_cells_reach_slack_and_the_log_inert() {
         assert!(!text.contains(['<', '>', '\u{1b}']), "no mention, link or escape byte: {text}");
         // Cell values are personal data until the config says otherwise.
         assert!(!body.contains("evil") && !body.contains("[31m"), "{body}");
+        assert_eq!(alert["glueless"]["state"], "REJECTED", "{body}");
         let object = alert["glueless"]["object"].as_str().unwrap();
         if !object.contains("channel") {
             assert!(text.contains("include_values = true"), "{text}");
