@@ -2,15 +2,13 @@
 //! a local HTTP subscriber, sends an alert through `SnsAlerts`, and checks what a subscriber
 //! (AWS Chatbot, or a program) receives.
 
-use crate::support::local_sdk_config;
+use crate::support::{HttpReceiver, local_sdk_config};
 use aws_sdk_sns::Client;
 use aws_sdk_sns::config::Credentials;
 use glueless_engine::job::ReportError;
 use glueless_jobs::adapters::SnsAlerts;
 use glueless_jobs::ports::{Alert, Alerts, FileState};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub(crate) fn client_with(credentials: Credentials) -> Client {
@@ -38,45 +36,23 @@ async fn topic(c: &Client, test: &str) -> String {
 /// A local HTTP endpoint that answers 200 to everything and records the request bodies.
 pub(crate) struct Subscriber {
     url: String,
-    bodies: Arc<Mutex<Vec<String>>>,
+    http: HttpReceiver,
 }
 
 impl Subscriber {
     pub(crate) fn start() -> Subscriber {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://127.0.0.1:{}/alerts", l.local_addr().unwrap().port());
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let seen = bodies.clone();
-        // Lives until the test process ends.
-        std::thread::spawn(move || {
-            for stream in l.incoming() {
-                let Ok(mut s) = stream else { continue };
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut len = 0;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; len];
-                if r.read_exact(&mut body).is_err() {
-                    continue;
-                }
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-                seen.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
-            }
-        });
-        Subscriber { url, bodies }
+        let http = HttpReceiver::start();
+        Subscriber { url: format!("http://127.0.0.1:{}/alerts", http.port), http }
     }
 
     /// The JSON bodies received so far whose `Type` is `kind`.
     pub(crate) fn received(&self, kind: &str) -> Vec<Value> {
-        let bodies = self.bodies.lock().unwrap();
-        bodies.iter().filter_map(|b| serde_json::from_str::<Value>(b).ok()).filter(|v| v["Type"] == kind).collect()
+        self.http
+            .bodies()
+            .iter()
+            .filter_map(|b| serde_json::from_str::<Value>(b).ok())
+            .filter(|v| v["Type"] == kind)
+            .collect()
     }
 
     /// Waits up to 10 s for `n` deliveries of `kind`.

@@ -144,3 +144,60 @@ pub fn emulator_bucket(endpoint: &str, bucket: &str) -> object_store::Result<obj
         .with_bucket_name(bucket)
         .build()
 }
+
+/// A local HTTP endpoint (a Slack-compatible webhook, an SNS subscriber): answers 200 to every
+/// request and keeps the bodies. It lives until the test process ends.
+pub struct HttpReceiver {
+    pub port: u16,
+    bodies: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl HttpReceiver {
+    pub fn start() -> HttpReceiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let keep = bodies.clone();
+        std::thread::spawn(move || {
+            for stream in l.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut len = 0;
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                if r.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                keep.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            }
+        });
+        HttpReceiver { port, bodies }
+    }
+
+    /// The bodies received so far.
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
+    }
+
+    /// Waits up to 10 s for `n` bodies; returns what came.
+    pub fn wait_for(&self, n: usize) -> Vec<String> {
+        let started = std::time::Instant::now();
+        loop {
+            let got = self.bodies();
+            if got.len() >= n || started.elapsed() > std::time::Duration::from_secs(10) {
+                return got;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

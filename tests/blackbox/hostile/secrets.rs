@@ -4,56 +4,25 @@
 //! yields messages of a few KB everywhere.
 
 use crate::pipeline::{HEADER, Lake};
-use crate::support::{Run, glueless};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::sync::{Arc, Mutex};
+use crate::support::{HttpReceiver, Run, glueless};
 
 const SECRET: &str = "Sup3rS3cretPa55";
 
-/// A Slack-compatible webhook on a loopback port: answers 200 to every POST and keeps the bodies.
-struct Receiver {
-    port: u16,
-    bodies: Arc<Mutex<Vec<String>>>,
-}
+/// A Slack-compatible webhook on a loopback port whose URL holds a secret, as Slack's do.
+struct Receiver(HttpReceiver);
 
 impl Receiver {
     fn start() -> Receiver {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let keep = bodies.clone();
-        // Detached: it dies with the test process.
-        std::thread::spawn(move || {
-            for stream in l.incoming() {
-                let Ok(mut s) = stream else { continue };
-                let mut r = BufReader::new(s.try_clone().unwrap());
-                let mut len = 0;
-                loop {
-                    let mut line = String::new();
-                    if r.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        len = v.trim().parse().unwrap();
-                    }
-                }
-                let mut body = vec![0; len];
-                if r.read_exact(&mut body).is_ok() {
-                    keep.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
-                }
-                let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-            }
-        });
-        Receiver { port, bodies }
+        Receiver(HttpReceiver::start())
     }
 
     /// The webhook URL, with a secret in its path as Slack's have.
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/services/T0/B0/{SECRET}", self.port)
+        format!("http://127.0.0.1:{}/services/T0/B0/{SECRET}", self.0.port)
     }
 
     fn bodies(&self) -> Vec<String> {
-        self.bodies.lock().unwrap().clone()
+        self.0.bodies()
     }
 }
 

@@ -2,7 +2,8 @@
 //! problem ends in a state with a reason that `status` shows and `replay` can retry.
 
 use super::{HEADER, Lake, count};
-use std::io::{BufRead, BufReader, Read, Write};
+use crate::support::HttpReceiver;
+use std::io::Write;
 
 fn rows(n: u64) -> String {
     let mut s = HEADER.to_string();
@@ -41,39 +42,10 @@ fn killed_after_the_warehouse_commit_and_restarted_loads_once() {
     killed_then_restarted("after-commit", 1_000);
 }
 
-/// A one-shot HTTP receiver: returns the port and a handle yielding the request bodies.
-fn receiver(expect: usize) -> (u16, std::thread::JoinHandle<Vec<String>>) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let h = std::thread::spawn(move || {
-        let mut bodies = Vec::new();
-        for stream in l.incoming().take(expect) {
-            let mut s = stream.unwrap();
-            let mut r = BufReader::new(s.try_clone().unwrap());
-            let mut len = 0;
-            loop {
-                let mut line = String::new();
-                r.read_line(&mut line).unwrap();
-                if line.trim().is_empty() {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; len];
-            r.read_exact(&mut body).unwrap();
-            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").unwrap();
-            bodies.push(String::from_utf8(body).unwrap());
-        }
-        bodies
-    });
-    (port, h)
-}
-
 #[test]
 fn a_file_that_always_fails_ends_dead_with_an_alert_and_others_still_load() {
-    let (port, alerts) = receiver(1);
+    let alerts = HttpReceiver::start();
+    let port = alerts.port;
     let lake = Lake::new(&format!("max_attempts = 3\n[alerts]\nwebhook_url = \"http://127.0.0.1:{port}/hook\"\n"));
     // A second dataset whose fact table name is taken by a view: every load of it fails.
     lake.add_dataset("poison", "");
@@ -92,7 +64,8 @@ fn a_file_that_always_fails_ends_dead_with_an_alert_and_others_still_load() {
     assert_eq!(dead["attempts"], 3);
     let err = dead["last_error"].as_str().unwrap();
     assert!(err.contains("fact_poison") && err.contains("gave up after 3 attempts"), "{err}");
-    let bodies = alerts.join().unwrap();
+    let bodies = alerts.wait_for(1);
+    assert_eq!(bodies.len(), 1, "one alert: {bodies:?}");
     let alert: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
     assert_eq!(alert["glueless"]["state"], "DEAD");
     assert_eq!(alert["glueless"]["dataset"], "poison");
