@@ -297,10 +297,8 @@ mod postgres {
 mod redshift {
     use crate::acceptance::warehouse::Staging;
     use crate::redshift::data_api_server::DataApiServer;
-    use aws_sdk_redshiftdata::config::{BehaviorVersion, Credentials, Region};
     use glueless_jobs::adapters::RedshiftDataWarehouse;
     use glueless_jobs::ports::*;
-    use glueless_jobs::settings::WarehouseSettings;
 
     fn row(id: i64, qty: i64) -> String {
         format!("{id},n{id},{qty},0.5,true,2026-01-02,08:00:00,2026-11-20T10:00:00Z,2026,1.10")
@@ -312,19 +310,10 @@ mod redshift {
         let st = Staging::new(Some(&format!("s3://{bucket}/staging")));
         let pg_url = crate::support::postgres_database("poison_redshift").await;
         let server = DataApiServer::start(&pg_url).await;
-        let conf = aws_sdk_redshiftdata::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-            .endpoint_url(&server.endpoint)
-            .build();
-        let settings = WarehouseSettings {
-            url: "redshift-data://cluster/test-cluster/dev?db_user=glueless".into(),
-            iam_role: "arn:aws:iam::123456789012:role/glueless-copy".into(),
-            statement_timeout_secs: 60,
-            ..WarehouseSettings::default()
-        };
-        let w = RedshiftDataWarehouse::with_client(aws_sdk_redshiftdata::Client::from_conf(conf), &settings).unwrap();
+        let w = crate::redshift::warehouse::warehouse_at(
+            &server,
+            "redshift-data://cluster/test-cluster/dev?db_user=glueless",
+        );
         w.ensure_table(&st.spec).await.unwrap();
         let (pg, conn) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(conn);

@@ -14,7 +14,7 @@
 #[cfg(all(feature = "redshift", feature = "postgres"))]
 pub mod data_api_server;
 #[cfg(all(feature = "redshift", feature = "postgres"))]
-mod warehouse;
+pub(crate) mod warehouse;
 
 use glueless_jobs::adapters::redshift_sql::{self, CopyFrom, LoadFile, LoadSql, MAX_BATCH_STATEMENTS};
 use glueless_jobs::ports::warehouse::Column;

@@ -42,7 +42,7 @@ fn settings(url: &str) -> WarehouseSettings {
 }
 
 /// The adapter on `url`, its SDK pointed at `server`.
-fn warehouse_at(server: &DataApiServer, url: &str) -> RedshiftDataWarehouse {
+pub(crate) fn warehouse_at(server: &DataApiServer, url: &str) -> RedshiftDataWarehouse {
     warehouse_with(server, &settings(url))
 }
 
