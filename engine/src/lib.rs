@@ -11,12 +11,13 @@
 //! - [`validate`]: records to typed Arrow batches and rejected rows (with reasons).
 //! - [`transform`]: the contract's DataFusion SQL over the validated stream.
 //! - [`write`]: Parquet (split by size) and the JSON Lines quarantine.
-//! - [`job`]: one file end to end, and its report.
+//! - [`job`]: one file end to end, and its report; [`limits`]: the bounds it keeps to.
 
 pub mod cells;
 pub mod contract;
 pub mod decode;
 pub mod job;
+pub mod limits;
 pub mod store;
 pub mod transform;
 pub mod validate;
@@ -24,4 +25,5 @@ pub mod write;
 
 pub use contract::{Contract, ContractError};
 pub use job::{Dataset, FileJob, JobError, Report};
+pub use limits::Limits;
 pub use store::{Location, Stores};
