@@ -577,7 +577,7 @@ fn explain_memory(e: datafusion::error::DataFusionError, memory_bytes: usize) ->
     match e.find_root() {
         DataFusionError::ResourcesExhausted(_) => DataFusionError::Context(
             format!(
-                "the transform needs more than its {} MiB of memory; make load.transform stream (no aggregate, sort or window over the whole file), or raise [limits] transform_memory_mb",
+                "the transform needs more than its {} MiB of memory; make load.transform stream (no aggregate, sort or window over the whole file), or raise [limits] memory_mb (the transform gets half of it)",
                 memory_bytes >> 20
             ),
             Box::new(e),

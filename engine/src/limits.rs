@@ -9,7 +9,7 @@
 /// `[limits]` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Memory for the transform's DataFusion pool, in bytes; a query that needs more (and
+    /// Memory for the transform's DataFusion pool, in bytes (`[limits] memory_mb` / 2); a query that needs more (and
     /// cannot spill) fails the file with "Resources exhausted". Default 128 MiB: half of the
     /// 256 MB budget of a file job, the rest being the reader, the batches in flight and the
     /// Parquet row group being encoded.

@@ -243,6 +243,7 @@ impl Pipeline {
             .output(output)
             .rejects(rejects)
             .threads(self.threads)
+            .limits(self.settings.limits.engine())
             .max_errors(5)
             .progress(progress)
             .run()

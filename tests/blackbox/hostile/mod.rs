@@ -3,3 +3,5 @@
 //! that add up, every other file of the batch loaded, no secret in any output, bounded memory.
 //!
 //! One module per kind of attack; the big inputs are generated on the fly.
+
+mod bounds;
