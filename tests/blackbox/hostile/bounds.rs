@@ -1,6 +1,6 @@
 //! Bounded resources on any input (issue 11, item 5): `glueless validate` and `transform` on
 //! files built to exhaust memory or time. Each run must end with a clear exit code and rule,
-//! counts that add up, and a peak RSS (the child's own, from `wait4`) under the budget.
+//! counts that add up, and a peak RSS (the child's own `VmHWM`) under the budget.
 //!
 //! The big inputs are made on the fly and stay small on disk: gzip members concatenated (a
 //! 1 MiB member of one repeated line, written N times, is N MiB of text from N KiB), or a
@@ -22,8 +22,10 @@ struct Measured {
     took: Duration,
 }
 
-/// Runs `glueless ARGS` in `dir` and reads its own peak RSS with `wait4`: tests run in parallel
-/// threads, so `getrusage(RUSAGE_CHILDREN)` would mix the children of every test.
+/// Runs `glueless ARGS` in `dir` and polls its own peak RSS (`VmHWM` of /proc/PID/status) until
+/// it exits. Not `getrusage(RUSAGE_CHILDREN)`: tests run in parallel threads and would mix their
+/// children; not `wait4`'s `ru_maxrss` either: Linux carries the spawning test process's own
+/// high-water mark across `exec` into it.
 fn glueless_measured(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Measured {
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_glueless"))
@@ -44,17 +46,33 @@ fn glueless_measured(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Measure
     };
     let out = drain(Box::new(child.stdout.take().expect("piped")));
     let err = drain(Box::new(child.stderr.take().expect("piped")));
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for our own child, whose pid `Child` has not reaped.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(reaped, pid, "wait4: {}", std::io::Error::last_os_error());
-    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { -1 };
-    let run = Run { code, stdout: out.join().expect("stdout"), stderr: err.join().expect("stderr") };
-    // Linux reports ru_maxrss in KiB.
-    Measured { run, peak: usage.ru_maxrss as u64 * 1024, took: started.elapsed() }
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    let mut polls = 0u64;
+    let status = loop {
+        if let Some(hwm) = std::fs::read_to_string(&status_file).ok().and_then(|s| vm_hwm(&s)) {
+            peak = peak.max(hwm);
+            polls += 1;
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert!(polls > 0, "the child's memory was never read");
+    let run = Run {
+        code: status.code().unwrap_or(-1),
+        stdout: out.join().expect("stdout"),
+        stderr: err.join().expect("stderr"),
+    };
+    Measured { run, peak, took: started.elapsed() }
+}
+
+/// `VmHWM` (peak resident set) of a /proc/PID/status, in bytes.
+fn vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// A contract over `fields` (TOML inline tables) with everything else default and every row
@@ -76,7 +94,7 @@ fn with_primary_key(contract: &str) {
 
 /// One gzip member of `text`.
 fn gz(text: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     e.write_all(text).expect("compress");
     e.finish().expect("compress")
 }
@@ -256,7 +274,9 @@ fn a_decompression_bomb_is_rejected_at_its_bound() {
     let dir = tempfile::tempdir().unwrap();
     let c = contract(dir.path(), "", r#"{ name = "s", type = "string" }"#);
     let f = dir.path().join("bomb.csv.gz");
-    write_gz(&f, b"s\n", &b"a\n".repeat(1 << 19), 100);
+    let mut row = vec![b'a'; 63];
+    row.push(b'\n');
+    write_gz(&f, b"s\n", &row.repeat(1 << 14), 100);
     let stored = std::fs::metadata(&f).unwrap().len();
     let m = validate(dir.path(), &c, path_str(&f), &[("GLUELESS__LIMITS__DECOMPRESSED_FLOOR_MB", "1")]);
     let r = checked(&m, 4, "bomb");
@@ -264,7 +284,7 @@ fn a_decompression_bomb_is_rejected_at_its_bound() {
     assert!(r["file_problem"]["message"].as_str().unwrap().contains("decompressed_ratio"), "{r}");
     // Stopped at the bound (plus the chunk that passed it), not at the end.
     let rows = r["rows_read"].as_u64().unwrap();
-    assert!(rows * 2 <= 200 * stored + (3 << 20), "{rows} rows read from {stored} bytes");
+    assert!(rows * 64 <= 200 * stored + (3 << 20), "{rows} rows read from {stored} bytes");
 }
 
 #[test]
