@@ -356,7 +356,7 @@ impl<'a> FileJob<'a> {
             if need_header {
                 let h = recs.records.remove(0);
                 need_header = false;
-                if h.extra_fields > 0 {
+                if h.field_count + h.extra_fields > limits.max_columns {
                     problem = Some(FileProblem {
                         rule: "too-many-columns",
                         message: format!(
@@ -585,3 +585,7 @@ fn explain_memory(e: datafusion::error::DataFusionError, memory_bytes: usize) ->
         _ => e,
     }
 }
+
+#[cfg(test)]
+#[path = "job_tests.rs"]
+mod tests;

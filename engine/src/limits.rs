@@ -16,6 +16,7 @@ pub struct Limits {
     pub transform_memory_bytes: usize,
     /// A record (with its quoted newlines) longer than this rejects the file: almost always a
     /// quote that is never closed. Also bounds each line skipped by `dialect.skip_lines`.
+    /// Checked while a record is incomplete, so a value below one read (1 MiB) acts as 1 MiB.
     /// Default 64 MiB.
     pub max_record_bytes: usize,
     /// An Arrow batch is handed on once its rows hold this many bytes of text, whatever its row
