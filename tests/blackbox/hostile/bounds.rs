@@ -326,3 +326,25 @@ fn the_transform_runs_under_a_memory_pool() {
     assert!(m.run.stderr.contains("[limits] memory_mb"), "{}", m.run.stderr);
     assert!(m.peak < BUDGET_BYTES, "peak RSS {} MiB", m.peak >> 20);
 }
+
+#[test]
+fn the_pipeline_keeps_to_the_limits_of_glueless_toml() {
+    // `[limits]` reaches the file job of `run`: a file of blank lines is REJECTED at the
+    // quarantine bound, with the reason; the good file of the same batch is LOADED.
+    use crate::pipeline::{HEADER, Lake, count};
+    let lake = Lake::new("[limits]\nquarantine_floor_mb = 1\n");
+    lake.drop_file("sales/blank.csv", &format!("{HEADER}{}", "\n".repeat(200_000)));
+    lake.drop_file("sales/good.csv", &format!("{HEADER}1,2026-01-01T00:00:00Z,1,1.00\n"));
+    let run = lake.glueless(&["run", "--once", "--format", "json"], &[]);
+    assert!(run.code != 101 && run.code != -1, "no crash: {}", run.stderr);
+    let st = lake.status();
+    assert_eq!((count(&st, "LOADED"), count(&st, "REJECTED")), (1, 1), "{st}");
+    let blank = st["attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["key"]["url"].as_str().unwrap().ends_with("blank.csv"))
+        .unwrap_or_else(|| panic!("blank.csv needs attention: {st}"));
+    assert!(blank["last_error"].as_str().unwrap().contains("[limits] quarantine_ratio"), "{blank}");
+    assert_eq!(lake.facts(), vec!["1|1|1.00"]);
+}
