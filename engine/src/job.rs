@@ -17,10 +17,15 @@
 //! problem (a missing column, too many rejected rows, a broken quote that swallows the rest of
 //! the file) is also a normal outcome ([`Report::file_problem`]): the Parquet written so far is
 //! removed, the quarantine kept. Only failures to read or write are [`JobError`]s.
+//!
+//! Whatever the input, the job keeps to its [`Limits`]: a record, a line skipped, the
+//! decompressed size and the quarantine are bounded, and past a bound the file is rejected
+//! with a [`FileProblem`] that names it.
 
 use crate::contract::{self, Contract, ContractError};
 use crate::decode::tokenizer::{Records, Tokenizer, unescape_into};
-use crate::decode::{DecodeError, Input};
+use crate::decode::{Compression, DecodeError, Input};
+use crate::limits::Limits;
 use crate::store::Location;
 use crate::transform::Transform;
 use crate::validate::{Counts, FileProblem, RejectedRow, Validator};
@@ -33,8 +38,13 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 
-/// A record longer than this is taken for a runaway quote and rejects the file.
+/// A record longer than this is taken for a runaway quote and rejects the file (the default of
+/// [`Limits::max_record_bytes`]).
 pub const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// Records tokenized and validated at a time: bounds the spans, rejected rows and quarantine
+/// text held at once when a chunk holds a million tiny records.
+const RECORDS_PER_PARSE: usize = 16 * 1024;
 
 /// A loaded contract with its planned transform: everything needed to process its files.
 #[derive(Debug, Clone)]
@@ -163,6 +173,7 @@ pub struct FileJob<'a> {
     progress: Option<ProgressFn>,
     warehouse_limits: Option<crate::validate::limits::WarehouseLimits>,
     if_match: Option<String>,
+    limits: Limits,
 }
 
 impl<'a> FileJob<'a> {
@@ -178,6 +189,7 @@ impl<'a> FileJob<'a> {
             progress: None,
             warehouse_limits: None,
             if_match: None,
+            limits: Limits::default(),
         }
     }
 
@@ -185,6 +197,12 @@ impl<'a> FileJob<'a> {
     /// [`crate::validate::limits`]); without it no warehouse limit is checked.
     pub fn warehouse_limits(mut self, limits: crate::validate::limits::WarehouseLimits) -> Self {
         self.warehouse_limits = Some(limits);
+        self
+    }
+
+    /// The bounds this run keeps to (default [`Limits::default`]).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits.clamped();
         self
     }
 
@@ -243,8 +261,11 @@ impl<'a> FileJob<'a> {
                 let stem = name.strip_suffix(".parquet").unwrap_or(name);
                 Some(Quarantine::new(o.with_file_name(&format!("{stem}.rejects.jsonl"))))
             }
-            (None, None) => None,
+            // A dry run still measures the quarantine it would write, so that `validate` and
+            // `transform` give the same verdict on the quarantine bound.
+            (None, None) => Some(Quarantine::counting_only()),
         };
+        let limits = self.limits;
         let (tx, writer) = match &self.output {
             Some(out) => {
                 let (tx, rx) = mpsc::channel::<RecordBatch>(2);
@@ -252,14 +273,19 @@ impl<'a> FileJob<'a> {
                 let transform = self.dataset.transform.clone();
                 let threads = self.threads;
                 let dataset = c.name.clone();
-                (Some(tx), Some(tokio::spawn(write_all(rx, sink, transform, threads, dataset))))
+                let memory = limits.transform_memory_bytes;
+                (Some(tx), Some(tokio::spawn(write_all(rx, sink, transform, threads, memory, dataset))))
             }
             None => (None, None),
         };
 
         let mut tok = Tokenizer::new(c.dialect.delimiter, c.dialect.quote);
+        tok.set_max_records(RECORDS_PER_PARSE);
+        // One field more than allowed, to tell a header that has too many.
+        tok.set_max_fields(limits.max_columns.saturating_add(1));
         let mut v = Validator::new(c.clone());
         v.set_warehouse_limits(self.warehouse_limits.clone());
+        v.set_limits(&limits);
         let mut buf: Vec<u8> = Vec::new();
         let mut recs = Records::default();
         let mut batches = Vec::new();
@@ -269,44 +295,98 @@ impl<'a> FileJob<'a> {
         let mut problem: Option<FileProblem> = None;
         let mut lines_to_skip = c.dialect.skip_lines;
         let mut need_header = c.dialect.header;
-        let mut sized = false;
         let mut eof = false;
+        // The last parse stopped at RECORDS_PER_PARSE: parse on before reading more.
+        let mut more = false;
+        // A record longer than the buffer: parse again only once the buffer has doubled, so
+        // that a long record is tokenized a few times, not once per chunk.
+        let mut wait_for = 0usize;
+        let compressed = input.compression() != Compression::None;
         if !need_header {
             v.bind_by_position();
+            tok.set_max_fields(v.width().unwrap_or(0) + 1);
         }
-        while !eof {
-            eof = !input.fill(&mut buf).await?;
-            if lines_to_skip > 0 {
-                match tok.skip_lines(&buf, lines_to_skip, eof) {
-                    Some(n) => {
-                        buf.drain(..n);
-                        lines_to_skip = 0;
-                    }
-                    None => continue,
+        loop {
+            if !more {
+                if eof {
+                    break;
                 }
-            }
-            recs.clear();
-            let consumed = tok.parse(&buf, eof, &mut recs);
-            if consumed == 0 && !eof {
-                if buf.len() > MAX_RECORD_BYTES {
+                eof = !input.fill(&mut buf).await?;
+                if compressed && input.decompressed_bytes() > limits.max_decompressed(total) {
                     problem = Some(FileProblem {
-                        rule: "malformed-file",
+                        rule: "decompressed-size",
                         message: format!(
-                            "the record starting on line {} is longer than {} MiB, which is almost always a quote that is never closed; fix the quoting of that line",
-                            tok.line(),
-                            MAX_RECORD_BYTES >> 20
+                            "the file decompresses to more than {} bytes ({} times its {total} stored bytes plus {} MiB): it looks like a decompression bomb; if the data is real, upload it uncompressed or split it, or raise [limits] decompressed_ratio",
+                            limits.max_decompressed(total),
+                            limits.decompressed_ratio,
+                            limits.decompressed_floor_bytes >> 20
                         ),
                     });
                     break;
                 }
-                continue;
-            }
-            if need_header {
-                if recs.records.is_empty() {
+                if buf.len() < wait_for && !eof {
                     continue;
                 }
+            }
+            more = false;
+            if lines_to_skip > 0 {
+                let (n, skipped) = tok.skip_lines(&buf, lines_to_skip, eof);
+                buf.drain(..n);
+                lines_to_skip -= skipped;
+                if lines_to_skip > 0 {
+                    if buf.len() > limits.max_record_bytes {
+                        problem = Some(FileProblem {
+                            rule: "malformed-file",
+                            message: format!(
+                                "line {} (one of the dialect.skip_lines = {} lines skipped before the data) is longer than {} bytes; check dialect.skip_lines in {} against the file",
+                                tok.line(),
+                                c.dialect.skip_lines,
+                                limits.max_record_bytes,
+                                c.source
+                            ),
+                        });
+                        break;
+                    }
+                    continue;
+                }
+            }
+            recs.clear();
+            let consumed = tok.parse(&buf, eof, &mut recs);
+            more = recs.records.len() == RECORDS_PER_PARSE;
+            if consumed == 0 {
+                if eof {
+                    break;
+                }
+                if buf.len() > limits.max_record_bytes {
+                    problem = Some(FileProblem {
+                        rule: "malformed-file",
+                        message: format!(
+                            "the record starting on line {} is longer than {} bytes, which is almost always a quote that is never closed; fix the quoting of that line",
+                            tok.line(),
+                            limits.max_record_bytes
+                        ),
+                    });
+                    break;
+                }
+                wait_for = buf.len().saturating_mul(2).min(limits.max_record_bytes + 1);
+                continue;
+            }
+            wait_for = 0;
+            if need_header {
                 let h = recs.records.remove(0);
                 need_header = false;
+                if h.field_count + h.extra_fields > limits.max_columns {
+                    problem = Some(FileProblem {
+                        rule: "too-many-columns",
+                        message: format!(
+                            "the header (line {}) has {} columns, more than [limits] max_columns = {}; check dialect.delimiter, or raise the limit",
+                            h.line,
+                            h.field_count + h.extra_fields,
+                            limits.max_columns
+                        ),
+                    });
+                    break;
+                }
                 let names = header_names(&buf, &recs, &h, c.dialect.quote);
                 match names {
                     Err(p) => {
@@ -321,13 +401,8 @@ impl<'a> FileJob<'a> {
                         }
                     },
                 }
-            }
-            if !sized && total > 0 && input.bytes_read() > 0 && !recs.records.is_empty() {
-                sized = true;
-                if input.compression() == crate::decode::Compression::None {
-                    let est = (recs.records.len() as f64 * total as f64 / consumed.max(1) as f64 * 1.02) as usize;
-                    v.expect_rows(est);
-                }
+                // Cells past the header's width are only counted: one more is kept to quote.
+                tok.set_max_fields(v.width().unwrap_or(0) + 1);
             }
             v.push_records(&buf, &recs, &mut batches, &mut rejects);
             buf.drain(..consumed);
@@ -341,10 +416,26 @@ impl<'a> FileJob<'a> {
             collect_errors(&rejects, &mut errors, self.max_errors);
             if let Some(q) = &mut quarantine {
                 q.write(&rejects).await?;
+                let allowed = limits.max_quarantine(input.decompressed_bytes());
+                if q.bytes() > allowed {
+                    problem = Some(FileProblem {
+                        rule: "quarantine-size",
+                        message: format!(
+                            "the quarantine of this file passed {allowed} bytes ({} times the {} bytes read plus {} MiB) after {} rejected rows: the file is mostly rejected rows (blank lines, stray delimiters?); fix the file at the first lines of the quarantine, or raise [limits] quarantine_ratio",
+                            limits.quarantine_ratio,
+                            input.decompressed_bytes(),
+                            limits.quarantine_floor_bytes >> 20,
+                            v.counts().rows_rejected
+                        ),
+                    });
+                }
             }
             rejects.clear();
             if let Some(p) = &self.progress {
                 p(input.bytes_read(), total, v.counts().rows_read);
+            }
+            if problem.is_some() {
+                break;
             }
         }
         if problem.is_none() && need_header {
@@ -486,6 +577,7 @@ async fn write_all(
     mut sink: ParquetSink,
     transform: Option<Transform>,
     threads: usize,
+    memory_bytes: usize,
     dataset: String,
 ) -> Result<ParquetSink, JobError> {
     match transform {
@@ -495,15 +587,32 @@ async fn write_all(
             }
         }
         Some(t) => {
-            let mut out = t
-                .execute(rx, threads)
-                .await
-                .map_err(|source| JobError::Transform { dataset: dataset.clone(), source })?;
+            let failed = |e| JobError::Transform { dataset: dataset.clone(), source: explain_memory(e, memory_bytes) };
+            let mut out = t.execute(rx, threads, memory_bytes).await.map_err(failed)?;
             while let Some(b) = out.next().await {
-                let b = b.map_err(|source| JobError::Transform { dataset: dataset.clone(), source })?;
+                let b = b.map_err(failed)?;
                 sink.write(&b).await?;
             }
         }
     }
     Ok(sink)
 }
+
+/// Says what to do when the transform ran out of its memory pool.
+fn explain_memory(e: datafusion::error::DataFusionError, memory_bytes: usize) -> datafusion::error::DataFusionError {
+    use datafusion::error::DataFusionError;
+    match e.find_root() {
+        DataFusionError::ResourcesExhausted(_) => DataFusionError::Context(
+            format!(
+                "the transform needs more than its {} MiB of memory; make load.transform stream (no aggregate, sort or window over the whole file), or raise [limits] memory_mb (the transform gets half of it)",
+                memory_bytes >> 20
+            ),
+            Box::new(e),
+        ),
+        _ => e,
+    }
+}
+
+#[cfg(test)]
+#[path = "job_tests.rs"]
+mod tests;

@@ -11,13 +11,14 @@
 //! - [`validate`]: records to typed Arrow batches and rejected rows (with reasons).
 //! - [`transform`]: the contract's DataFusion SQL over the validated stream.
 //! - [`write`]: Parquet (split by size) and the JSON Lines quarantine.
-//! - [`job`]: one file end to end, and its report.
+//! - [`job`]: one file end to end, and its report; [`limits`]: the bounds it keeps to.
 //! - [`text`]: bounded, inert text for every message (size caps, control bytes, shell quoting).
 
 pub mod cells;
 pub mod contract;
 pub mod decode;
 pub mod job;
+pub mod limits;
 pub mod store;
 pub mod text;
 pub mod transform;
@@ -26,4 +27,5 @@ pub mod write;
 
 pub use contract::{Contract, ContractError};
 pub use job::{Dataset, FileJob, JobError, Report};
+pub use limits::Limits;
 pub use store::{Location, Stores};

@@ -4,7 +4,9 @@
 //! loaded (so a typo in it is a contract error, and the output schema is known before any file
 //! is read), and executed over a [`StreamingTable`] fed batch by batch: nothing is
 //! materialised unless the query itself needs it (an `ORDER BY` or an aggregate over the whole
-//! file does; a projection or filter does not).
+//! file does; a projection or filter does not). It runs under a memory pool of
+//! [`crate::Limits::transform_memory_bytes`]: a sort spills to disk past it, and a query that
+//! cannot spill fails with "Resources exhausted" instead of taking the machine's memory.
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
@@ -13,6 +15,7 @@ use datafusion::datasource::MemTable;
 use datafusion::error::DataFusionError;
 use datafusion::execution::TaskContext;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::PartitionStream;
@@ -37,6 +40,12 @@ fn context(threads: usize) -> SessionContext {
     SessionContext::new_with_config(SessionConfig::new().with_target_partitions(threads.max(1)))
 }
 
+/// A context whose operators share one pool of `memory_bytes`.
+fn bounded_context(threads: usize, memory_bytes: usize) -> Result<SessionContext, DataFusionError> {
+    let runtime = RuntimeEnvBuilder::new().with_memory_limit(memory_bytes, 1.0).build_arc()?;
+    Ok(SessionContext::new_with_config_rt(SessionConfig::new().with_target_partitions(threads.max(1)), runtime))
+}
+
 impl Transform {
     /// Plans `sql` over a table `input` with `input_schema`; errors are DataFusion's message.
     pub fn plan(sql: &str, input_schema: SchemaRef) -> Result<Transform, DataFusionError> {
@@ -53,17 +62,18 @@ impl Transform {
         self.output_schema.clone()
     }
 
-    /// Runs the query over the batches received on `rx`.
+    /// Runs the query over the batches received on `rx`, within `memory_bytes`.
     pub async fn execute(
         &self,
         rx: mpsc::Receiver<RecordBatch>,
         threads: usize,
+        memory_bytes: usize,
     ) -> Result<SendableRecordBatchStream, DataFusionError> {
         let stream = tokio_stream_from(rx).map(Ok::<_, DataFusionError>);
         let input: SendableRecordBatchStream =
             Box::pin(RecordBatchStreamAdapter::new(self.input_schema.clone(), stream));
         let part = Arc::new(OneShot { schema: self.input_schema.clone(), stream: Mutex::new(Some(input)) });
-        let ctx = context(threads);
+        let ctx = bounded_context(threads, memory_bytes)?;
         ctx.register_table("input", Arc::new(StreamingTable::try_new(self.input_schema.clone(), vec![part])?))?;
         ctx.sql_with_options(&self.sql, options()).await?.execute_stream().await
     }

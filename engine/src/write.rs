@@ -18,11 +18,14 @@ use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-/// Rows per Parquet row group.
 /// Rows per Parquet row group. The writer holds a row group in memory until it is complete, so
 /// this bounds memory: 512 Ki rows of the orders data is about 40 MB in flight, and files stay
 /// within a few percent of the size with 1 Mi-row groups.
 pub const ROW_GROUP_ROWS: usize = 512 * 1024;
+
+/// A row group is also closed once its encoded data in memory passes this size, so that rows of
+/// long, incompressible text do not pile up 512 Ki rows deep.
+pub const ROW_GROUP_BYTES: usize = 64 << 20;
 
 /// A failure writing an output.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +107,9 @@ impl ParquetSink {
         }
         let (w, loc, rows) = self.current.as_mut().expect("opened");
         w.write(batch).await.map_err(|source| WriteError::Parquet { url: loc.url.clone(), source })?;
+        if w.in_progress_size() >= ROW_GROUP_BYTES {
+            w.flush().await.map_err(|source| WriteError::Parquet { url: loc.url.clone(), source })?;
+        }
         *rows += batch.num_rows() as u64;
         if let Some(max) = self.max_part_bytes
             && (w.bytes_written() + w.in_progress_size()) as u64 >= max
@@ -152,9 +158,10 @@ impl ParquetSink {
     }
 }
 
-/// The quarantine: one JSON object per rejected row, created on the first rejected row.
+/// The quarantine: one JSON object per rejected row, created on the first rejected row. Without
+/// a location it only counts what it would write (a dry run keeps to the same bound).
 pub struct Quarantine {
-    loc: Location,
+    loc: Option<Location>,
     writer: Option<BufWriter>,
     rows: u64,
     bytes: u64,
@@ -163,36 +170,46 @@ pub struct Quarantine {
 
 impl Quarantine {
     pub fn new(loc: Location) -> Self {
-        Quarantine { loc, writer: None, rows: 0, bytes: 0, line: Vec::new() }
+        Quarantine { loc: Some(loc), writer: None, rows: 0, bytes: 0, line: Vec::new() }
+    }
+
+    /// A quarantine that writes nothing and counts the bytes it would have written.
+    pub fn counting_only() -> Self {
+        Quarantine { loc: None, writer: None, rows: 0, bytes: 0, line: Vec::new() }
+    }
+
+    /// Bytes written (or counted) so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     pub async fn write(&mut self, rows: &[RejectedRow]) -> Result<(), WriteError> {
         if rows.is_empty() {
             return Ok(());
         }
-        let w = self.writer.get_or_insert_with(|| upload(&self.loc));
         self.line.clear();
         for r in rows {
             serde_json::to_writer(&mut self.line, r).expect("rows serialize");
             self.line.push(b'\n');
         }
-        w.write_all(&self.line)
-            .await
-            .map_err(|e| WriteError::Store { url: self.loc.url.clone(), message: e.to_string() })?;
+        if let Some(loc) = &self.loc {
+            let w = self.writer.get_or_insert_with(|| upload(loc));
+            w.write_all(&self.line)
+                .await
+                .map_err(|e| WriteError::Store { url: loc.url.clone(), message: e.to_string() })?;
+        }
         self.rows += rows.len() as u64;
         self.bytes += self.line.len() as u64;
         Ok(())
     }
 
     pub async fn finish(mut self) -> Result<Option<Output>, WriteError> {
-        match self.writer.take() {
-            None => Ok(None),
-            Some(mut w) => {
-                w.shutdown()
-                    .await
-                    .map_err(|e| WriteError::Store { url: self.loc.url.clone(), message: e.to_string() })?;
-                Ok(Some(Output { url: self.loc.url, kind: "quarantine", rows: self.rows, bytes: self.bytes }))
+        match (self.writer.take(), self.loc) {
+            (Some(mut w), Some(loc)) => {
+                w.shutdown().await.map_err(|e| WriteError::Store { url: loc.url.clone(), message: e.to_string() })?;
+                Ok(Some(Output { url: loc.url, kind: "quarantine", rows: self.rows, bytes: self.bytes }))
             }
+            _ => Ok(None),
         }
     }
 }

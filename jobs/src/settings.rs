@@ -34,6 +34,17 @@
 //! max_concurrent_files = 2            # files transformed at once
 //! keep_staging = false                # keep the Parquet staging files after the load
 //! settle_ms = 1000                    # local lake: a file must be unchanged this long before it is taken
+//!
+//! [limits]                            # the bounds of one file job, whatever the input
+//! memory_mb = 256                     # the transform's DataFusion pool gets half
+//! max_record_mb = 64                  # a longer record (or skipped line) rejects the file
+//! batch_mb = 16                       # text per Arrow batch before it is handed on
+//! max_row_errors = 100                # errors kept per rejected row
+//! max_columns = 1048576               # columns a header may have
+//! decompressed_ratio = 200            # a .gz/.zst may inflate to ratio x stored size + floor
+//! decompressed_floor_mb = 1024
+//! quarantine_ratio = 8                # the quarantine may hold ratio x bytes read + floor
+//! quarantine_floor_mb = 64
 //! ```
 //!
 //! Relative paths (lake folder, contracts dir, SQLite files) are relative to the folder of the
@@ -56,6 +67,7 @@ pub struct Settings {
     pub run: RunSettings,
     pub queue: QueueSettings,
     pub ecs: EcsSettings,
+    pub limits: LimitsSettings,
     /// The folder relative paths are resolved against (not a key of the file).
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -225,6 +237,7 @@ impl Default for Settings {
             run: RunSettings::default(),
             queue: QueueSettings::default(),
             ecs: EcsSettings::default(),
+            limits: LimitsSettings::default(),
             base_dir: PathBuf::from("."),
         }
     }
@@ -263,6 +276,78 @@ impl Default for RunSettings {
             settle_ms: 1000,
             deadline_reserve_secs: 20,
         }
+    }
+}
+
+/// `[limits]`: the bounds of one file job (the engine's [`glueless_engine::Limits`], in MB).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSettings {
+    /// The memory budget of a file job; the transform's DataFusion pool gets half of it.
+    pub memory_mb: u64,
+    pub max_record_mb: u64,
+    pub batch_mb: u64,
+    pub max_row_errors: u64,
+    pub max_columns: u64,
+    pub decompressed_ratio: u64,
+    pub decompressed_floor_mb: u64,
+    pub quarantine_ratio: u64,
+    pub quarantine_floor_mb: u64,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        let l = glueless_engine::Limits::default();
+        LimitsSettings {
+            memory_mb: (l.transform_memory_bytes as u64 * 2) >> 20,
+            max_record_mb: l.max_record_bytes as u64 >> 20,
+            batch_mb: l.batch_bytes as u64 >> 20,
+            max_row_errors: l.max_row_errors as u64,
+            max_columns: l.max_columns as u64,
+            decompressed_ratio: l.decompressed_ratio,
+            decompressed_floor_mb: l.decompressed_floor_bytes >> 20,
+            quarantine_ratio: l.quarantine_ratio,
+            quarantine_floor_mb: l.quarantine_floor_bytes >> 20,
+        }
+    }
+}
+
+impl LimitsSettings {
+    /// The engine's limits.
+    pub fn engine(&self) -> glueless_engine::Limits {
+        let mb = |v: u64| usize::try_from(v.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        glueless_engine::Limits {
+            transform_memory_bytes: mb(self.memory_mb / 2),
+            max_record_bytes: mb(self.max_record_mb),
+            batch_bytes: mb(self.batch_mb),
+            max_row_errors: usize::try_from(self.max_row_errors).unwrap_or(usize::MAX),
+            max_columns: usize::try_from(self.max_columns).unwrap_or(usize::MAX),
+            decompressed_ratio: self.decompressed_ratio,
+            decompressed_floor_bytes: self.decompressed_floor_mb.saturating_mul(1 << 20),
+            quarantine_ratio: self.quarantine_ratio,
+            quarantine_floor_bytes: self.quarantine_floor_mb.saturating_mul(1 << 20),
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let ranges = [
+            ("limits.memory_mb", self.memory_mb, 16, u64::MAX),
+            ("limits.max_record_mb", self.max_record_mb, 1, 1023),
+            ("limits.batch_mb", self.batch_mb, 1, 1023),
+            ("limits.max_row_errors", self.max_row_errors, 2, u64::MAX),
+            ("limits.max_columns", self.max_columns, 1, u64::MAX),
+            ("limits.decompressed_ratio", self.decompressed_ratio, 1, u64::MAX),
+            ("limits.quarantine_ratio", self.quarantine_ratio, 1, u64::MAX),
+        ];
+        for (key, v, min, max) in ranges {
+            if v < min || v > max {
+                let range = if max == u64::MAX { format!("at least {min}") } else { format!("{min}–{max}") };
+                return Err(format!(
+                    "{key} = {v} must be {range} (records and batches share 32-bit offsets below 2 GiB)"
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -379,6 +464,7 @@ impl Settings {
         if !self.ecs.cluster.is_empty() && self.ecs.task_definition.is_empty() {
             return Err("ecs.cluster is set but ecs.task_definition is empty: name the task definition whose container runs `glueless task`".into());
         }
+        self.limits.validate()?;
         if self.state.url.is_empty() || self.warehouse.url.is_empty() {
             return Err("state.url and warehouse.url must not be empty".into());
         }
@@ -432,6 +518,7 @@ mod tests {
         let s = Settings::load(None, env(&[])).unwrap_or_else(|e| panic!("{e} in {}", dir.path().display()));
         assert_eq!(s.lake.landing, "landing/");
         assert_eq!(s.run.max_attempts, 5);
+        assert_eq!(s.limits.engine(), glueless_engine::Limits::default(), "[limits] defaults are the engine's");
     }
 
     #[test]
@@ -460,6 +547,8 @@ mod tests {
         std::fs::write(&f, "").unwrap();
         let e = Settings::load(Some(&f), env(&[("GLUELESS__RUN__MAX_ATTEMPTS", "0")])).unwrap_err().to_string();
         assert!(e.contains("GLUELESS__RUN__MAX_ATTEMPTS") && e.contains("run.max_attempts must be at least 1"), "{e}");
+        let e = Settings::load(Some(&f), env(&[("GLUELESS__LIMITS__BATCH_MB", "4096")])).unwrap_err().to_string();
+        assert!(e.contains("limits.batch_mb = 4096 must be 1–1023"), "{e}");
         let e = Settings::load(Some(&f), env(&[("GLUELESS__LAKE__STAGING", "landing/x/")])).unwrap_err().to_string();
         assert!(e.contains("separate prefixes"), "{e}");
         let e = Settings::load(Some(&dir.path().join("missing.toml")), env(&[])).unwrap_err().to_string();

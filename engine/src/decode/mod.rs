@@ -84,6 +84,8 @@ pub struct Input {
     pub e_tag: Option<String>,
     read: Arc<AtomicU64>,
     hash: Arc<Mutex<XxHash3_64>>,
+    /// Bytes out of the decompressor (before transcoding): what a bomb inflates.
+    decompressed: u64,
     started: bool,
     latin1: Vec<u8>,
 }
@@ -139,7 +141,19 @@ impl Input {
                 Box::pin(d)
             }
         };
-        Ok(Input { reader, url, compression, encoding, size, e_tag, read, hash, started: false, latin1: Vec::new() })
+        Ok(Input {
+            reader,
+            url,
+            compression,
+            encoding,
+            size,
+            e_tag,
+            read,
+            hash,
+            decompressed: 0,
+            started: false,
+            latin1: Vec::new(),
+        })
     }
 
     /// Bytes read from the store so far (compressed, as stored).
@@ -152,6 +166,12 @@ impl Input {
     pub fn fingerprint(&self) -> String {
         let h = self.hash.lock().expect("the hasher is never poisoned");
         format!("xxh3:{:016x}", std::hash::Hasher::finish(&*h))
+    }
+
+    /// Bytes of the object after decompression read so far (equal to [`Input::bytes_read`] for
+    /// an uncompressed object).
+    pub fn decompressed_bytes(&self) -> u64 {
+        self.decompressed
     }
 
     /// How the object is compressed (from its key); compressed sizes say little about rows.
@@ -189,6 +209,7 @@ impl Input {
             }
             n += got;
         }
+        self.decompressed += n as u64;
         if !self.started && target.len() > before {
             self.started = true;
             if self.encoding == Encoding::Utf8 && target[before..].starts_with(&[0xEF, 0xBB, 0xBF]) {

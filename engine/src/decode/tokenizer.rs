@@ -59,6 +59,9 @@ pub struct RecordSpan {
     /// 1-based physical line on which the record starts.
     pub line: u64,
     pub malformed: Option<Malformed>,
+    /// Fields past [`Tokenizer::set_max_fields`]: counted, not kept, so that a record of
+    /// millions of delimiters costs no more memory than its bytes.
+    pub extra_fields: usize,
 }
 
 /// The records found in one buffer.
@@ -79,7 +82,8 @@ impl Records {
     }
 }
 
-/// Tokenizer state carried between buffers: only the line counter.
+/// Tokenizer state carried between buffers: the line counter, and the caps on what one call
+/// keeps.
 #[derive(Debug, Clone)]
 pub struct Tokenizer {
     delimiter: u8,
@@ -88,6 +92,11 @@ pub struct Tokenizer {
     special: [bool; 256],
     /// Line on which the next record starts.
     line: u64,
+    /// Fields kept per record; the rest are counted in [`RecordSpan::extra_fields`].
+    max_fields: usize,
+    /// Records returned per [`Tokenizer::parse`]; the caller parses the rest of the buffer
+    /// next, so a buffer of a million one-byte records is not a million spans at once.
+    max_records: usize,
 }
 
 impl Tokenizer {
@@ -96,7 +105,17 @@ impl Tokenizer {
         for b in [delimiter, quote, b'\r', b'\n'] {
             special[b as usize] = true;
         }
-        Tokenizer { delimiter, quote, special, line: 1 }
+        Tokenizer { delimiter, quote, special, line: 1, max_fields: usize::MAX, max_records: usize::MAX }
+    }
+
+    /// Keeps at most `n` fields of each record (at least 1); the others are only counted.
+    pub fn set_max_fields(&mut self, n: usize) {
+        self.max_fields = n.max(1);
+    }
+
+    /// Returns at most `n` records (at least 1) from one [`Tokenizer::parse`].
+    pub fn set_max_records(&mut self, n: usize) {
+        self.max_records = n.max(1);
     }
 
     /// The line on which the next record starts.
@@ -104,40 +123,44 @@ impl Tokenizer {
         self.line
     }
 
-    /// Skips `n` physical lines at the start of `buf`; returns bytes consumed, or `None` when
-    /// the buffer does not yet hold `n` complete lines (and `eof` is false).
-    pub fn skip_lines(&mut self, buf: &[u8], n: u64, eof: bool) -> Option<usize> {
+    /// Skips up to `n` physical lines at the start of `buf`: returns the bytes consumed and the
+    /// lines skipped. Only complete lines are skipped (at `eof`, the last one may lack its
+    /// terminator), so the caller drains what was skipped and keeps at most one partial line.
+    pub fn skip_lines(&mut self, buf: &[u8], n: u64, eof: bool) -> (usize, u64) {
         let mut pos = 0;
-        for _ in 0..n {
+        let mut skipped = 0;
+        while skipped < n {
             match buf[pos..].iter().position(|&b| b == b'\n' || b == b'\r') {
                 Some(i) => {
-                    pos += i;
-                    if buf[pos] == b'\r' {
-                        if pos + 1 == buf.len() && !eof {
-                            return None;
+                    let mut end = pos + i;
+                    if buf[end] == b'\r' {
+                        if end + 1 == buf.len() && !eof {
+                            break;
                         }
-                        if buf.get(pos + 1) == Some(&b'\n') {
-                            pos += 1;
+                        if buf.get(end + 1) == Some(&b'\n') {
+                            end += 1;
                         }
                     }
-                    pos += 1;
+                    pos = end + 1;
+                    skipped += 1;
                     self.line += 1;
                 }
-                None if eof => return Some(buf.len()),
-                None => return None,
+                None if eof => return (buf.len(), n),
+                None => break,
             }
         }
-        Some(pos)
+        (pos, skipped)
     }
 
     /// Tokenizes the complete records at the start of `buf` into `out` (appending) and returns
     /// the number of bytes consumed. With `eof`, the final record needs no terminator.
     pub fn parse(&mut self, buf: &[u8], eof: bool, out: &mut Records) -> usize {
         let mut pos = 0;
-        while pos < buf.len() {
+        let limit = out.records.len().saturating_add(self.max_records);
+        while pos < buf.len() && out.records.len() < limit {
             let first_field = out.fields.len();
             match self.record(buf, pos, eof, out) {
-                Some((raw_end, next, newlines, malformed)) => {
+                Some((raw_end, next, newlines, malformed, extra_fields)) => {
                     out.records.push(RecordSpan {
                         first_field,
                         field_count: out.fields.len() - first_field,
@@ -145,6 +168,7 @@ impl Tokenizer {
                         raw_end,
                         line: self.line,
                         malformed,
+                        extra_fields,
                     });
                     self.line += newlines;
                     pos = next;
@@ -158,19 +182,32 @@ impl Tokenizer {
         pos
     }
 
-    /// One record from `start`: `(raw_end, next_record_start, lines_spanned, malformed)`, or
-    /// `None` when the record is incomplete.
+    /// One record from `start`: `(raw_end, next_record_start, lines_spanned, malformed,
+    /// extra_fields)`, or `None` when the record is incomplete.
     fn record(
         &self,
         buf: &[u8],
         start: usize,
         eof: bool,
         out: &mut Records,
-    ) -> Option<(usize, usize, u64, Option<Malformed>)> {
+    ) -> Option<(usize, usize, u64, Option<Malformed>, usize)> {
         let len = buf.len();
         let mut p = start;
         let mut newlines = 0u64;
         let mut malformed = None;
+        let first_field = out.fields.len();
+        let mut extra = 0usize;
+        // Pushes a field unless the record already has `max_fields`; says whether it was kept.
+        let max_fields = self.max_fields;
+        let mut keep = |out: &mut Records, f: FieldSpan| {
+            if out.fields.len() - first_field < max_fields {
+                out.fields.push(f);
+                true
+            } else {
+                extra += 1;
+                false
+            }
+        };
         loop {
             // At the start of a field.
             if p < len && buf[p] == self.quote {
@@ -186,8 +223,8 @@ impl Tokenizer {
                             }
                             newlines += count_newlines(&buf[q..]);
                             malformed.get_or_insert(Malformed::UnclosedQuote);
-                            out.fields.push(FieldSpan { start: fstart, end: len, escaped, quoted: true });
-                            return Some((len, len, newlines + 1, malformed));
+                            keep(out, FieldSpan { start: fstart, end: len, escaped, quoted: true });
+                            return Some((len, len, newlines + 1, malformed, extra));
                         }
                         Some(i) => {
                             newlines += count_newlines(&buf[q..q + i]);
@@ -206,17 +243,19 @@ impl Tokenizer {
                         }
                     }
                 }
-                out.fields.push(FieldSpan { start: fstart, end: fend, escaped, quoted: true });
+                let kept = keep(out, FieldSpan { start: fstart, end: fend, escaped, quoted: true });
                 // After the closing quote: delimiter, terminator or end of input.
                 if p < len && buf[p] != self.delimiter && buf[p] != b'\n' && buf[p] != b'\r' {
                     malformed.get_or_insert(Malformed::TextAfterQuote);
                     // Treat the rest of the field as unquoted text so that the record ends where
                     // a reader would expect it to.
-                    let last = out.fields.len() - 1;
                     while p < len && buf[p] != self.delimiter && buf[p] != b'\n' && buf[p] != b'\r' {
                         p += 1;
                     }
-                    out.fields[last].end = p;
+                    if kept {
+                        let last = out.fields.len() - 1;
+                        out.fields[last].end = p;
+                    }
                 }
             } else {
                 let fstart = p;
@@ -230,14 +269,14 @@ impl Tokenizer {
                         p += 1;
                     }
                 }
-                out.fields.push(FieldSpan { start: fstart, end: p, escaped: false, quoted: false });
+                keep(out, FieldSpan { start: fstart, end: p, escaped: false, quoted: false });
             }
             // Now at a delimiter, a terminator, or the end of the buffer.
             if p == len {
                 if !eof {
                     return None;
                 }
-                return Some((len, len, newlines + 1, malformed));
+                return Some((len, len, newlines + 1, malformed, extra));
             }
             let b = buf[p];
             if b == self.delimiter {
@@ -254,7 +293,7 @@ impl Tokenizer {
                     p += 1;
                 }
             }
-            return Some((raw_end, p + 1, newlines + 1, malformed));
+            return Some((raw_end, p + 1, newlines + 1, malformed, extra));
         }
     }
 }
@@ -356,6 +395,46 @@ mod tests {
         // A trailing \r may be the first half of \r\n.
         let mut r = Records::default();
         assert_eq!(Tokenizer::new(b',', b'"').parse(b"1,2\r", false, &mut r), 0);
+    }
+
+    #[test]
+    fn fields_past_the_cap_are_counted_not_kept() {
+        let mut t = Tokenizer::new(b',', b'"');
+        t.set_max_fields(2);
+        let mut r = Records::default();
+        let row = ",".repeat(1_000_000);
+        let input = format!("a,b,c\n\"x\"y,{row}\n1\n");
+        t.parse(input.as_bytes(), true, &mut r);
+        assert_eq!(r.fields.len(), 2 + 2 + 1, "two fields kept per record");
+        let counts: Vec<_> = r.records.iter().map(|x| (x.field_count, x.extra_fields)).collect();
+        assert_eq!(counts, vec![(2, 1), (2, 1_000_000), (1, 0)]);
+        assert_eq!(r.records[1].malformed, Some(Malformed::TextAfterQuote));
+    }
+
+    #[test]
+    fn parse_returns_at_most_max_records_and_resumes() {
+        let mut t = Tokenizer::new(b',', b'"');
+        t.set_max_records(2);
+        let input = b"1\n2\n3\n4\n5";
+        let mut lines = Vec::new();
+        let mut pos = 0;
+        while pos < input.len() {
+            let mut r = Records::default();
+            pos += t.parse(&input[pos..], true, &mut r);
+            assert!(r.records.len() <= 2);
+            lines.extend(r.records.iter().map(|x| x.line));
+        }
+        assert_eq!(lines, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[test]
+    fn skip_lines_skips_complete_lines_only() {
+        let mut t = Tokenizer::new(b',', b'"');
+        assert_eq!(t.skip_lines(b"title\r\nsub", 3, false), (7, 1));
+        assert_eq!(t.skip_lines(b"sub\r", 2, false), (0, 0), "a trailing \\r may be half of \\r\\n");
+        assert_eq!(t.skip_lines(b"sub\r\nx\ny", 2, false), (7, 2));
+        assert_eq!(t.line(), 4);
+        assert_eq!(t.skip_lines(b"last", 1, true), (4, 1));
     }
 
     #[test]

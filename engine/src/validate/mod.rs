@@ -20,9 +20,11 @@ use columns::{Cell, Column};
 use keys::{KeyHasher, KeyIndex, Probe};
 pub use report::{FileProblem, RejectedRow, RowError};
 use std::cmp::Ordering;
+use std::hash::RandomState;
 use std::sync::Arc;
 
-/// Rows per Arrow batch handed to the writer.
+/// Rows per Arrow batch handed to the writer (a batch is handed on earlier once it holds
+/// [`crate::Limits::batch_bytes`] of text).
 pub const BATCH_ROWS: usize = 64 * 1024;
 
 /// Running counts of one file.
@@ -52,6 +54,14 @@ pub struct Validator {
     unescaped: Vec<u8>,
     rows_in_batch: usize,
     batch_rows: usize,
+    /// Bytes of the records committed to the current batch: an upper bound of the text in any
+    /// of its string columns (a cell is a piece of its record, unescaping only shortens it).
+    bytes_in_batch: usize,
+    batch_bytes: usize,
+    max_row_errors: usize,
+    /// Keys of the hash of composite and text keys: random per file, so that nobody can choose
+    /// keys that collide.
+    key_hash: RandomState,
     primary_key: Option<KeyIndex>,
     /// The last primary-key field in contract order: once it is parsed, the key's slot is
     /// prefetched while the rest of the row is checked.
@@ -92,6 +102,10 @@ impl Validator {
             unescaped: Vec::new(),
             rows_in_batch: 0,
             batch_rows,
+            bytes_in_batch: 0,
+            batch_bytes: crate::Limits::default().batch_bytes,
+            max_row_errors: crate::Limits::default().max_row_errors,
+            key_hash: RandomState::new(),
             primary_key,
             pk_last,
             unique,
@@ -119,14 +133,16 @@ impl Validator {
         self.counts
     }
 
-    /// Expect about `rows` rows: sizes the key indexes once instead of growing them.
-    pub fn expect_rows(&mut self, rows: usize) {
-        if let Some(k) = &mut self.primary_key {
-            k.reserve(rows);
-        }
-        for k in self.unique.iter_mut().flatten() {
-            k.reserve(rows);
-        }
+    /// Applies the batch size in bytes and the cap on errors per row of `limits`.
+    pub fn set_limits(&mut self, limits: &crate::Limits) {
+        let l = limits.clamped();
+        self.batch_bytes = l.batch_bytes;
+        self.max_row_errors = l.max_row_errors;
+    }
+
+    /// The columns the header declares (cells past them are `extra-cell`), once bound.
+    pub fn width(&self) -> Option<usize> {
+        self.binding.as_ref().map(|b| b.width)
     }
 
     /// Binds contract fields to the columns of `header` by name. Returns warnings (an optional
@@ -263,11 +279,12 @@ impl Validator {
             };
             if self.check_row(&contract, rec, recs, r) {
                 self.commit(rec);
-                if self.rows_in_batch == self.batch_rows {
+                if self.rows_in_batch == self.batch_rows || self.bytes_in_batch >= self.batch_bytes {
                     batches.push(self.take_batch());
                 }
             } else {
-                let errors = std::mem::take(&mut self.errors);
+                let mut errors = std::mem::take(&mut self.errors);
+                cap_errors(&mut errors, self.max_row_errors);
                 self.reject_row(r, rec.as_bytes(), errors, rejects);
             }
         }
@@ -289,6 +306,7 @@ impl Validator {
             .map(|(c, f)| std::mem::replace(c, Column::new(&f.kind, self.batch_rows)).finish())
             .collect();
         self.rows_in_batch = 0;
+        self.bytes_in_batch = 0;
         RecordBatch::try_new(self.schema.clone(), arrays).expect("builders match the schema")
     }
 
@@ -319,7 +337,7 @@ impl Validator {
             });
             return false;
         }
-        if fields.iter().all(|f| f.start == f.end) {
+        if r.extra_fields == 0 && fields.iter().all(|f| f.start == f.end) {
             self.errors.push(RowError {
                 field: None,
                 rule: "blank-row",
@@ -332,14 +350,28 @@ impl Validator {
         }
         let binding = self.binding.as_ref().expect("bound before rows");
         let base = r.raw_start;
-        for (i, f) in fields.iter().enumerate().skip(binding.width) {
-            let value = cell_text(&text[f.start - base..f.end - base], f.escaped, contract.dialect.quote);
+        let cells = fields.len() + r.extra_fields;
+        if cells > binding.width {
+            // One error for all the extra cells, whatever their number: a row of a million
+            // delimiters is one error, not a million.
+            let extra = cells - binding.width;
+            let value = fields
+                .get(binding.width)
+                .map(|f| cell_text(&text[f.start - base..f.end - base], f.escaped, contract.dialect.quote));
+            let which = if extra == 1 {
+                format!("cell {} has no column", binding.width + 1)
+            } else {
+                format!("cells {} to {cells} ({extra} cells) have no column", binding.width + 1)
+            };
             self.errors.push(RowError {
                 field: None,
                 rule: "extra-cell",
                 constraint: None,
-                value: Some(value.to_string()),
-                message: format!("the row has more cells than the header: cell {} has no column", i + 1),
+                value,
+                message: format!(
+                    "the row has {cells} cells and the header {}: {which}; remove them or quote the cell that holds the delimiter",
+                    binding.width
+                ),
                 first_line: None,
             });
         }
@@ -536,7 +568,7 @@ impl Validator {
         {
             return v as u64;
         }
-        let mut h = KeyHasher::default();
+        let mut h = KeyHasher::new(&self.key_hash);
         for &fi in fields {
             match self.cells[fi] {
                 c @ Cell::Str { .. } => h.piece(self.cell_str(text, c).as_bytes()),
@@ -562,8 +594,26 @@ impl Validator {
             self.columns[fi].push(cell, s);
         }
         self.rows_in_batch += 1;
+        self.bytes_in_batch += text.len();
         self.counts.rows_valid += 1;
     }
+}
+
+/// Keeps at most `max` errors of a row: the first `max - 1` and one that counts the rest.
+fn cap_errors(errors: &mut Vec<RowError>, max: usize) {
+    if errors.len() <= max {
+        return;
+    }
+    let more = errors.len() - (max - 1);
+    errors.truncate(max - 1);
+    errors.push(RowError {
+        field: None,
+        rule: "too-many-errors",
+        constraint: None,
+        value: None,
+        message: format!("… and {more} more errors on this row; fix the ones listed first"),
+        first_line: None,
+    });
 }
 
 fn cell_text(s: &str, escaped: bool, quote: u8) -> String {
@@ -708,9 +758,15 @@ mod tests {
 
     /// Validates `csv` (header first) against a contract with the given `[schema]` body.
     fn run(schema: &str, csv: &str) -> (Counts, Vec<RejectedRow>) {
+        let (counts, rejects, _) = run_with(schema, csv, &crate::Limits::default());
+        (counts, rejects)
+    }
+
+    fn run_with(schema: &str, csv: &str, limits: &crate::Limits) -> (Counts, Vec<RejectedRow>, Vec<RecordBatch>) {
         let toml = format!("name = \"t\"\n[load]\nmax_rejected_ratio = 1.0\n[schema]\n{schema}");
         let contract = crate::contract::load_str(&toml, "t.toml", std::path::Path::new(".")).expect("contract");
         let mut v = Validator::new(Arc::new(contract));
+        v.set_limits(limits);
         let mut tok = Tokenizer::new(b',', b'"');
         let mut recs = Records::default();
         tok.parse(csv.as_bytes(), true, &mut recs);
@@ -719,7 +775,55 @@ mod tests {
         v.bind_header(&names).expect("header binds");
         let (mut batches, mut rejects) = (Vec::new(), Vec::new());
         v.push_records(csv.as_bytes(), &recs, &mut batches, &mut rejects);
-        (v.counts(), rejects)
+        batches.extend(v.finish());
+        (v.counts(), rejects, batches)
+    }
+
+    #[test]
+    fn a_million_extra_cells_are_one_error_with_their_count() {
+        let schema = r#"fields = [{ name = "a", type = "integer" }, { name = "b", type = "string" }]"#;
+        let csv = format!("a,b\n1,x,y{}\n2,z,w\n", ",".repeat(1_000_000));
+        let (counts, rejects) = run(schema, &csv);
+        assert_eq!(counts, Counts { rows_read: 2, rows_valid: 0, rows_rejected: 2 });
+        assert_eq!(rejects[0].errors.len(), 1);
+        let e = &rejects[0].errors[0];
+        assert_eq!((e.rule, e.value.as_deref()), ("extra-cell", Some("y")));
+        assert!(e.message.contains("cells 3 to 1000003 (1000001 cells) have no column"), "{}", e.message);
+        assert!(rejects[1].errors[0].message.contains("cell 3 has no column"), "{}", rejects[1].errors[0].message);
+    }
+
+    #[test]
+    fn a_row_keeps_at_most_max_row_errors() {
+        let fields: Vec<String> = (0..10).map(|i| format!("{{ name = \"f{i}\", type = \"integer\" }}")).collect();
+        let schema = format!("fields = [{}]", fields.join(", "));
+        let header: Vec<String> = (0..10).map(|i| format!("f{i}")).collect();
+        let csv = format!("{}\n{}\n", header.join(","), ["x"; 10].join(","));
+        let limits = crate::Limits { max_row_errors: 4, ..crate::Limits::default() };
+        let (_, rejects, _) = run_with(&schema, &csv, &limits);
+        let rules: Vec<_> = rejects[0].errors.iter().map(|e| e.rule).collect();
+        assert_eq!(rules, vec!["type-error", "type-error", "type-error", "too-many-errors"]);
+        assert!(rejects[0].errors[3].message.contains("… and 7 more errors"), "{}", rejects[0].errors[3].message);
+    }
+
+    #[test]
+    fn a_batch_is_handed_on_once_it_holds_batch_bytes_of_text() {
+        // With 64 Ki rows a batch, rows of long text would pass 2 GiB, past the 32-bit offsets
+        // of an Arrow string column: a batch goes once it holds `batch_bytes` instead.
+        let schema = r#"fields = [{ name = "id", type = "integer" }, { name = "s", type = "string" }]"#;
+        let mut csv = String::from("id,s\n");
+        for i in 0..100 {
+            csv.push_str(&format!("{i},{}\n", "x".repeat(1_000)));
+        }
+        let limits = crate::Limits { batch_bytes: 10_000, ..crate::Limits::default() };
+        let (counts, _, batches) = run_with(schema, &csv, &limits);
+        assert_eq!(counts.rows_valid, 100);
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 100);
+        assert!(batches.len() >= 10, "{} batches", batches.len());
+        for b in &batches {
+            let text =
+                b.column(1).as_any().downcast_ref::<arrow::array::StringArray>().expect("utf8").value_data().len();
+            assert!(text <= 10_000 + 1_000, "a batch of {text} bytes of text");
+        }
     }
 
     const ID_UNIQUE_EMAIL: &str = r#"primaryKey = ["id"]

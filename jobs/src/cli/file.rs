@@ -30,9 +30,17 @@ pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
         }
         _ => unreachable!("pipeline commands are dispatched elsewhere"),
     };
+    // The same bounds as the pipeline: `[limits]` of ./glueless.toml and GLUELESS__LIMITS__….
+    let limits = crate::settings::Settings::load(None, std::env::vars())
+        .map_err(|e| CliError::Usage(format!("configuration error: {e}")))?
+        .limits
+        .engine();
     let bar = Bar::new(common.quiet).map(Arc::new);
-    let mut job =
-        FileJob::new(&dataset, job_input).threads(threads).max_errors(common.max_errors).max_part_bytes(max_part);
+    let mut job = FileJob::new(&dataset, job_input)
+        .threads(threads)
+        .max_errors(common.max_errors)
+        .max_part_bytes(max_part)
+        .limits(limits);
     if let Some(o) = output {
         job = job.output(o);
     }

@@ -258,6 +258,7 @@ impl Pipeline {
             .output(output)
             .rejects(rejects)
             .threads(self.threads)
+            .limits(self.settings.limits.engine())
             .max_errors(5)
             .warehouse_limits(self.warehouse.limits())
             .progress(progress)

@@ -4,6 +4,7 @@
 //!
 //! One module per kind of attack; the big inputs are generated on the fly.
 
+mod bounds;
 mod lake;
 mod names;
 mod poison;
