@@ -196,16 +196,16 @@ impl Tokenizer {
         let mut newlines = 0u64;
         let mut malformed = None;
         let first_field = out.fields.len();
+        // Fields past `max_fields` are pushed, then dropped and counted at the next delimiter or
+        // the end of the record: the common path pays one comparison per field.
         let mut extra = 0usize;
-        // Pushes a field unless the record already has `max_fields`; says whether it was kept.
         let max_fields = self.max_fields;
-        let mut keep = |out: &mut Records, f: FieldSpan| {
-            if out.fields.len() - first_field < max_fields {
-                out.fields.push(f);
-                true
+        let over = |out: &mut Records| {
+            if out.fields.len() - first_field > max_fields {
+                out.fields.pop();
+                1
             } else {
-                extra += 1;
-                false
+                0
             }
         };
         loop {
@@ -223,7 +223,8 @@ impl Tokenizer {
                             }
                             newlines += count_newlines(&buf[q..]);
                             malformed.get_or_insert(Malformed::UnclosedQuote);
-                            keep(out, FieldSpan { start: fstart, end: len, escaped, quoted: true });
+                            out.fields.push(FieldSpan { start: fstart, end: len, escaped, quoted: true });
+                            extra += over(out);
                             return Some((len, len, newlines + 1, malformed, extra));
                         }
                         Some(i) => {
@@ -243,7 +244,7 @@ impl Tokenizer {
                         }
                     }
                 }
-                let kept = keep(out, FieldSpan { start: fstart, end: fend, escaped, quoted: true });
+                out.fields.push(FieldSpan { start: fstart, end: fend, escaped, quoted: true });
                 // After the closing quote: delimiter, terminator or end of input.
                 if p < len && buf[p] != self.delimiter && buf[p] != b'\n' && buf[p] != b'\r' {
                     malformed.get_or_insert(Malformed::TextAfterQuote);
@@ -252,10 +253,8 @@ impl Tokenizer {
                     while p < len && buf[p] != self.delimiter && buf[p] != b'\n' && buf[p] != b'\r' {
                         p += 1;
                     }
-                    if kept {
-                        let last = out.fields.len() - 1;
-                        out.fields[last].end = p;
-                    }
+                    let last = out.fields.len() - 1;
+                    out.fields[last].end = p;
                 }
             } else {
                 let fstart = p;
@@ -269,18 +268,20 @@ impl Tokenizer {
                         p += 1;
                     }
                 }
-                keep(out, FieldSpan { start: fstart, end: p, escaped: false, quoted: false });
+                out.fields.push(FieldSpan { start: fstart, end: p, escaped: false, quoted: false });
             }
             // Now at a delimiter, a terminator, or the end of the buffer.
             if p == len {
                 if !eof {
                     return None;
                 }
+                extra += over(out);
                 return Some((len, len, newlines + 1, malformed, extra));
             }
             let b = buf[p];
             if b == self.delimiter {
                 p += 1;
+                extra += over(out);
                 continue;
             }
             // Terminator.
@@ -293,6 +294,7 @@ impl Tokenizer {
                     p += 1;
                 }
             }
+            extra += over(out);
             return Some((raw_end, p + 1, newlines + 1, malformed, extra));
         }
     }
