@@ -41,6 +41,9 @@ pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
         .max_errors(common.max_errors)
         .max_part_bytes(max_part)
         .limits(limits);
+    if let Some(w) = common.warehouse {
+        job = job.warehouse_limits(w.limits());
+    }
     if let Some(o) = output {
         job = job.output(o);
     }

@@ -181,6 +181,29 @@ pub struct Common {
     /// No summary or progress on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Also reject, as row errors, the values this warehouse cannot store exactly (NaN, NUL in
+    /// text, dates out of its range, …), as `glueless run` does; without it, the contract only.
+    #[arg(long, value_enum)]
+    pub warehouse: Option<WarehouseKind>,
+}
+
+/// A warehouse whose limits `validate` and `transform` can check.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum WarehouseKind {
+    Sqlite,
+    Postgres,
+    Redshift,
+}
+
+impl WarehouseKind {
+    pub fn limits(self) -> crate::ports::WarehouseLimits {
+        use crate::ports::WarehouseLimits;
+        match self {
+            WarehouseKind::Sqlite => WarehouseLimits::sqlite(),
+            WarehouseKind::Postgres => WarehouseLimits::postgres(),
+            WarehouseKind::Redshift => WarehouseLimits::redshift(),
+        }
+    }
 }
 
 /// A failure of a command, with its exit code.

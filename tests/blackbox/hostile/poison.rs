@@ -129,6 +129,42 @@ fn sqlite_values_it_cannot_store_are_row_errors_and_the_batch_loads() {
     assert_eq!(rows[2][1], "-inf");
 }
 
+/// `glueless validate --warehouse KIND` checks what `run` would: the same values are row
+/// errors for the warehouse named, and without the flag only the contract is checked.
+#[test]
+fn validate_checks_a_warehouse_s_limits_when_asked() {
+    let lake = readings_lake("");
+    let csv = lake.root.join("r.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "{READINGS_HEADER}1,NaN,0.5,2026-01-01,a\n2,2.5,0.5,2026-01-02,nul \0 inside\n3,3.5,0.5,2026-01-03,ok\n"
+        ),
+    )
+    .unwrap();
+    let validate = |extra: &[&str]| {
+        let mut args = vec!["validate", "--contract", "schemas/readings.toml", "--format", "json"];
+        args.extend_from_slice(extra);
+        args.push(csv.to_str().unwrap());
+        let r = crate::support::glueless(&lake.root, &args);
+        let report = r.json();
+        let rejected: Vec<String> = report["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["rule"] == "constraint-error" && e["message"].as_str().unwrap().contains("warehouse"))
+            .map(|e| e["field"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(report["rows_read"], 3, "{report}");
+        (r.code, rejected)
+    };
+    assert_eq!(validate(&[]), (0, vec![]), "the contract alone takes every row");
+    assert_eq!(validate(&["--warehouse", "sqlite"]), (3, vec!["value".to_string()]), "SQLite holds no NaN");
+    assert_eq!(validate(&["--warehouse", "postgres"]), (3, vec!["note".to_string()]), "PostgreSQL holds no NUL");
+    let (code, fields) = validate(&["--warehouse", "redshift"]);
+    assert_eq!((code, fields.len()), (3, 2), "Redshift holds neither: {fields:?}");
+}
+
 /// Drops four files of `sales`, the third with a row of qty 13, which the warehouse refuses
 /// (a constraint validation does not know); returns the report of the run.
 fn batch_with_one_refused_file(lake: &Lake, env: &[(&str, &str)]) -> (Value, String) {
