@@ -102,11 +102,22 @@ fn post_raw_key(bucket: &str, key: &str, body: &str) {
 
 /// Keys S3 allows that no store path can hold used to fail the listing of the whole bucket (one
 /// odd object stopped every other): each is now REJECTED by name, and the others are LOADED.
+/// 1,000 unfinished (`.tmp`) objects sort first and fill the first page of the listing, so all
+/// of these come on the second.
 #[test]
 fn keys_no_store_path_can_hold_are_rejected_and_the_rest_of_an_s3_lake_loaded() {
     let bucket = make_bucket("oddkeys");
     let s3 = emulator_bucket(&aws_endpoint(), &bucket).expect("s3 client");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let page: Vec<_> = (0..1000).map(|i| ObjPath::parse(format!("landing/sales/0-{i:04}.tmp")).unwrap()).collect();
+    rt.block_on(async {
+        use futures::StreamExt;
+        let puts = futures::stream::iter(&page).map(|k| s3.put(k, Vec::new().into())).buffer_unordered(16);
+        puts.for_each(|r| async move {
+            r.unwrap();
+        })
+        .await;
+    });
     let good = ["good.csv", "sp ace+plus.csv", "a%41.csv"];
     for (i, name) in good.iter().enumerate() {
         let key = ObjPath::parse(format!("landing/sales/{name}")).unwrap();

@@ -41,54 +41,40 @@ pub struct Listed {
     pub problems: Vec<String>,
 }
 
-/// Why a listing pass failed (the next pass tries again).
+/// Why a listing pass failed (the next pass tries again). The caller names the lake and prefix.
 #[derive(Debug, thiserror::Error)]
 pub enum S3ListError {
-    #[error("cannot list {url}: no credentials: {source}")]
-    Credentials {
-        url: String,
-        #[source]
-        source: object_store::Error,
-    },
-    #[error("cannot list {url}: {source}")]
-    Http {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("cannot list {url}: S3 answered {status}: {message}")]
+    #[error("no AWS credentials for the listing: {0}")]
+    Credentials(#[source] object_store::Error),
+    #[error("{0}")]
+    Http(#[source] reqwest::Error),
+    #[error("S3 answered {status} to {url}: {message}")]
     Status { url: String, status: u16, message: String },
-    #[error("cannot list {url}: the answer is larger than {MAX_PAGE_BYTES} bytes")]
+    #[error("the answer of {url} is larger than {MAX_PAGE_BYTES} bytes")]
     TooLarge { url: String },
-    #[error("cannot list {url}: malformed answer: {message}")]
+    #[error("the answer of {url} is malformed: {message}")]
     Malformed { url: String, message: String },
 }
 
 /// Every object whose key starts with `prefix` (the full key, below no root), page by page.
 pub async fn list(bucket: &S3Bucket, http: &reqwest::Client, prefix: &str) -> Result<Listed, S3ListError> {
-    let shown = format!("{}/{prefix}", bucket.url);
+    let shown = format!("{}?prefix={prefix}", bucket.url);
     let malformed = |message: String| S3ListError::Malformed { url: shown.clone(), message };
     let mut listed = Listed::default();
     let mut token: Option<String> = None;
     loop {
         let url = page_url(&bucket.url, prefix, token.as_deref()).map_err(|e| malformed(e.to_string()))?;
-        let credential = bucket
-            .client
-            .credentials()
-            .get_credential()
-            .await
-            .map_err(|source| S3ListError::Credentials { url: shown.clone(), source })?;
+        let credential = bucket.client.credentials().get_credential().await.map_err(S3ListError::Credentials)?;
         let mut signed = HttpRequest::new(HttpRequestBody::empty());
         match url.as_str().parse() {
             Ok(uri) => *signed.uri_mut() = uri,
             Err(_) => return Err(malformed(format!("the URL {url} is not a valid URI"))),
         }
         AwsAuthorizer::new(&credential, "s3", &bucket.region).authorize(&mut signed, None);
-        let http_err = |source| S3ListError::Http { url: shown.clone(), source };
-        let mut resp = http.get(url).headers(signed.headers().clone()).send().await.map_err(http_err)?;
+        let mut resp = http.get(url).headers(signed.headers().clone()).send().await.map_err(S3ListError::Http)?;
         let status = resp.status();
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(http_err)? {
+        while let Some(chunk) = resp.chunk().await.map_err(S3ListError::Http)? {
             if body.len() + chunk.len() > MAX_PAGE_BYTES {
                 return Err(S3ListError::TooLarge { url: shown });
             }
