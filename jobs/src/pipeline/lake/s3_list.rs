@@ -48,27 +48,30 @@ pub enum S3ListError {
     Credentials(#[source] object_store::Error),
     #[error("{0}")]
     Http(#[source] reqwest::Error),
-    #[error("S3 answered {status} to {url}: {message}")]
-    Status { url: String, status: u16, message: String },
-    #[error("the answer of {url} is larger than {MAX_PAGE_BYTES} bytes")]
-    TooLarge { url: String },
-    #[error("the answer of {url} is malformed: {message}")]
-    Malformed { url: String, message: String },
+    #[error("S3 answered {status}: {message}")]
+    Status { status: u16, message: String },
+    #[error("S3's answer is larger than {MAX_PAGE_BYTES} bytes")]
+    TooLarge,
+    #[error("S3's answer is malformed: {0}")]
+    Malformed(String),
+    #[error("the bucket URL cannot be requested: {0}")]
+    Url(String),
 }
 
 /// Every object whose key starts with `prefix` (the full key, below no root), page by page.
 pub async fn list(bucket: &S3Bucket, http: &reqwest::Client, prefix: &str) -> Result<Listed, S3ListError> {
-    let shown = format!("{}?prefix={prefix}", bucket.url);
-    let malformed = |message: String| S3ListError::Malformed { url: shown.clone(), message };
+    let malformed = S3ListError::Malformed;
     let mut listed = Listed::default();
     let mut token: Option<String> = None;
+    let mut tokens_seen = std::collections::HashSet::new();
     loop {
-        let url = page_url(&bucket.url, prefix, token.as_deref()).map_err(|e| malformed(e.to_string()))?;
+        let url = page_url(&bucket.url, prefix, token.as_deref())
+            .map_err(|e| S3ListError::Url(format!("{}: {e}", bucket.url)))?;
         let credential = bucket.client.credentials().get_credential().await.map_err(S3ListError::Credentials)?;
         let mut signed = HttpRequest::new(HttpRequestBody::empty());
         match url.as_str().parse() {
             Ok(uri) => *signed.uri_mut() = uri,
-            Err(_) => return Err(malformed(format!("the URL {url} is not a valid URI"))),
+            Err(_) => return Err(S3ListError::Url(format!("{url} is not a valid URI"))),
         }
         AwsAuthorizer::new(&credential, "s3", &bucket.region).authorize(&mut signed, None);
         let mut resp = http.get(url).headers(signed.headers().clone()).send().await.map_err(S3ListError::Http)?;
@@ -76,7 +79,7 @@ pub async fn list(bucket: &S3Bucket, http: &reqwest::Client, prefix: &str) -> Re
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(S3ListError::Http)? {
             if body.len() + chunk.len() > MAX_PAGE_BYTES {
-                return Err(S3ListError::TooLarge { url: shown });
+                return Err(S3ListError::TooLarge);
             }
             body.extend_from_slice(&chunk);
         }
@@ -88,7 +91,7 @@ pub async fn list(bucket: &S3Bucket, http: &reqwest::Client, prefix: &str) -> Re
                 }
                 _ => text.chars().take(200).collect(),
             };
-            return Err(S3ListError::Status { url: shown, status: status.as_u16(), message });
+            return Err(S3ListError::Status { status: status.as_u16(), message });
         }
         let page = parse_page(&text).map_err(malformed)?;
         listed.entries.extend(page.entries);
@@ -96,9 +99,9 @@ pub async fn list(bucket: &S3Bucket, http: &reqwest::Client, prefix: &str) -> Re
         match (page.truncated, page.next) {
             (false, _) => return Ok(listed),
             (true, None) => return Err(malformed("a truncated page without a NextContinuationToken".into())),
-            // A store that hands back the same token would be listed forever.
-            (true, Some(next)) if token.as_deref() == Some(next.as_str()) => {
-                return Err(malformed("the same continuation token twice".into()));
+            // A store that hands back a token again would be listed forever.
+            (true, Some(next)) if !tokens_seen.insert(next.clone()) => {
+                return Err(malformed(format!("the continuation token {next:?} came twice")));
             }
             (true, next) => token = next,
         }
@@ -289,6 +292,111 @@ mod tests {
             hosted.as_str(),
             "https://b.s3.eu-west-1.amazonaws.com/?list-type=2&encoding-type=url&prefix=landing%2F"
         );
+    }
+
+    /// A hostile S3 on a loopback port: answers the n-th request with `answers[n]` (the last one
+    /// again past the end) and keeps each request's head.
+    fn hostile_s3(answers: Vec<Vec<u8>>) -> (S3Bucket, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate().take(50) {
+                let Ok(mut conn) = conn else { return };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                log.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+                let body = &answers[n.min(answers.len() - 1)];
+                let _ = conn.write_all(body);
+            }
+        });
+        let client = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name("b")
+            .with_region("eu-west-1")
+            .with_access_key_id("AKIDEXAMPLE")
+            .with_secret_access_key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
+            .build()
+            .unwrap();
+        let bucket = S3Bucket {
+            client: std::sync::Arc::new(client),
+            url: format!("http://127.0.0.1:{port}/b"),
+            region: "eu-west-1".into(),
+            plain_sigv4: true,
+        };
+        (bucket, seen)
+    }
+
+    fn answer(status: &str, body: &str) -> Vec<u8> {
+        format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).into_bytes()
+    }
+
+    fn list_from(answers: Vec<Vec<u8>>) -> (Result<Listed, S3ListError>, Vec<String>) {
+        let (bucket, seen) = hostile_s3(answers);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let r = rt.block_on(list(&bucket, &reqwest::Client::new(), "landing/"));
+        let heads = seen.lock().unwrap().clone();
+        (r, heads)
+    }
+
+    fn truncated(token: &str, key: &str) -> String {
+        format!(
+            "<ListBucketResult><EncodingType>url</EncodingType><IsTruncated>true</IsTruncated><Contents><Key>{key}</Key>\
+             <LastModified>2026-11-20T10:00:00Z</LastModified><Size>1</Size></Contents>\
+             <NextContinuationToken>{token}</NextContinuationToken></ListBucketResult>"
+        )
+    }
+
+    #[test]
+    fn pages_are_followed_signed_and_a_token_cycle_is_refused() {
+        let last = "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
+        let (r, heads) = list_from(vec![
+            answer("200 OK", &truncated("t+1/=", "landing/a%0A")),
+            answer("200 OK", &truncated("t2", "landing/b")),
+            answer("200 OK", last),
+        ]);
+        let keys: Vec<String> = r.unwrap().entries.into_iter().map(|e| e.key).collect();
+        assert_eq!(keys, ["landing/a\n", "landing/b"]);
+        assert_eq!(heads.len(), 3);
+        assert!(
+            heads[0].starts_with("GET /b?list-type=2&encoding-type=url&prefix=landing%2F HTTP/1.1"),
+            "{}",
+            heads[0]
+        );
+        assert!(heads[1].contains("&continuation-token=t%2B1%2F%3D HTTP/1.1"), "{}", heads[1]);
+        let auth = heads[0].lines().find(|l| l.to_ascii_lowercase().starts_with("authorization:")).unwrap();
+        assert!(auth.contains("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"), "{auth}");
+        assert!(auth.contains("/eu-west-1/s3/aws4_request"), "{auth}");
+
+        let (r, heads) =
+            list_from(vec![answer("200 OK", &truncated("A", "k")), answer("200 OK", &truncated("B", "k"))]);
+        assert!(r.unwrap_err().to_string().contains("came twice"));
+        assert_eq!(heads.len(), 3, "A, B, then B again: refused");
+    }
+
+    #[test]
+    fn an_error_answer_or_an_endless_one_fails_the_pass() {
+        let denied = "<Error><Code>AccessDenied</Code><Message>Access &amp; Denied</Message></Error>";
+        let (r, _) = list_from(vec![answer("403 Forbidden", denied)]);
+        assert_eq!(r.unwrap_err().to_string(), "S3 answered 403: Access & Denied (AccessDenied)");
+        // Chunked, so no Content-Length announces the size: the body is cut at the bound.
+        let mut huge = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n".to_vec();
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..(MAX_PAGE_BYTES >> 20) + 2 {
+            huge.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+            huge.extend_from_slice(&chunk);
+            huge.extend_from_slice(b"\r\n");
+        }
+        huge.extend_from_slice(b"0\r\n\r\n");
+        let (r, _) = list_from(vec![huge]);
+        assert!(matches!(r, Err(S3ListError::TooLarge)), "{r:?}");
+        let (r, _) =
+            list_from(vec![answer("200 OK", "<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>")]);
+        assert!(r.unwrap_err().to_string().contains("without a NextContinuationToken"));
     }
 
     const PAGE: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
