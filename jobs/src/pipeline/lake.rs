@@ -42,7 +42,8 @@ pub struct Lake {
 pub struct Listing {
     /// Every object, oldest first.
     pub events: Vec<ObjectEvent>,
-    /// Entries that could not be named or read, one line each (a local lake only).
+    /// Entries that could not be named or read, one line each (a local name or an S3 key that
+    /// is not UTF-8, a folder that cannot be read).
     pub problems: Vec<String>,
 }
 
