@@ -4,6 +4,7 @@
 //! usual `AWS_*` environment: region, credentials, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`), or
 //! `memory://key` for tests, which resolves to the [`Stores`]' own in-memory store.
 
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::{ObjectStore, local::LocalFileSystem, memory::InMemory, path::Path};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -54,11 +55,28 @@ pub enum StoreError {
     },
 }
 
+/// One bucket's object_store client with what a request made outside object_store needs to
+/// reach the same bucket the same way (the lake's own listing, which must see keys that
+/// object_store cannot hold).
+#[derive(Debug, Clone)]
+pub struct S3Bucket {
+    /// The client: its credential provider signs the outside requests too.
+    pub client: Arc<AmazonS3>,
+    /// The bucket's base URL as object_store addresses it, without a trailing slash:
+    /// `https://s3.<region>.amazonaws.com/<bucket>`, `<endpoint>/<bucket>` (path-style) or the
+    /// virtual-hosted endpoint.
+    pub url: String,
+    pub region: String,
+    /// False when object_store signs this bucket's requests in a way a plain SigV4 request with
+    /// the client's credentials cannot (S3 Express session credentials, unsigned requests).
+    pub plain_sigv4: bool,
+}
+
 /// Resolves URLs to stores, reusing one client per bucket and one in-memory store.
 #[derive(Debug, Default)]
 pub struct Stores {
     memory: Arc<InMemory>,
-    s3: Mutex<HashMap<String, Arc<dyn ObjectStore>>>,
+    s3: Mutex<HashMap<String, S3Bucket>>,
     local: Mutex<Option<Arc<LocalFileSystem>>>,
 }
 
@@ -81,7 +99,7 @@ impl Stores {
             if bucket.is_empty() {
                 return Err(StoreError::Invalid { url: url.into(), message: "the bucket name is missing".into() });
             }
-            let store = self.s3_bucket(url, bucket)?;
+            let store: Arc<dyn ObjectStore> = self.s3_bucket(url, bucket)?.client;
             return Ok(Location { store, path: parse_path(url, key)?, url: url.to_string() });
         }
         let local_path = if let Some(rest) = url.strip_prefix("file://") {
@@ -104,12 +122,22 @@ impl Stores {
         Ok(Location { store, path, url: abs.display().to_string() })
     }
 
-    fn s3_bucket(&self, url: &str, bucket: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    /// The S3 bucket of an `s3://bucket/...` URL; `None` for any other URL.
+    pub fn s3(&self, url: &str) -> Result<Option<S3Bucket>, StoreError> {
+        let Some(rest) = url.strip_prefix("s3://") else { return Ok(None) };
+        let bucket = rest.split_once('/').map_or(rest, |(b, _)| b);
+        if bucket.is_empty() {
+            return Err(StoreError::Invalid { url: url.into(), message: "the bucket name is missing".into() });
+        }
+        self.s3_bucket(url, bucket).map(Some)
+    }
+
+    fn s3_bucket(&self, url: &str, bucket: &str) -> Result<S3Bucket, StoreError> {
         let mut map = self.s3.lock().expect("lock");
         if let Some(s) = map.get(bucket) {
             return Ok(s.clone());
         }
-        let mut b = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+        let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
         if let Ok(endpoint) = std::env::var("AWS_ENDPOINT_URL_S3").or_else(|_| std::env::var("AWS_ENDPOINT_URL")) {
             // A custom endpoint (a local emulator, MinIO) is addressed path-style.
             b = b
@@ -117,10 +145,27 @@ impl Stores {
                 .with_virtual_hosted_style_request(false)
                 .with_allow_http(endpoint.starts_with("http://"));
         }
-        let store: Arc<dyn ObjectStore> =
-            Arc::new(b.build().map_err(|source| StoreError::Build { url: url.into(), source })?);
-        map.insert(bucket.to_string(), store.clone());
-        Ok(store)
+        // The bucket URL as object_store's builder makes it (object_store 0.13, `build`).
+        let flag = |k: AmazonS3ConfigKey| b.get_config_value(&k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let (virtual_hosted, express, unsigned) = (
+            flag(AmazonS3ConfigKey::VirtualHostedStyleRequest),
+            flag(AmazonS3ConfigKey::S3Express),
+            flag(AmazonS3ConfigKey::SkipSignature),
+        );
+        let region = b.get_config_value(&AmazonS3ConfigKey::Region).unwrap_or_else(|| "us-east-1".into());
+        let endpoint = b
+            .get_config_value(&AmazonS3ConfigKey::S3Endpoint)
+            .or_else(|| b.get_config_value(&AmazonS3ConfigKey::Endpoint));
+        let base = match (endpoint, virtual_hosted) {
+            (Some(e), true) => e.trim_end_matches('/').to_string(),
+            (Some(e), false) => format!("{}/{bucket}", e.trim_end_matches('/')),
+            (None, true) => format!("https://{bucket}.s3.{region}.amazonaws.com"),
+            (None, false) => format!("https://s3.{region}.amazonaws.com/{bucket}"),
+        };
+        let client = Arc::new(b.build().map_err(|source| StoreError::Build { url: url.into(), source })?);
+        let s3 = S3Bucket { client, url: base, region, plain_sigv4: !express && !unsigned };
+        map.insert(bucket.to_string(), s3.clone());
+        Ok(s3)
     }
 }
 

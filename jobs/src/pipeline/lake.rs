@@ -4,15 +4,18 @@
 //! It is the store's [`Path`] verbatim (never percent-encoded again), so any name S3 allows —
 //! spaces, `+ ~ % [ ] " ' # { } ^ | < > \ * ?`, any UTF-8 — goes from listing or event to the
 //! read unchanged. A name that no store path can hold (a control character, an empty or `..`
-//! segment) is refused when the file is read ([`Lake::check_key`]), not when the lake is listed.
+//! segment) is refused when the file is read ([`Lake::check_key`]), not when the lake is listed:
+//! a folder is walked by glueless itself, and a bucket listed with glueless's own ListObjectsV2
+//! requests (`s3_list`), so such a name never stops the others.
 
 mod folder;
+mod s3_list;
 
 pub use folder::{LakeFolder, Refused};
 
 use crate::ports::{Millis, ObjectEvent};
 use futures::TryStreamExt;
-use glueless_engine::store::{Location, StoreError, Stores};
+use glueless_engine::store::{Location, S3Bucket, StoreError, Stores};
 use object_store::path::Path;
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt};
 use std::sync::Arc;
@@ -30,6 +33,8 @@ pub struct Lake {
     pub is_local: bool,
     /// The folder of a local lake.
     dir: Option<std::path::PathBuf>,
+    /// The bucket of an S3 lake, listed by `s3_list` (`None` if object_store must list it).
+    s3: Option<(S3Bucket, reqwest::Client)>,
 }
 
 /// What one look at the landing prefix found.
@@ -37,7 +42,8 @@ pub struct Lake {
 pub struct Listing {
     /// Every object, oldest first.
     pub events: Vec<ObjectEvent>,
-    /// Entries that could not be named or read, one line each (a local lake only).
+    /// Entries that could not be named or read, one line each (a local name or an S3 key that
+    /// is not UTF-8, a folder that cannot be read).
     pub problems: Vec<String>,
 }
 
@@ -48,6 +54,8 @@ pub enum ListError {
     Store(#[from] object_store::Error),
     #[error(transparent)]
     Folder(#[from] folder::WalkError),
+    #[error(transparent)]
+    S3(#[from] s3_list::S3ListError),
 }
 
 /// The store path of `key` below `prefix`, holding the key verbatim.
@@ -95,6 +103,20 @@ impl Lake {
         } else {
             (root.store, None)
         };
+        let s3 = match stores.s3(url)? {
+            Some(bucket) if bucket.plain_sigv4 => {
+                let http = reqwest::Client::builder()
+                    .connect_timeout(std::time::Duration::from_secs(10))
+                    .timeout(std::time::Duration::from_secs(120))
+                    .build()
+                    .map_err(|e| StoreError::Invalid {
+                        url: url.into(),
+                        message: format!("cannot set up HTTP: {e}"),
+                    })?;
+                Some((bucket, http))
+            }
+            _ => None,
+        };
         Ok(Lake {
             root: root.url.trim_end_matches('/').to_string(),
             store,
@@ -104,6 +126,7 @@ impl Lake {
             rejected: dir_prefix(rejected),
             is_local,
             dir,
+            s3,
         })
     }
 
@@ -163,14 +186,29 @@ impl Lake {
                 }
             }
             None => {
-                let base = join(&self.prefix, &self.landing).map_err(object_store::Error::from)?;
-                let metas: Vec<_> = self.store.list(Some(&base)).try_collect().await?;
                 let strip = if self.prefix.as_ref().is_empty() { 0 } else { self.prefix.as_ref().len() + 1 };
-                for m in metas {
-                    let full = m.location.as_ref();
-                    let key = &full[strip.min(full.len())..];
-                    if !skipped_name(key) {
-                        listing.events.push(self.event(key, &m));
+                if let Some((bucket, http)) = &self.s3 {
+                    // Keys verbatim: one that no store path can hold is listed and REJECTED when read.
+                    let root = if strip == 0 { String::new() } else { format!("{}/", self.prefix.as_ref()) };
+                    let listed = s3_list::list(bucket, http, &format!("{root}{}", self.landing)).await?;
+                    listing.problems = listed.problems;
+                    for e in listed.entries {
+                        let Some(key) = e.key.strip_prefix(&root) else { continue };
+                        if !skipped_name(key) {
+                            let version = version_of(e.e_tag.as_deref(), e.size, &e.last_modified);
+                            let time = e.last_modified.timestamp_millis() as Millis;
+                            listing.events.push(self.event_of(key, version, e.size, time));
+                        }
+                    }
+                } else {
+                    let base = join(&self.prefix, &self.landing).map_err(object_store::Error::from)?;
+                    let metas: Vec<_> = self.store.list(Some(&base)).try_collect().await?;
+                    for m in metas {
+                        let full = m.location.as_ref();
+                        let key = &full[strip.min(full.len())..];
+                        if !skipped_name(key) {
+                            listing.events.push(self.event(key, &m));
+                        }
                     }
                 }
             }
@@ -191,12 +229,7 @@ impl Lake {
 
     /// The event for the object `key` whose metadata is `m`.
     fn event(&self, key: &str, m: &ObjectMeta) -> ObjectEvent {
-        // S3 quotes its ETags; events name them without quotes.
-        let version = m
-            .e_tag
-            .as_deref()
-            .map(|e| e.trim_matches('"').to_string())
-            .unwrap_or_else(|| format!("{}-{}", m.size, m.last_modified.timestamp_micros()));
+        let version = version_of(m.e_tag.as_deref(), m.size, &m.last_modified);
         self.event_of(key, version, m.size, m.last_modified.timestamp_millis() as Millis)
     }
 
@@ -221,6 +254,12 @@ impl Lake {
     pub fn quarantine_for(&self, dataset: &str, key: &str, version: &str) -> Location {
         self.derived(&self.rejected, dataset, key, version, ".jsonl")
     }
+}
+
+/// The version of an object: its ETag without the quotes S3 puts around it (events name it so),
+/// or its size and time for a store without ETags.
+fn version_of(e_tag: Option<&str>, size: u64, modified: &chrono::DateTime<chrono::Utc>) -> String {
+    e_tag.map(|e| e.trim_matches('"').to_string()).unwrap_or_else(|| format!("{size}-{}", modified.timestamp_micros()))
 }
 
 /// Names producers use for files they have not finished writing.
