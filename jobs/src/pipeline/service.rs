@@ -299,7 +299,7 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
             }
             Err(e) => {
                 summary.list_errors += 1;
-                p.log(&format!("cannot list {}{}: {e}; trying again in {poll:?}", p.lake.root, p.lake.landing))
+                p.log(&format!("cannot list {}/{}: {e}; trying again in {poll:?}", p.lake.root, p.lake.landing))
             }
         }
 
