@@ -11,6 +11,7 @@ mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod redshift;
+mod reliability;
 mod s3;
 #[cfg(feature = "aws")]
 mod sns;

@@ -1,0 +1,6 @@
+//! Exactly-once, proven (issue 12): a crash at every step boundary, a failure inside the
+//! warehouse transaction, cut connections, and what each must leave behind: every file in its
+//! right final state, the fact table holding exactly the expected rows, one ledger row per
+//! loaded content, nothing left RUNNING.
+//!
+//! One module per kind of fault.
