@@ -4,3 +4,9 @@
 //! loaded content, nothing left RUNNING.
 //!
 //! One module per kind of fault.
+
+mod atomicity;
+#[cfg(feature = "postgres")]
+mod cuts;
+#[cfg(feature = "postgres")]
+mod proxy;
