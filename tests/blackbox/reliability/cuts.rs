@@ -65,3 +65,44 @@ fn postgres_cut_during_merge_is_retried_and_loads_once() {
 fn postgres_cut_after_commit_was_sent_is_settled_by_the_ledger() {
     cut_then_loaded_once("cut_commit", Cut::AfterCommitSent);
 }
+
+/// The "did it commit?" case of the state store (DynamoDB on the emulator, SQLite warehouse): the DynamoDB `UpdateItem` that records a file
+/// LOADED reaches the emulator and is applied, and its answer is lost with the connection.
+#[cfg(feature = "aws")]
+mod emulator {
+    use super::*;
+    use crate::reliability::proxy::HttpProxy;
+
+    fn records_loaded(request: &str) -> bool {
+        request.contains("DynamoDB_20120810.UpdateItem") && request.contains("\"LOADED\"")
+    }
+
+    #[test]
+    fn dynamodb_answer_to_the_loaded_update_lost_ends_loaded_once() {
+        let proxy = HttpProxy::start(&crate::support::aws_endpoint(), records_loaded);
+        let table = format!("glueless-cut-{}-{}", std::process::id(), proxy.endpoint.rsplit(':').next().unwrap());
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let client =
+                aws_sdk_dynamodb::Client::new(&crate::support::local_sdk_config(&crate::support::aws_endpoint()));
+            glueless_jobs::adapters::DynamoDbStateStore::with_client(client, table.clone())
+                .ensure_table()
+                .await
+                .expect("create the table");
+        });
+        let lake = Lake::new("max_attempts = 5\n");
+        lake.drop_file("sales/a.csv", &rows(0, 30));
+        let state = format!("dynamodb://{table}");
+        let env = [("GLUELESS__STATE__URL", state.as_str()), ("AWS_ENDPOINT_URL_DYNAMODB", proxy.endpoint.as_str())];
+        let report = lake.run_once(&env);
+        assert!(proxy.fired(), "the answer was dropped: {report}");
+        // The SDK sends the update again; its condition (still RUNNING, ours) no longer holds,
+        // because the first one was applied: the pipeline leaves the recorded outcome alone.
+        assert_eq!(report["counts"]["LOADED"], 1, "{report}");
+        let st = lake.glueless(&["status", "--format", "json"], &env).json();
+        assert_eq!((count(&st, "LOADED"), count(&st, "DEAD"), count(&st, "RUNNING")), (1, 0, 0), "{st}");
+        assert_eq!(lake.facts().len(), 30);
+        let ledger = lake.query("SELECT load_id FROM glueless_loads");
+        assert_eq!(ledger.len(), 1, "loaded once");
+        assert_eq!(report["files"][0]["load_id"].as_str(), Some(ledger[0][0].as_str()), "{report}");
+    }
+}

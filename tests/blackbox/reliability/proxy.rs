@@ -171,3 +171,80 @@ fn relay(mut client: TcpStream, mut server: TcpStream, cut: Cut, fired: Arc<Atom
     }
     cut_both(&client, &server);
 }
+
+/// An HTTP proxy in front of the AWS emulator that relays requests one by one and, for the
+/// first request `cut_after` picks, passes it on, lets the emulator answer, and closes the
+/// client's connection instead of answering: the request took effect, the client cannot tell.
+pub struct HttpProxy {
+    pub endpoint: String,
+    fired: Arc<AtomicBool>,
+}
+
+impl HttpProxy {
+    pub fn start(upstream: &str, cut_after: fn(&str) -> bool) -> HttpProxy {
+        let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let fired = Arc::new(AtomicBool::new(false));
+        let f = fired.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (upstream, f) = (upstream.clone(), f.clone());
+                std::thread::spawn(move || {
+                    let _ = relay_http(client, &upstream, cut_after, &f);
+                });
+            }
+        });
+        HttpProxy { endpoint, fired }
+    }
+
+    pub fn fired(&self) -> bool {
+        self.fired.load(Ordering::SeqCst)
+    }
+}
+
+fn relay_http(
+    client: TcpStream,
+    upstream: &str,
+    cut_after: fn(&str) -> bool,
+    fired: &AtomicBool,
+) -> std::io::Result<()> {
+    let mut requests = std::io::BufReader::new(client.try_clone()?);
+    let mut answers = client;
+    while let Some(request) = http_message(&mut requests)? {
+        let mut emulator = TcpStream::connect(upstream)?;
+        emulator.write_all(&request)?;
+        let Some(response) = http_message(&mut std::io::BufReader::new(emulator))? else { return Ok(()) };
+        if cut_after(&String::from_utf8_lossy(&request)) && !fired.swap(true, Ordering::SeqCst) {
+            let _ = answers.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+        answers.write_all(&response)?;
+    }
+    Ok(())
+}
+
+/// One HTTP/1.1 message (head and a `Content-Length` body), or `None` at the end of the stream.
+fn http_message(r: &mut impl std::io::BufRead) -> std::io::Result<Option<Vec<u8>>> {
+    let mut message = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return if message.is_empty() { Ok(None) } else { Err(std::io::ErrorKind::UnexpectedEof.into()) };
+        }
+        message.extend_from_slice(&line);
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&message).to_ascii_lowercase();
+    assert!(!head.contains("transfer-encoding: chunked"), "the test proxy only relays Content-Length bodies: {head}");
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()))
+        .unwrap_or(0);
+    let start = message.len();
+    message.resize(start + len, 0);
+    r.read_exact(&mut message[start..])?;
+    Ok(Some(message))
+}
