@@ -97,6 +97,34 @@ fn sqlite_a_ledger_row_that_fails_rolls_back_the_upsert_and_the_replay_loads_onc
     );
 }
 
+/// Two files in one load, the ledger refusing only the second: the whole transaction rolls
+/// back (the first file's rows too), then the pipeline loads the first alone and rejects the
+/// second: the first file's rows are in once, none of the second's.
+#[test]
+fn sqlite_a_batch_whose_second_ledger_row_fails_loads_the_first_file_once_and_none_of_the_second() {
+    let lake = Lake::new("");
+    lake.drop_file("sales/seed.csv", &seed());
+    assert_eq!(lake.run_once(&[])["counts"]["LOADED"], 1);
+    let c = rusqlite::Connection::open(lake.warehouse()).unwrap();
+    c.execute_batch(&format!(
+        "CREATE TRIGGER no_ledger_b BEFORE INSERT ON glueless_loads WHEN NEW.object_url LIKE '%/b.csv' \
+         BEGIN SELECT RAISE(ABORT, '{REFUSAL}'); END;"
+    ))
+    .unwrap();
+    drop(c);
+    lake.drop_file("sales/a.csv", &format!("{HEADER}5,2026-11-21T10:00:00Z,5,5.00\n"));
+    lake.drop_file("sales/b.csv", &next());
+    let r = lake.glueless(&["run", "--once", "--format", "json"], &[]);
+    assert_eq!(r.code, 3, "a file rejected: {}", r.stderr);
+    assert!(r.stderr.contains("refused rows of a batch of 2 files"), "the two went as one load: {}", r.stderr);
+    let report = r.json();
+    assert_eq!(last(&report, "a.csv")["state"], "LOADED", "{report}");
+    assert_eq!(last(&report, "b.csv")["state"], "REJECTED", "{report}");
+    assert_eq!(lake.facts(), ["1|1|1.00", "2|2|2.00", "3|3|3.00", "5|5|5.00"]);
+    let ledger = names(lake.query("SELECT object_url FROM glueless_loads").into_iter().map(|r| r[0].clone()));
+    assert_eq!(ledger, ["a.csv", "seed.csv"]);
+}
+
 #[cfg(feature = "postgres")]
 pub mod postgres {
     use super::*;
