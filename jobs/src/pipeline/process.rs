@@ -458,7 +458,7 @@ impl Pipeline {
                     recorded = ok;
                     if !ok {
                         self.log(&format!(
-                            "{}: the claim was taken over by another worker; its outcome stands",
+                            "{}: the state store already holds another outcome (another worker took the claim over, or a resent write of this one was applied); that outcome stands",
                             key.url
                         ));
                     }
