@@ -4,3 +4,5 @@
 //! loaded content, nothing left RUNNING.
 //!
 //! One module per kind of fault.
+
+mod fault_matrix;
