@@ -90,7 +90,11 @@ trait Warehouse: Sync {
     /// The `[warehouse]` section of the config ("" for the default SQLite file).
     fn config(&self) -> String;
     /// Each row's columns joined with `|`.
-    fn rows(&self, lake: &Lake, sql: &str) -> Vec<String>;
+    fn rows(&self, lake: &Lake, sql: &str) -> Vec<String> {
+        self.try_rows(lake, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+    /// [`Warehouse::rows`], or the error (a table not created yet).
+    fn try_rows(&self, lake: &Lake, sql: &str) -> Result<Vec<String>, String>;
 }
 
 struct Sqlite;
@@ -99,8 +103,11 @@ impl Warehouse for Sqlite {
     fn config(&self) -> String {
         String::new()
     }
-    fn rows(&self, lake: &Lake, sql: &str) -> Vec<String> {
-        lake.query(sql).into_iter().map(|r| r.join("|")).collect()
+    fn try_rows(&self, lake: &Lake, sql: &str) -> Result<Vec<String>, String> {
+        let c = rusqlite::Connection::open(lake.warehouse()).map_err(|e| e.to_string())?;
+        let mut st = c.prepare(sql).map_err(|e| e.to_string())?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(|e| e.to_string())?;
+        rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
     }
 }
 
@@ -109,6 +116,13 @@ const FACTS: &str =
 const LEDGER: &str = "SELECT object_url FROM glueless_loads ORDER BY object_url";
 const CONTENTS: &str =
     "SELECT CAST(count(DISTINCT fingerprint) AS TEXT) || '|' || CAST(count(*) AS TEXT) FROM glueless_loads";
+
+/// The fact table's rows after `files` were loaded: their good rows, by id.
+fn good_facts(files: &[&Input]) -> Vec<String> {
+    let mut want: Vec<Row> = files.iter().flat_map(|f| f.rows.iter().copied()).filter(Row::good).collect();
+    want.sort_by_key(|r| r.id);
+    want.iter().map(Row::fact).collect()
+}
 
 /// One point: crash there, restart, check the end.
 fn case(point: &str, wh: &dyn Warehouse) {
@@ -129,6 +143,22 @@ fn case(point: &str, wh: &dyn Warehouse) {
     assert_eq!(std::fs::read_to_string(&marker).ok().as_deref(), Some(point), "{point}: reached: {}", killed.stderr);
     assert!(killed.stderr.contains(&format!("GLUELESS_FAULT={point}: killing")), "{point}: {}", killed.stderr);
 
+    // Right after the crash, the fact rows and the ledger agree: the fact table holds the good
+    // rows of exactly the files in the ledger (none at all before the first commit).
+    let in_ledger: Vec<String> = wh.try_rows(&lake, LEDGER).unwrap_or_default();
+    let committed: Vec<&Input> =
+        files.iter().filter(|f| in_ledger.iter().any(|u| u.ends_with(&format!("/{}", f.name)))).collect();
+    let facts_now = wh.try_rows(&lake, FACTS).unwrap_or_default();
+    assert_eq!(
+        facts_now.len(),
+        good_facts(&committed).len(),
+        "{point}: after the crash, fact rows of the files in the ledger {in_ledger:?} only"
+    );
+    assert!(
+        facts_now == good_facts(&committed),
+        "{point}: after the crash, the fact rows are those of the files in the ledger"
+    );
+
     // Restarted without the point: the dead worker's claims lapse after the lease.
     let report = lake.run_once(&[]);
 
@@ -141,9 +171,7 @@ fn case(point: &str, wh: &dyn Warehouse) {
     assert_eq!(attention[0]["state"], "REJECTED", "{point}: {st}");
     assert!(attention[0]["key"]["url"].as_str().unwrap().ends_with("/c.csv"), "{point}: {st}");
 
-    let mut want: Vec<Row> = loaded.iter().flat_map(|f| f.rows.iter().copied()).filter(Row::good).collect();
-    want.sort_by_key(|r| r.id);
-    let want: Vec<String> = want.iter().map(Row::fact).collect();
+    let want = good_facts(&loaded);
     let facts = wh.rows(&lake, FACTS);
     assert_eq!(facts.len(), want.len(), "{point}: fact rows");
     let first_diff = facts.iter().zip(&want).find(|(g, w)| g != w);
@@ -194,15 +222,24 @@ mod postgres {
         fn config(&self) -> String {
             format!("[warehouse]\nurl = \"{}\"\n", self.url)
         }
-        fn rows(&self, _lake: &Lake, sql: &str) -> Vec<String> {
+        fn try_rows(&self, _lake: &Lake, sql: &str) -> Result<Vec<String>, String> {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
                 let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.unwrap();
                 tokio::spawn(conn);
-                let rows = client.query(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
-                rows.iter().map(|r| r.get::<_, String>(0)).collect()
+                let rows = client.query(sql, &[]).await.map_err(|e| e.to_string())?;
+                Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
             })
         }
+    }
+
+    /// The first column (text) of each row of `sql`.
+    #[cfg(feature = "lambda")]
+    async fn pg_rows(url: &str, sql: &str) -> Vec<String> {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let rows = client.query(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.iter().map(|r| r.get::<_, String>(0)).collect()
     }
 
     #[test]
@@ -222,5 +259,72 @@ mod postgres {
                 .map(|(&p, url)| (p, Box::new(Postgres { url }) as Box<dyn Warehouse + Send>))
                 .collect(),
         );
+    }
+
+    /// `glueless worker` (DynamoDB state on the emulator, PostgreSQL warehouse) killed in the
+    /// dispatcher after its files are decided and before the SQS delete, and after the
+    /// warehouse commit: the messages come back after their visibility timeout and the next
+    /// worker sees the files done (or takes them up after the lease) without loading them twice.
+    #[cfg(feature = "lambda")]
+    #[test]
+    fn a_worker_killed_before_the_sqs_delete_or_after_the_commit_loads_exactly_once() {
+        use crate::aws_runtime::{Stack, contracts, queue_depth, rt, sales};
+        use glueless_jobs::ports::FileState;
+
+        let case = |point: &'static str| {
+            rt().block_on(async {
+                let stack = Stack::deploy(
+                    &format!("fault-{point}"),
+                    &[("DatasetPrefixes", "landing/sales/"), ("QueueVisibilityTimeoutSeconds", "2")],
+                );
+                let contracts = contracts();
+                let warehouse = crate::support::postgres_database(&format!("fault_worker_{point}")).await;
+                let mut env = stack.env(contracts.path(), &warehouse);
+                env.retain(|(k, _)| k != "GLUELESS__QUEUE__VISIBILITY_SECS");
+                env.push(("GLUELESS__QUEUE__VISIBILITY_SECS".into(), "2".into()));
+                env.push(("GLUELESS__RUN__LEASE_SECS".into(), "2".into()));
+                let good = stack.put("landing/sales/good.csv", &sales(1, 3, 1)).await;
+                let broken = stack.put("landing/sales/broken.csv", &sales(20, 0, 3)).await;
+
+                let dir = tempfile::tempdir().unwrap();
+                let marker = dir.path().join("fault-reached");
+                let mut armed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                armed.push(("GLUELESS_FAULT", point));
+                armed.push(("GLUELESS_FAULT_MARKER", crate::support::path_str(&marker)));
+                let killed = crate::support::glueless_with_env(dir.path(), &["worker", "--once"], &armed);
+                assert_eq!(killed.code, -1, "{point}: killed by SIGKILL: {}", killed.stderr);
+                assert_eq!(std::fs::read_to_string(&marker).ok().as_deref(), Some(point), "{}", killed.stderr);
+                assert!(queue_depth(&stack.queue_url).await >= 1, "{point}: the messages were not deleted");
+
+                // The messages come back after their visibility timeout (and the claims lapse).
+                tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let run =
+                    crate::support::glueless_with_env(dir.path(), &["worker", "--once", "--format", "json"], &env);
+                assert_eq!(run.code, 0, "{point}: {}", run.stderr);
+
+                let rec = stack.record("landing/sales/good.csv", &good).await;
+                assert_eq!(rec.state, FileState::Loaded, "{point}: {rec:?}");
+                let rec = stack.record("landing/sales/broken.csv", &broken).await;
+                assert_eq!(rec.state, FileState::Rejected, "{point}: {rec:?}");
+                let states: Vec<FileState> = stack.records().await.iter().map(|r| r.state).collect();
+                assert_eq!(states.len(), 2, "{point}: {states:?}");
+                assert_eq!(pg_rows(&warehouse, FACTS).await, ["1|2|9.99", "2|2|9.99", "3|2|9.99"], "{point}");
+                let ledger = pg_rows(&warehouse, LEDGER).await;
+                assert_eq!(ledger, [stack.url("landing/sales/good.csv")], "{point}: one ledger row");
+                assert_eq!(queue_depth(&stack.queue_url).await, 0, "{point}: every message deleted in the end");
+                assert_eq!(queue_depth(&stack.dlq_url).await, 0, "{point}");
+            })
+        };
+        std::thread::scope(|s| {
+            let a = s.spawn(|| case("before-sqs-delete"));
+            let b = s.spawn(|| case("after-commit"));
+            let (a, b) = (a.join(), b.join());
+            let failed: Vec<String> = [("before-sqs-delete", a), ("after-commit", b)]
+                .into_iter()
+                .filter_map(|(p, r)| r.err().map(|e| format!("{p}: {}", panic_text(&e))))
+                .collect();
+            assert!(failed.is_empty(), "{}", failed.join("\n"));
+        });
     }
 }
