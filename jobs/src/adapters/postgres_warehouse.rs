@@ -851,6 +851,7 @@ async fn load_in(tx: &Transaction<'_>, req: &LoadRequest<'_>, name: &FactName) -
         );
         rows_merged = tx.execute(&sql, &[]).await.map_err(err)?;
     }
+    crate::pipeline::faults::point("before-ledger");
 
     // 6. The ledger.
     let insert = tx

@@ -472,6 +472,8 @@ impl RedshiftDataWarehouse {
 
         // 2. Commit: one transaction.
         let (id, _) = self.submit_batch(&sql.commit, session.as_deref(), false).await.map_err(|f| f.load(t))?;
+        // The commit batch is one transaction on the server: the closest a client can die to it.
+        crate::pipeline::faults::point("before-ledger");
         let done = self.wait(&id, &sql.commit).await.map_err(|f| f.load(t))?;
         let affected = |i: usize| done.sub_statements().get(i).map_or(0, |s| s.result_rows().max(0) as u64);
         let rows_superseded: u64 = sql.superseded.iter().map(|&i| affected(i)).sum();

@@ -746,6 +746,7 @@ fn load_blocking(
         keys.join(", ")
     );
     let rows_merged = tx.execute(&sql, []).map_err(err)? as u64;
+    crate::pipeline::faults::point("before-ledger");
 
     // 6. The ledger.
     let mut results = Vec::with_capacity(files.len());

@@ -111,6 +111,9 @@ impl Pipeline {
                 Err(e) => self.log(&format!("cannot claim {}: {e}; it stays for the next pass", key.url)),
             }
         }
+        if !claimed.is_empty() {
+            faults::point("after-claim");
+        }
         self.process_claimed(entry, claimed).await
     }
 
@@ -161,6 +164,11 @@ impl Pipeline {
         let mut staged: Vec<(Work, StagedFile)> = Vec::new();
         for w in work {
             let name = entry.dataset.contract.name.clone();
+            if let Some(Ok(r)) = &w.result
+                && r.outputs.iter().any(|o| o.kind == "quarantine" && o.rows > 0)
+            {
+                faults::point("after-quarantine");
+            }
             match w.result.as_ref().expect("transformed") {
                 Err(e) => {
                     let f = classify(e);
@@ -172,7 +180,10 @@ impl Pipeline {
                     out.push(self.record_failure(&name, &w, Failure::Reject(reason), Some(report)).await);
                 }
                 Ok(report) => match self.staged_file(&w, report) {
-                    Ok(s) => staged.push((w, s)),
+                    Ok(s) => {
+                        faults::point("after-staging");
+                        staged.push((w, s))
+                    }
                     Err(e) => out.push(self.record_failure(&name, &w, Failure::Retry(e), Some(report)).await),
                 },
             }
@@ -216,7 +227,7 @@ impl Pipeline {
                         continue;
                     }
                     match state.renew(k, &owner, now_ms(), lease_ms).await {
-                        Ok(true) => {}
+                        Ok(true) => faults::point("during-renewal"),
                         Ok(false) => {
                             lost.lock().expect("lock").insert(k.clone());
                         }
@@ -387,7 +398,10 @@ impl Pipeline {
         let res = self.warehouse.load(&req).await?;
         faults::point("after-commit");
         let mut out = Vec::new();
-        for ((w, s), fl) in staged.iter().zip(res.files) {
+        for (i, ((w, s), fl)) in staged.iter().zip(res.files).enumerate() {
+            if i > 0 {
+                faults::point("between-state-updates");
+            }
             let report = w.result.as_ref().and_then(|r| r.as_ref().ok()).expect("staged files have a report");
             let (id, note) = match fl {
                 FileLoad::Loaded { .. } => (load_id.clone(), None),

@@ -259,6 +259,7 @@ impl Dispatcher {
                     out[t.msg].files.push(o);
                 }
             }
+            crate::pipeline::faults::point("before-sqs-delete");
         }
     }
 

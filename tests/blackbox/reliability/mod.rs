@@ -8,5 +8,6 @@
 mod atomicity;
 #[cfg(feature = "postgres")]
 mod cuts;
+mod fault_matrix;
 #[cfg(feature = "postgres")]
 mod proxy;
