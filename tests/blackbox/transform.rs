@@ -76,6 +76,97 @@ fn transform_sample_reports_counts_that_add_up_and_writes_typed_parquet() {
     }
 }
 
+/// `examples/orders-2026-11-20.csv` through `schemas/orders.toml`: every rejected line and why.
+const ORDERS_REJECTED: &[(u64, &str, &str)] = &[
+    (30, "type-error", "quantity"),
+    (341, "constraint-error", "order_id"),
+    (397, "constraint-error", "order_id"),
+    (470, "type-error", "quantity"),
+    (585, "constraint-error", "order_id"),
+    (638, "type-error", "quantity"),
+    (686, "type-error", "quantity"),
+    (838, "type-error", "quantity"),
+    (1126, "type-error", "quantity"),
+    (1156, "constraint-error", "currency"),
+    (1349, "constraint-error", "order_id"),
+    (1473, "constraint-error", "order_id"),
+    (1600, "constraint-error", "currency"),
+    (1680, "constraint-error", "currency"),
+];
+
+/// `(line, rule, field)` of each error in a quarantine.
+fn rejected(q: &[serde_json::Value]) -> Vec<(u64, String, String)> {
+    q.iter()
+        .flat_map(|row| {
+            row["errors"].as_array().unwrap().iter().map(move |e| {
+                (row["line"].as_u64().unwrap(), e["rule"].as_str().unwrap().into(), e["field"].as_str().unwrap().into())
+            })
+        })
+        .collect()
+}
+
+fn owned(v: &[(u64, &str, &str)]) -> Vec<(u64, String, String)> {
+    v.iter().map(|(l, r, f)| (*l, r.to_string(), f.to_string())).collect()
+}
+
+#[test]
+fn the_sample_files_reject_exactly_these_rows_and_load_exactly_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = repo().join("examples/orders-2026-11-20.csv");
+    let args = ["transform", "-c", &orders_contract(), "-i", path_str(&input), "-o", "o.parquet", "--format", "json"];
+    let run = glueless(dir.path(), &args);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let q = jsonl(&dir.path().join("o.rejects.jsonl"));
+    assert_eq!(rejected(&q), owned(ORDERS_REJECTED));
+
+    // The valid rows are exactly the file's other lines, in order: their order ids, read from the
+    // CSV by the test itself (every sample line is one row), against the Parquet's.
+    let text = std::fs::read_to_string(&input).unwrap();
+    let bad: Vec<usize> = ORDERS_REJECTED.iter().map(|(l, ..)| *l as usize).collect();
+    let want: Vec<i64> = text
+        .lines()
+        .enumerate()
+        .skip(1)
+        .filter(|(i, _)| !bad.contains(&(i + 1)))
+        .map(|(_, l)| l.split(',').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(want.len(), 1986);
+    let b = read_parquet(&dir.path().join("o.parquet"));
+    let got: Vec<i64> = b
+        .iter()
+        .flat_map(|b| b.column_by_name("order_id").unwrap().as_primitive::<Int64Type>().values().to_vec())
+        .collect();
+    assert_eq!(got, want, "the valid rows, in file order");
+    // Pinned, so that a changed sample fails here too, not only a changed engine: the order ids'
+    // sum and an order-sensitive fingerprint (h = h * 31 + id, wrapping).
+    let fingerprint = got.iter().fold(0u64, |h, &id| h.wrapping_mul(31).wrapping_add(id as u64));
+    assert_eq!((got.iter().sum::<i64>(), fingerprint), (1_088_182_550_868_969, 8_427_394_397_689_598_197));
+    // The first and last rows, every column.
+    let cell = |batch: &arrow::record_batch::RecordBatch, i: usize| -> Vec<String> {
+        batch.columns().iter().map(|c| arrow::util::display::array_value_to_string(c, i).unwrap()).collect()
+    };
+    assert_eq!(
+        cell(&b[0], 0),
+        ["1", "2024-01-01T00:00:01Z", "1349638", "SKU-174389", "5", "207.34", "JPY", "CH", "paid", "Fragile, glass"]
+    );
+    let last = b.last().unwrap();
+    assert_eq!(
+        cell(last, last.num_rows() - 1),
+        ["926569680164", "2024-01-01T01:39:57Z", "650541", "SKU-480006", "14", "358.95", "GBP", "FR", "paid", ""]
+    );
+
+    // The shipments sample: one bad date on line 6 (the title line counts), and the transform keeps
+    // two of the three valid rows.
+    let contract = repo().join("schemas/shipments.toml");
+    let input = repo().join("examples/shipments-2026-11-20.csv");
+    let args = ["transform", "-c", path_str(&contract), "-i", path_str(&input), "-o", "s.parquet", "--format", "json"];
+    let run = glueless(dir.path(), &args);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    let q = jsonl(&dir.path().join("s.rejects.jsonl"));
+    assert_eq!(rejected(&q), owned(&[(6, "type-error", "ship_date")]));
+    assert_eq!(rows(&read_parquet(&dir.path().join("s.parquet"))), 2);
+}
+
 #[test]
 fn validate_writes_nothing_and_counts_the_same() {
     let dir = tempfile::tempdir().unwrap();

@@ -9,9 +9,13 @@
 //!
 //! - [`parsing`]: csv-spectrum, csv-test-data and csvlint.rb (tokenizing, quoting, line ends,
 //!   blank rows, encodings).
+//! - [`csvw`]: the W3C CSV on the Web suite's parsing and dialect cases, each other case excluded
+//!   with its reason.
 //! - [`frictionless`]: frictionless-py and tableschema-py validation reports, compared row by
 //!   row with the quarantine.
 
+mod coverage;
+mod csvw;
 mod frictionless;
 mod parsing;
 

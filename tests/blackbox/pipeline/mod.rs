@@ -221,6 +221,18 @@ fn demo_runs_and_checks_itself() {
     assert!(r.stderr.contains("sqlite3"), "the demo says how to query the warehouse: {}", r.stderr);
     let n = query(&d.join("warehouse.db"), "SELECT count(*) FROM fact_orders")[0][0].parse::<u64>().unwrap();
     assert_eq!(Some(n), v["fact_rows"].as_u64());
+
+    // The numbers the README states ("two files of orders ... (16 broken rows among 2,300)"):
+    // the first run's two files, and a fact table holding every good row once after the second.
+    let readme = std::fs::read_to_string(crate::support::repo().join("README.md")).unwrap();
+    assert!(readme.contains("(16 broken rows\namong 2,300)"), "the README's demo paragraph changed: update this test");
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 4, "two files, then the same two again: {v}");
+    let first_run = &files[..2];
+    let sum = |k: &str| first_run.iter().map(|f| f[k].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((sum("rows_read"), sum("rows_rejected")), (2300, 16), "README: 16 broken rows among 2,300");
+    assert!(files.iter().all(|f| f["state"] == "LOADED"), "{v}");
+    assert_eq!(n, 2300 - 16, "every good row lands once, re-deliveries and re-uploads add none");
 }
 
 #[test]
