@@ -8,7 +8,8 @@
 //! loopback proxy that passes one request at a time: the races still exercise the adapter's
 //! conditions (any order of 16 claims has exactly one winner), not the emulator's locking.
 
-use std::io::{BufRead, BufReader, Write};
+use crate::support::http_message;
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -61,31 +62,6 @@ fn relay(client: TcpStream, upstream: &str, turn: &Mutex<()>) -> std::io::Result
         answers.write_all(&response)?;
     }
     Ok(())
-}
-
-/// One HTTP/1.1 message (head and a `Content-Length` body), or `None` at the end of the stream.
-fn http_message(r: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
-    let mut message = Vec::new();
-    loop {
-        let mut line = Vec::new();
-        if r.read_until(b'\n', &mut line)? == 0 {
-            return if message.is_empty() { Ok(None) } else { Err(std::io::ErrorKind::UnexpectedEof.into()) };
-        }
-        message.extend_from_slice(&line);
-        if line == b"\r\n" || line == b"\n" {
-            break;
-        }
-    }
-    let head = String::from_utf8_lossy(&message).to_ascii_lowercase();
-    assert!(!head.contains("transfer-encoding: chunked"), "the test proxy only relays Content-Length bodies: {head}");
-    let len = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()))
-        .unwrap_or(0);
-    let start = message.len();
-    message.resize(start + len, 0);
-    r.read_exact(&mut message[start..])?;
-    Ok(Some(message))
 }
 
 /// A client of the emulator, built explicitly (the process environment is left alone).

@@ -201,3 +201,30 @@ impl HttpReceiver {
         }
     }
 }
+
+/// One HTTP/1.1 message (head and a `Content-Length` body), or `None` at the end of the stream:
+/// what the test proxies in front of the emulator relay.
+#[cfg(any(feature = "aws", feature = "postgres"))]
+pub fn http_message(r: &mut impl std::io::BufRead) -> std::io::Result<Option<Vec<u8>>> {
+    let mut message = Vec::new();
+    loop {
+        let mut line = Vec::new();
+        if r.read_until(b'\n', &mut line)? == 0 {
+            return if message.is_empty() { Ok(None) } else { Err(std::io::ErrorKind::UnexpectedEof.into()) };
+        }
+        message.extend_from_slice(&line);
+        if line == b"\r\n" || line == b"\n" {
+            break;
+        }
+    }
+    let head = String::from_utf8_lossy(&message).to_ascii_lowercase();
+    assert!(!head.contains("transfer-encoding: chunked"), "the test proxy only relays Content-Length bodies: {head}");
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()))
+        .unwrap_or(0);
+    let start = message.len();
+    message.resize(start + len, 0);
+    r.read_exact(&mut message[start..])?;
+    Ok(Some(message))
+}

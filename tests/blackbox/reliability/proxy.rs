@@ -7,6 +7,7 @@
 //! SQL text, `d` is a row of `COPY … FROM STDIN`. Only the commit cut reads the server's side,
 //! for the `CommandComplete` of `COMMIT` it then withholds.
 
+use crate::support::http_message;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -222,29 +223,4 @@ fn relay_http(
         answers.write_all(&response)?;
     }
     Ok(())
-}
-
-/// One HTTP/1.1 message (head and a `Content-Length` body), or `None` at the end of the stream.
-fn http_message(r: &mut impl std::io::BufRead) -> std::io::Result<Option<Vec<u8>>> {
-    let mut message = Vec::new();
-    loop {
-        let mut line = Vec::new();
-        if r.read_until(b'\n', &mut line)? == 0 {
-            return if message.is_empty() { Ok(None) } else { Err(std::io::ErrorKind::UnexpectedEof.into()) };
-        }
-        message.extend_from_slice(&line);
-        if line == b"\r\n" || line == b"\n" {
-            break;
-        }
-    }
-    let head = String::from_utf8_lossy(&message).to_ascii_lowercase();
-    assert!(!head.contains("transfer-encoding: chunked"), "the test proxy only relays Content-Length bodies: {head}");
-    let len = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:").and_then(|v| v.trim().parse::<usize>().ok()))
-        .unwrap_or(0);
-    let start = message.len();
-    message.resize(start + len, 0);
-    r.read_exact(&mut message[start..])?;
-    Ok(Some(message))
 }
