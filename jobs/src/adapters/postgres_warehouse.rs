@@ -165,7 +165,7 @@ impl PostgresWarehouse {
     /// Connects to the database of `s.url` (the password from `s.password_file`, relative to
     /// `base_dir`, else from the variable `s.password_env`), with TLS when `s.tls = "require"`.
     pub async fn connect(s: &WarehouseSettings, base_dir: &Path) -> Result<PostgresWarehouse, WarehouseError> {
-        let target = redact(&s.url);
+        let target = crate::redact::url(&s.url);
         let fail = |message: String| WarehouseError::Connect { target: target.clone(), message };
         let mut config = Config::from_str(&s.url).map_err(|e| {
             fail(format!(
@@ -289,13 +289,6 @@ fn rustls_connector(s: &WarehouseSettings, base_dir: &Path) -> Result<MakeRustls
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
-}
-
-/// The URL as messages show it: [`crate::redact::url`], the one redaction of configured URLs
-/// (the user-info password, any parameter tokio-postgres decodes to `password`, a key-value
-/// string's `password`).
-fn redact(url: &str) -> String {
-    crate::redact::url(url)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1245,15 +1238,15 @@ mod tests {
 
     #[test]
     fn passwords_never_show() {
-        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
-        assert_eq!(redact("postgres://me:s3cret@db:5432/x"), "postgres://me@db:5432/x");
+        assert_eq!(crate::redact::url("postgres://db/x"), "postgres://db/x");
+        assert_eq!(crate::redact::url("postgres://me:s3cret@db:5432/x"), "postgres://me@db:5432/x");
         assert_eq!(
-            redact("postgresql://me:p%40ss@h1,h2/x?password=s3cret&sslmode=disable"),
+            crate::redact::url("postgresql://me:p%40ss@h1,h2/x?password=s3cret&sslmode=disable"),
             "postgresql://me@h1,h2/x?password=…&sslmode=disable"
         );
-        let kv = redact("host=db user=me password=s3cret dbname=x port=5433");
+        let kv = crate::redact::url("host=db user=me password=s3cret dbname=x port=5433");
         assert_eq!(kv, "host=db user=me password=… dbname=x port=5433");
-        assert!(!redact("host=db password='s 3cret'").contains("3cret"));
+        assert!(!crate::redact::url("host=db password='s 3cret'").contains("3cret"));
     }
 
     /// Issue 11: tokio-postgres percent-decodes parameter names, so `p%61ssword` is the
@@ -1263,7 +1256,7 @@ mod tests {
         let url = "postgres://me@db/x?sslmode=disable&p%61ssword=s3cret";
         let c = Config::from_str(url).unwrap();
         assert_eq!(c.get_password(), Some(&b"s3cret"[..]));
-        assert_eq!(redact(url), "postgres://me@db/x?sslmode=disable&p%61ssword=…");
+        assert_eq!(crate::redact::url(url), "postgres://me@db/x?sslmode=disable&p%61ssword=…");
     }
 
     #[test]

@@ -332,7 +332,6 @@ mod postgres {
 #[cfg(all(feature = "redshift", feature = "postgres"))]
 mod redshift {
     use crate::acceptance::warehouse::Staging;
-    use crate::redshift::data_api_server::DataApiServer;
     use glueless_jobs::adapters::RedshiftDataWarehouse;
     use glueless_jobs::ports::*;
 
@@ -344,15 +343,9 @@ mod redshift {
     async fn redshift_a_constraint_one_file_breaks_is_a_refusal_of_rows() {
         let bucket = crate::support::make_bucket("poison");
         let st = Staging::new(Some(&format!("s3://{bucket}/staging")));
-        let pg_url = crate::support::postgres_database("poison_redshift").await;
-        let server = DataApiServer::start(&pg_url).await;
-        let w = crate::redshift::warehouse::warehouse_at(
-            &server,
-            "redshift-data://cluster/test-cluster/dev?db_user=glueless",
-        );
+        let (w, _server, pg_url) = crate::redshift::warehouse::fresh("poison_redshift").await;
         w.ensure_table(&st.spec).await.unwrap();
-        let (pg, conn) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(conn);
+        let pg = crate::redshift::warehouse::pg(&pg_url).await;
         pg.batch_execute("ALTER TABLE fact_everything ADD CONSTRAINT qty_small CHECK (qty < 100)").await.unwrap();
         let files = [
             st.stage("a", "v1", &[&row(1, 1)]).await,

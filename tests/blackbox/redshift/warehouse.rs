@@ -57,13 +57,14 @@ fn warehouse_with(server: &DataApiServer, settings: &WarehouseSettings) -> Redsh
 }
 
 /// A fresh database, a server on it and the adapter.
-async fn fresh(test: &str) -> (RedshiftDataWarehouse, DataApiServer, String) {
+pub(crate) async fn fresh(test: &str) -> (RedshiftDataWarehouse, DataApiServer, String) {
     let pg = crate::support::postgres_database(test).await;
     let server = DataApiServer::start(&pg).await;
     (warehouse_at(&server, CLUSTER_URL), server, pg)
 }
 
-async fn pg(url: &str) -> tokio_postgres::Client {
+/// A plain client of the database behind the server (to add constraints, triggers).
+pub(crate) async fn pg(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(conn);
     client

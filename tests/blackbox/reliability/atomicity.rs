@@ -199,7 +199,6 @@ pub mod postgres {
 mod redshift {
     use super::REFUSAL;
     use crate::acceptance::warehouse::Staging;
-    use crate::redshift::data_api_server::DataApiServer;
     use glueless_jobs::ports::*;
 
     fn row(id: i64, qty: i64, hour: u32) -> String {
@@ -210,14 +209,8 @@ mod redshift {
     async fn redshift_a_ledger_row_that_fails_rolls_back_the_merge_and_the_retry_loads_once() {
         let bucket = crate::support::make_bucket("atomic");
         let st = Staging::new(Some(&format!("s3://{bucket}/staging")));
-        let pg_url = crate::support::postgres_database("atomic_redshift").await;
-        let server = DataApiServer::start(&pg_url).await;
-        let w = crate::redshift::warehouse::warehouse_at(
-            &server,
-            "redshift-data://cluster/test-cluster/dev?db_user=glueless",
-        );
-        let (pg, conn) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(conn);
+        let (w, _server, pg_url) = crate::redshift::warehouse::fresh("atomic_redshift").await;
+        let pg = crate::redshift::warehouse::pg(&pg_url).await;
         let load = async |id: &str, f: &StagedFile| {
             w.load(&LoadRequest {
                 table: &st.spec,

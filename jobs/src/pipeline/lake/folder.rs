@@ -14,6 +14,7 @@
 
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
+use glueless_engine::text::inert;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
@@ -216,7 +217,10 @@ pub fn walk(root: &std::path::Path, landing: &str) -> std::result::Result<Walk, 
             Err(e) if dir == start && e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
             Err(source) if dir == start => return Err(WalkError { path: start.display().to_string(), source }),
             Err(e) => {
-                out.problems.push(format!("cannot list the folder {}: {e}; its files are not received", escaped(&dir)));
+                out.problems.push(format!(
+                    "cannot list the folder {}: {e}; its files are not received",
+                    inert(&dir.to_string_lossy())
+                ));
                 continue;
             }
         };
@@ -224,7 +228,7 @@ pub fn walk(root: &std::path::Path, landing: &str) -> std::result::Result<Walk, 
             let entry = match entry {
                 Ok(e) => e,
                 Err(e) => {
-                    out.problems.push(format!("cannot read an entry of {}: {e}", escaped(&dir)));
+                    out.problems.push(format!("cannot read an entry of {}: {e}", inert(&dir.to_string_lossy())));
                     continue;
                 }
             };
@@ -232,14 +236,14 @@ pub fn walk(root: &std::path::Path, landing: &str) -> std::result::Result<Walk, 
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 out.problems.push(format!(
                     "{} has a name that is not UTF-8, which no object key can hold; rename it",
-                    escaped(&path)
+                    inert(&path.to_string_lossy())
                 ));
                 continue;
             };
             let md = match std::fs::symlink_metadata(&path) {
                 Ok(m) => m,
                 Err(e) => {
-                    out.problems.push(format!("cannot read {}: {e}", escaped(&path)));
+                    out.problems.push(format!("cannot read {}: {e}", inert(&path.to_string_lossy())));
                     continue;
                 }
             };
@@ -252,11 +256,6 @@ pub fn walk(root: &std::path::Path, landing: &str) -> std::result::Result<Walk, 
         }
     }
     Ok(out)
-}
-
-/// A path for a log line: control characters (a newline in a name) shown escaped.
-fn escaped(p: &std::path::Path) -> String {
-    p.to_string_lossy().escape_debug().to_string()
 }
 
 #[cfg(test)]
