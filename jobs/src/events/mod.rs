@@ -95,6 +95,18 @@ pub fn replay_body(bucket: &str, key: &str, size: u64, etag: &str) -> String {
 
 /// Decodes an S3 notification key: `+` is a space, `%XX` a byte (UTF-8 as a whole).
 pub fn decode_key(key: &str) -> String {
+    String::from_utf8_lossy(&url_decoded(key)).into_owned()
+}
+
+/// [`decode_key`] for a key that must be exact (a listing's `encoding-type=url` keys): `None`
+/// when the decoded bytes are not UTF-8, instead of replacing them.
+pub fn decode_key_exact(key: &str) -> Option<String> {
+    String::from_utf8(url_decoded(key)).ok()
+}
+
+/// The bytes of a URL-encoded key: `+` is a space, `%XX` a byte; a `%` not followed by two hex
+/// digits stays as it is.
+fn url_decoded(key: &str) -> Vec<u8> {
     let b = key.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -110,7 +122,7 @@ pub fn decode_key(key: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 #[cfg(test)]

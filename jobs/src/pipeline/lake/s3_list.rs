@@ -133,34 +133,6 @@ fn encode(s: &str) -> String {
     out
 }
 
-/// A key as `encoding-type=url` sends it: percent-encoded, and `+` for a space (S3 itself sends
-/// `+`; emulators send `%20`; a literal `+` always comes as `%2B`). `None` when the bytes are not
-/// UTF-8.
-fn decode_key(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-fn hex(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
-}
-
 /// What one page says.
 #[derive(Debug, Default)]
 struct Page {
@@ -190,7 +162,7 @@ fn parse_page(xml: &str) -> Result<Page, String> {
         rest = &after[end..];
         let field = |name: &str| element(c, name).ok_or_else(|| format!("an object without <{name}>"));
         let raw = unescape(field("Key")?)?;
-        let Some(key) = (if url_encoded { decode_key(&raw) } else { Some(raw.clone()) }) else {
+        let Some(key) = (if url_encoded { crate::events::decode_key_exact(&raw) } else { Some(raw.clone()) }) else {
             page.problems.push(format!("the key {raw:?} (percent-encoded) is not UTF-8; rename the object"));
             continue;
         };
@@ -265,14 +237,14 @@ mod tests {
 
     #[test]
     fn keys_are_percent_and_plus_decoded() {
-        assert_eq!(decode_key("landing/s/bad%0Aname.csv").unwrap(), "landing/s/bad\nname.csv");
-        assert_eq!(decode_key("a+b%2Bc%20d").unwrap(), "a b+c d");
-        assert_eq!(decode_key("caf%C3%A9%25.csv").unwrap(), "café%.csv");
-        assert_eq!(decode_key("100%").unwrap(), "100%", "a lone % stays");
-        assert_eq!(decode_key("x%4").unwrap(), "x%4");
-        assert_eq!(decode_key("%zz").unwrap(), "%zz");
-        assert_eq!(decode_key("a//b"), Some("a//b".into()));
-        assert!(decode_key("latin1-%E9.csv").is_none());
+        assert_eq!(crate::events::decode_key_exact("landing/s/bad%0Aname.csv").unwrap(), "landing/s/bad\nname.csv");
+        assert_eq!(crate::events::decode_key_exact("a+b%2Bc%20d").unwrap(), "a b+c d");
+        assert_eq!(crate::events::decode_key_exact("caf%C3%A9%25.csv").unwrap(), "café%.csv");
+        assert_eq!(crate::events::decode_key_exact("100%").unwrap(), "100%", "a lone % stays");
+        assert_eq!(crate::events::decode_key_exact("x%4").unwrap(), "x%4");
+        assert_eq!(crate::events::decode_key_exact("%zz").unwrap(), "%zz");
+        assert_eq!(crate::events::decode_key_exact("a//b"), Some("a//b".into()));
+        assert!(crate::events::decode_key_exact("latin1-%E9.csv").is_none());
     }
 
     #[test]
