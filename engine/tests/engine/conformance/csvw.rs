@@ -77,7 +77,7 @@ const EXCLUDED: &[(&[&str], &str)] = &[
         ],
         "a negative test of an invalid CSVW metadata document (bad @id/@type/@context, \
          inconsistent schemas, bad datatypes); glueless's own contract errors are tested in \
-         engine/src/contract/load_tests.rs",
+         engine/src/contract/load/tests.rs",
     ),
 ];
 

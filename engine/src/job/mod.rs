@@ -614,5 +614,4 @@ fn explain_memory(e: datafusion::error::DataFusionError, memory_bytes: usize) ->
 }
 
 #[cfg(test)]
-#[path = "job_tests.rs"]
 mod tests;

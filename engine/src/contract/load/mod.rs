@@ -121,7 +121,7 @@ pub fn load_str(text: &str, source: &str, base_dir: &Path) -> Result<Contract, C
 }
 
 // ---------------------------------------------------------------------------------------------
-// Raw shapes (those of a field are in `load_field.rs`). Every member is optional so that a table
+// Raw shapes (those of a field are in `fields.rs`). Every member is optional so that a table
 // can be re-read one key at a time to find the key behind a type error (see `read_table`);
 // required keys are checked by hand.
 
@@ -355,11 +355,8 @@ fn load_options(map: &Map<String, Json>, at: &At, schema: &Schema) -> Result<Loa
     Ok(LoadOptions { version_column, max_rejected_ratio, extra_columns, transform })
 }
 
-#[path = "load_field.rs"]
 mod fields;
-#[path = "load_keys.rs"]
 mod keys;
 
 #[cfg(test)]
-#[path = "load_tests.rs"]
 mod tests;

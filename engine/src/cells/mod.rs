@@ -735,5 +735,4 @@ pub fn parse_value(kind: &FieldKind, text: &str) -> Result<Value, String> {
 }
 
 #[cfg(test)]
-#[path = "cells_tests.rs"]
 mod tests;
