@@ -5,7 +5,7 @@
     python3 docs/cost_model.py --help     # every input: throughput, sizes, prices, runtimes
 
 Standard library only. Every number is an input with a default; the defaults are the
-throughput measured by benches/pipeline.sh (README, "The pipeline": one run on a 2-vCPU box,
+throughput measured by benches/pipeline.sh (docs/performance.md, "The pipeline": one run on a 2-vCPU box,
 2026-11-27, PostgreSQL 15 as the warehouse) and us-east-1 list prices (see docs/operations.md
 for their sources and date).
 
@@ -14,7 +14,7 @@ The model, per file:
 - glueless billed seconds = the measured end-to-end seconds of the file (transform, stage and
   warehouse load; the function or task waits for the load and is billed for it). The same
   seconds are used for any runtime with at least one vCPU: the transform barely uses a second
-  core (1.38 s on one thread, 1.33 s on two, README "Performance"), the load is waiting.
+  core (1.38 s on one thread, 1.33 s on two, docs/performance.md), the load is waiting.
 - Lambda: memory GB x seconds x the GB-second price, plus the request price once per
   invocation (a batch of files shares one). Billed per millisecond, no minimum.
 - Fargate, a task per file: (vCPU x vCPU-hour price + GB x GB-hour price) x (start-up + seconds),
