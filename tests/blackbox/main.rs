@@ -4,6 +4,7 @@
 mod acceptance;
 #[cfg(feature = "lambda")]
 mod aws_runtime;
+mod docs;
 #[cfg(feature = "aws")]
 mod dynamodb;
 mod hostile;
