@@ -1,51 +1,8 @@
 //! `glueless.toml`: one file, every key overridable as `GLUELESS__SECTION__KEY`, validated at
 //! start with errors that name the key and say what to change.
 //!
-//! ```toml
-//! [lake]
-//! url = "./lake"                      # a folder, or s3://bucket[/prefix]
-//! landing = "landing/"                # producers drop files here
-//! staging = "staging/"                # Parquet staging files
-//! rejected = "rejected/"              # quarantine
-//!
-//! [contracts]
-//! dir = "schemas"                     # every *.toml here is a dataset contract
-//!
-//! [state]
-//! url = "sqlite://glueless-state.db"
-//!
-//! [warehouse]
-//! url = "sqlite://warehouse.db"
-//!
-//! [alerts]
-//! webhook_url = ""                    # Slack-compatible incoming webhook; empty: alerts go to the log
-//! sns_topic_arn = ""                  # or an SNS topic (feature `aws`), e.g. for AWS Chatbot
-//! include_values = false              # show the first row errors' cell values (may be personal data)
-//!
-//! [run]
-//! poll_interval_ms = 1000             # how often the landing prefix is listed
-//! lease_secs = 300                    # a claim is void this long after its last renewal
-//! max_attempts = 5                    # FAILED this many times -> DEAD
-//! retry_base_secs = 30                # backoff: base * 2^(attempt-1), with jitter, capped
-//! retry_max_secs = 3600
-//! inline_max_bytes = 1073741824       # larger files go through the launcher
-//! batch_max_files = 20                # files of one dataset loaded in one transaction
-//! batch_max_wait_ms = 2000            # how long a lone file waits for company
-//! max_concurrent_files = 2            # files transformed at once
-//! keep_staging = false                # keep the Parquet staging files after the load
-//! settle_ms = 1000                    # local lake: a file must be unchanged this long before it is taken
-//!
-//! [limits]                            # the bounds of one file job, whatever the input
-//! memory_mb = 256                     # the transform's DataFusion pool gets half
-//! max_record_mb = 64                  # a longer record (or skipped line) rejects the file
-//! batch_mb = 16                       # text per Arrow batch before it is handed on
-//! max_row_errors = 100                # errors kept per rejected row
-//! max_columns = 1048576               # columns a header may have
-//! decompressed_ratio = 200            # a .gz/.zst may inflate to ratio x stored size + floor
-//! decompressed_floor_mb = 1024
-//! quarantine_ratio = 8                # the quarantine may hold ratio x bytes read + floor
-//! quarantine_floor_mb = 64
-//! ```
+//! Every key, its default and its unit are in docs/configuration.md (the `[limits]` keys in
+//! docs/hostile-input-engine.md); the structs below are their source of truth.
 //!
 //! Relative paths (lake folder, contracts dir, SQLite files) are relative to the folder of the
 //! config file, or to the current folder when there is none.

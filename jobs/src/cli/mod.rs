@@ -1,8 +1,7 @@
 //! The `glueless` command line: parsing, dispatch to the commands, exit codes.
 //!
-//! Exit codes (DESIGN.md): 0 all rows valid; 3 some rows rejected but under the threshold;
-//! 4 file rejected; 2 usage or contract errors; 1 anything else. With `--format json`, stdout
-//! carries exactly one JSON object, also when the command fails.
+//! The exit codes are documented for users in README.md ("Exit codes"). With `--format json`,
+//! stdout carries exactly one JSON object, also when the command fails.
 
 mod demo;
 mod file;

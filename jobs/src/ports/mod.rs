@@ -1,6 +1,6 @@
 //! The ports: small traits the pipeline core needs and the adapters implement.
 //!
-//! | port | embedded default | later (AWS, servers) |
+//! | port | embedded default | AWS and servers |
 //! | --- | --- | --- |
 //! | [`StateStore`] per-file state machine | `SqliteStateStore` | DynamoDB |
 //! | [`Warehouse`] COPY + MERGE + ledger | `SqliteWarehouse` | PostgreSQL, Redshift Data API |

@@ -1,4 +1,4 @@
-//! The per-file state store port: the state machine of DESIGN.md as conditional writes.
+//! The per-file state store port: the state machine of docs/pipeline.md as conditional writes.
 //!
 //! ```text
 //! RECEIVED ──claim──▶ RUNNING(owner, lease) ──▶ LOADED

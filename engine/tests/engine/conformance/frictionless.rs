@@ -232,10 +232,10 @@ const CASES: &[Case] = &[
         tasks: &[task(
             "data.csv",
             Schema::File("schema.json"),
-            // Row 4 (`,Paul`): glueless makes every primary-key field required (DESIGN: the
-            // key is the MERGE key, so none of its parts may be NULL); frictionless only
-            // objects to a key whose cells are all null. Row 6 is blank: `blank-row` only, as
-            // in package-blank-row-primary-key.
+            // Row 4 (`,Paul`): glueless makes every primary-key field required (the key is the
+            // warehouse's upsert key, so none of its parts may be NULL; docs/contracts.md,
+            // "Constraints"); frictionless only objects to a key whose cells are all null. Row 6
+            // is blank: `blank-row` only, as in package-blank-row-primary-key.
             Outcome::Rows {
                 only_frictionless: &[(6, "primary-key", "")],
                 only_glueless: &[(4, "constraint-error", "id")],
