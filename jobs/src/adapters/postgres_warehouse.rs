@@ -72,31 +72,13 @@
 //! `table = "sales.fact_orders"` is the table `"sales"."fact_orders"`; a name without a dot
 //! goes to the `search_path`. Names longer than 63 bytes are refused (PostgreSQL would cut them).
 //!
-//! # Grants
+//! # Configuration and grants
 //!
-//! The role in the URL needs `CONNECT` and `TEMP` on the database; `USAGE` on the schemas of
-//! the fact tables and of the ledger; `SELECT, INSERT, UPDATE` on the fact tables and on
-//! `glueless_loads`. Creating what is missing needs more: `CREATE` on the schema (tables and
-//! the ledger), and `CREATE` on the database for a schema that does not exist yet. Nothing is
-//! created when it exists, so a role without `CREATE` works once the tables are in place.
-//!
-//! # Configuration
-//!
-//! ```toml
-//! [warehouse]
-//! url = "postgres://glueless@db.internal:5432/analytics"  # never put the password here
-//! password_env = "PGPASSWORD"     # the default; or:
-//! # password_file = "secrets/pg"  # relative to the config file; wins over password_env
-//! tls = "require"                 # or "disable" (the default)
-//! # ca_file = "certs/db-ca.pem"   # extra CA certificates, with the system's roots
-//! ```
-//!
-//! or `GLUELESS__WAREHOUSE__URL=postgres://…` in the environment. The URL also takes the
-//! parameters of `tokio_postgres::Config` (`connect_timeout`, `options`, several hosts, …);
-//! `tls` wins over a `sslmode` there. A password in the URL still works but is never shown:
-//! [`Warehouse::describe`] and every error print the URL without it. One connection is kept,
-//! checked with an empty query at the start of each call and opened again when it broke; the
-//! calls of one process go through it one at a time.
+//! The `[warehouse]` keys, the URL's parameters and the grants the role needs are documented
+//! for users in docs/warehouses.md ("PostgreSQL"). A password in the URL still works but is
+//! never shown: [`Warehouse::describe`] and every error print the URL without it. One
+//! connection is kept, checked with an empty query at the start of each call and opened again
+//! when it broke; the calls of one process go through it one at a time.
 
 use super::staged_parquet::{Cells, PartReader};
 use crate::ports::{

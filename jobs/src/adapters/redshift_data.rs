@@ -1,40 +1,11 @@
 //! The [`Warehouse`] port on Amazon Redshift (a provisioned cluster or Serverless) through the
 //! Redshift Data API: no driver, no open connection, only HTTPS calls with AWS credentials.
 //!
-//! # Pointing glueless at it
-//!
-//! ```toml
-//! [warehouse]
-//! url = "redshift-data://cluster/my-cluster/dev?db_user=glueless"
-//! iam_role = "arn:aws:iam::123456789012:role/glueless-copy"   # what COPY assumes to read S3
-//! statement_timeout_secs = 900                                   # per statement, then retryable
-//!
-//! [lake]
-//! url = "s3://my-lake"          # COPY reads the staged Parquet from S3: staging must be there
-//! ```
-//!
-//! URL forms (`redshift-data://KIND/NAME/DATABASE?PARAMS`):
-//!
-//! | URL | connects as |
-//! | --- | --- |
-//! | `redshift-data://cluster/<cluster-id>/<database>?db_user=<user>` | a database user, through temporary credentials (`redshift:GetClusterCredentials`) |
-//! | `redshift-data://cluster/<cluster-id>/<database>?secret_arn=<arn>` | the user and password of a Secrets Manager secret |
-//! | `redshift-data://cluster/<cluster-id>/<database>` | the caller's IAM identity (`redshift:GetClusterCredentialsWithIAM`) |
-//! | `redshift-data://workgroup/<workgroup>/<database>` | Serverless, the caller's IAM identity (`redshift-serverless:GetCredentials`) |
-//! | `redshift-data://workgroup/<workgroup>/<database>?secret_arn=<arn>` | Serverless, the secret's user |
-//!
-//! Any of them takes `region=<region>`; otherwise the region, the credentials and the endpoint
-//! come from the usual AWS environment through `aws-config` (`AWS_REGION`, `AWS_PROFILE`,
-//! `AWS_ACCESS_KEY_ID`…, instance or task roles, `AWS_ENDPOINT_URL`). `iam_role` empty means
-//! `IAM_ROLE default`, the cluster's default role.
-//!
-//! Permissions: the caller needs `redshift-data:ExecuteStatement`, `BatchExecuteStatement`,
-//! `DescribeStatement`, `GetStatementResult` and `CancelStatement` (plus the credential action
-//! of its URL form), and `s3:GetObject`, `s3:ListBucket` and `s3:PutObject`/`s3:DeleteObject`
-//! on the staging prefix (it checks the parts and writes COPY manifests there); the database
-//! user needs `CREATE` on the schema (or an existing fact table it may `INSERT`, `UPDATE`,
-//! `DELETE` and `SELECT`), `TEMP` on the database and the same on `glueless_loads`; the
-//! `iam_role` needs `s3:GetObject` and `s3:ListBucket` on the staging prefix.
+//! The `[warehouse]` keys, the URL forms (a cluster or a Serverless workgroup; a database user,
+//! a secret or the caller's IAM identity) and the permissions of the caller, the database user
+//! and the `iam_role` are documented for users in docs/warehouses.md ("Amazon Redshift").
+//! Region, credentials and endpoint come from the usual AWS environment through `aws-config`
+//! (`?region=` in the URL overrides); an empty `iam_role` means `IAM_ROLE default`.
 //!
 //! # A load
 //!
