@@ -6,6 +6,7 @@
 //! warehouse has), runs again, and checks what landed: rows per file, the quarantine, the fact
 //! table, the ledger. It exits 0 only if every check holds.
 
+use super::exit::Exit;
 use super::pipeline::summary_line;
 use super::{CliError, Format};
 use crate::pipeline::service::{self, RunOptions, Shutdown};
@@ -98,7 +99,7 @@ fn failed(message: String) -> CliError {
     CliError::Failed { message, retryable: false }
 }
 
-pub async fn run(dir: Option<PathBuf>, format: Format, threads: usize) -> Result<i32, CliError> {
+pub async fn run(dir: Option<PathBuf>, format: Format, threads: usize) -> Result<Exit, CliError> {
     let dir = dir.unwrap_or_else(fresh_dir);
     if dir.join("lake").exists() {
         return Err(CliError::Usage(format!("{} already has a lake; pass a new or empty --dir", dir.display())));
@@ -212,5 +213,5 @@ pub async fn run(dir: Option<PathBuf>, format: Format, threads: usize) -> Result
         });
         println!("{v}");
     }
-    Ok(if ok { 0 } else { 1 })
+    Ok(if ok { Exit::Clean } else { Exit::Failed })
 }
