@@ -113,4 +113,19 @@ mod tests {
         assert_eq!(Exit::of_error(&CliError::Usage("x".into())), Exit::Usage);
         assert_eq!(Exit::of_error(&CliError::Failed { message: "x".into(), retryable: true }), Exit::Failed);
     }
+
+    /// The report's `status` is part of the JSON contract, whatever the enum is called in Rust.
+    #[test]
+    fn the_report_status_keeps_its_json_names() {
+        let names: Vec<serde_json::Value> = [Status::Valid, Status::RowsRejected, Status::FileRejected]
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap())
+            .collect();
+        assert_eq!(names, ["valid", "rows_rejected", "file_rejected"]);
+        assert!(
+            [Status::Valid, Status::RowsRejected, Status::FileRejected]
+                .iter()
+                .all(|s| names.contains(&s.as_str().into()))
+        );
+    }
 }
