@@ -236,6 +236,12 @@ pub enum CliError {
     /// The state store could not answer.
     #[error(transparent)]
     State(#[from] crate::ports::StateError),
+    /// The warehouse could not answer.
+    #[error(transparent)]
+    Warehouse(#[from] crate::ports::WarehouseError),
+    /// The lake's landing prefix could not be listed.
+    #[error(transparent)]
+    List(#[from] crate::pipeline::lake::ListError),
     /// `glueless task` could not run its file.
     #[error(transparent)]
     Task(#[from] crate::runtime::task::TaskError),
@@ -269,6 +275,7 @@ impl CliError {
             CliError::Start(e) => e.is_retryable(),
             CliError::Job(e) => e.is_retryable(),
             CliError::State(e) => e.retryable,
+            CliError::Warehouse(e) => e.is_retryable(),
             CliError::Task(e) => e.is_retryable(),
             CliError::Requeue { .. } => true,
             CliError::Failed { retryable, .. } => *retryable,
