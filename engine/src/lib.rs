@@ -26,6 +26,6 @@ pub mod validate;
 pub mod write;
 
 pub use contract::{Contract, ContractError};
-pub use job::{Dataset, FileJob, JobError, Report};
+pub use job::{Dataset, FileJob, JobError, Report, Status};
 pub use limits::Limits;
 pub use store::{Location, Stores};

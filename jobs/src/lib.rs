@@ -9,6 +9,7 @@
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines, every metric name in one place.
 //! - [`settings`]: `glueless.toml` and its `GLUELESS__…` overrides.
 //! - [`redact`]: secrets out of every URL and message that is shown or stored.
+//! - [`startup`]: the composition root: settings → adapters → pipeline, for every entry point.
 //! - [`cli`]: argument parsing, the commands, their reports and exit codes.
 
 pub mod adapters;
@@ -20,3 +21,4 @@ pub mod ports;
 pub mod redact;
 pub mod runtime;
 pub mod settings;
+pub mod startup;

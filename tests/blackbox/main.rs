@@ -16,5 +16,6 @@ mod reliability;
 mod s3;
 #[cfg(feature = "aws")]
 mod sns;
+mod startup;
 mod support;
 mod transform;

@@ -202,6 +202,12 @@ impl HttpReceiver {
     }
 }
 
+/// A loopback port nothing listens on (bound once, then released): a server that refuses.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 /// One HTTP/1.1 message (head and a `Content-Length` body), or `None` at the end of the stream:
 /// what the test proxies in front of the emulator relay.
 #[cfg(any(feature = "aws", feature = "postgres"))]

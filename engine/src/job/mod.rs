@@ -126,8 +126,8 @@ pub struct Report {
     pub version: &'static str,
     pub dataset: String,
     pub input: String,
-    /// `valid` (exit 0), `rows_rejected` (3) or `file_rejected` (4).
-    pub status: &'static str,
+    /// What the job decided about the file (`valid`, `rows_rejected` or `file_rejected`).
+    pub status: Status,
     pub rows_read: u64,
     pub rows_valid: u64,
     pub rows_rejected: u64,
@@ -147,14 +147,46 @@ pub struct Report {
     pub file_problem: Option<FileProblem>,
 }
 
-impl Report {
-    /// 0 all rows valid, 3 some rows rejected, 4 the file rejected.
-    pub fn exit_code(&self) -> i32 {
-        match self.status {
-            "valid" => 0,
-            "rows_rejected" => 3,
-            _ => 4,
+/// What the file job decided about a file: the report's `status`, serialized as `valid`,
+/// `rows_rejected` or `file_rejected`. The command line turns it into an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Every row is valid.
+    Valid,
+    /// Some rows are rejected, within `max_rejected_ratio`: the valid rows are written.
+    RowsRejected,
+    /// The file is rejected as a whole ([`Report::file_problem`] says why).
+    FileRejected,
+}
+
+impl Status {
+    /// The name in the JSON report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Valid => "valid",
+            Status::RowsRejected => "rows_rejected",
+            Status::FileRejected => "file_rejected",
         }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `report.status == "valid"`: the name is the one the JSON report carries.
+impl PartialEq<&str> for Status {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<Status> for &str {
+    fn eq(&self, other: &Status) -> bool {
+        *self == other.as_str()
     }
 }
 
@@ -490,11 +522,11 @@ impl<'a> FileJob<'a> {
         }
         let seconds = started.elapsed().as_secs_f64();
         let status = if problem.is_some() {
-            "file_rejected"
+            Status::FileRejected
         } else if counts.rows_rejected > 0 {
-            "rows_rejected"
+            Status::RowsRejected
         } else {
-            "valid"
+            Status::Valid
         };
         Ok(Report {
             version: env!("CARGO_PKG_VERSION"),

@@ -37,4 +37,8 @@ impl Launcher for InProcessLauncher {
         }
         Ok(Launched::InProcess)
     }
+
+    fn take_queued(&self) -> Vec<FileKey> {
+        self.drain()
+    }
 }

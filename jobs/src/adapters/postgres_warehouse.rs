@@ -148,7 +148,7 @@ impl PostgresWarehouse {
     /// `base_dir`, else from the variable `s.password_env`), with TLS when `s.tls = "require"`.
     pub async fn connect(s: &WarehouseSettings, base_dir: &Path) -> Result<PostgresWarehouse, WarehouseError> {
         let target = crate::redact::url(&s.url);
-        let fail = |message: String| WarehouseError::Connect { target: target.clone(), message };
+        let fail = |message: String| WarehouseError::Connect { target: target.clone(), message, unreachable: false };
         let mut config = Config::from_str(&s.url).map_err(|e| {
             fail(format!(
                 "warehouse.url is not a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE): {}",
@@ -194,8 +194,11 @@ impl PostgresWarehouse {
 
     /// A new connection, its driver running on the runtime.
     async fn open(&self) -> Result<Client, WarehouseError> {
-        let fail =
-            |e: tokio_postgres::Error| WarehouseError::Connect { target: self.target.clone(), message: chain(&e) };
+        let fail = |e: tokio_postgres::Error| WarehouseError::Connect {
+            target: self.target.clone(),
+            message: chain(&e),
+            unreachable: is_unreachable(&e),
+        };
         match &self.tls {
             Tls::Disable => {
                 let (client, connection) = self.config.connect(NoTls).await.map_err(fail)?;
@@ -232,7 +235,11 @@ impl PostgresWarehouse {
     }
 
     fn lost(&self) -> WarehouseError {
-        WarehouseError::Connect { target: self.target.clone(), message: "the connection is gone".into() }
+        WarehouseError::Connect {
+            target: self.target.clone(),
+            message: "the connection is gone".into(),
+            unreachable: true,
+        }
     }
 }
 
@@ -296,6 +303,40 @@ fn chain(e: &tokio_postgres::Error) -> String {
         source = s.source();
     }
     m
+}
+
+/// Whether a failed connection says that the server did not answer, so the same settings can
+/// work later: a network error (refused, timed out, reset) other than a host name that does not
+/// exist, or a server that is starting, shutting down or out of connections. Anything else (a
+/// role, password or database the server refuses, TLS, the URL) is the settings' fault.
+fn is_unreachable(e: &tokio_postgres::Error) -> bool {
+    if let Some(db) = e.as_db_error() {
+        // 08: connection exception; 53: insufficient resources; 57P01-57P03: shutting down,
+        // or "the database system is starting up".
+        let code = db.code().code();
+        return code.starts_with("08") || code.starts_with("53") || code.starts_with("57P");
+    }
+    if e.is_closed() {
+        return true;
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return !host_not_found(io);
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// A host name that the resolver says does not exist (rather than one it could not ask about):
+/// a mistake in the URL. The standard library reports name lookups as text only
+/// ("failed to lookup address information: …", getaddrinfo's own words).
+fn host_not_found(e: &std::io::Error) -> bool {
+    let m = e.to_string();
+    ["Name or service not known", "No address associated with hostname", "nodename nor servname provided"]
+        .iter()
+        .any(|t| m.contains(t))
 }
 
 /// Why a statement failed, by SQLSTATE: a passing condition, rows the server refuses, or

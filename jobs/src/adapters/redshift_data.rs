@@ -508,7 +508,7 @@ impl RedshiftDataWarehouse {
 fn connect_error(url: &str, message: String) -> WarehouseError {
     // The parameters may name a secret; the rest goes through the one redaction of URLs.
     let target = crate::redact::url(url.split('?').next().unwrap_or(url));
-    WarehouseError::Connect { target, message }
+    WarehouseError::Connect { target, message, unreachable: false }
 }
 
 fn no_id(sql: &str) -> Failure {

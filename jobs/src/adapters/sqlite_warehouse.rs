@@ -118,7 +118,11 @@ impl SqliteWarehouse {
     /// Opens (or creates) the database file, switches it to WAL and creates the ledger.
     pub fn open(path: &Path) -> Result<SqliteWarehouse, WarehouseError> {
         let target = describe(path);
-        let connect = |e: rusqlite::Error| WarehouseError::Connect { target: target.clone(), message: e.to_string() };
+        let connect = |e: rusqlite::Error| WarehouseError::Connect {
+            target: target.clone(),
+            unreachable: super::sqlite_is_busy(&e),
+            message: e.to_string(),
+        };
         let conn = Connection::open(path).map_err(connect)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(connect)?;
         let mode: String =
@@ -130,6 +134,7 @@ impl SqliteWarehouse {
                 message: format!(
                     "cannot switch the journal to WAL (it stays `{mode}`); is the file on a network share?"
                 ),
+                unreachable: false,
             });
         }
         super::sqlite_busy_retry(BUSY_TIMEOUT, || conn.execute_batch(LEDGER_DDL)).map_err(connect)?;

@@ -6,6 +6,7 @@
 //! warehouse has), runs again, and checks what landed: rows per file, the quarantine, the fact
 //! table, the ledger. It exits 0 only if every check holds.
 
+use super::exit::Exit;
 use super::pipeline::summary_line;
 use super::{CliError, Format};
 use crate::pipeline::service::{self, RunOptions, Shutdown};
@@ -98,7 +99,7 @@ fn failed(message: String) -> CliError {
     CliError::Failed { message, retryable: false }
 }
 
-pub async fn run(dir: Option<PathBuf>, format: Format, threads: usize) -> Result<i32, CliError> {
+pub async fn run(dir: Option<PathBuf>, format: Format, threads: usize) -> Result<Exit, CliError> {
     let dir = dir.unwrap_or_else(fresh_dir);
     if dir.join("lake").exists() {
         return Err(CliError::Usage(format!("{} already has a lake; pass a new or empty --dir", dir.display())));
@@ -113,6 +114,7 @@ pub async fn run(dir: Option<PathBuf>, format: Format, threads: usize) -> Result
 
     let settings = Settings::load(Some(&dir.join("glueless.toml")), std::iter::empty())
         .map_err(|e| failed(format!("the demo's own config is invalid: {e}")))?;
+    // The demo writes its own settings: whatever stops it from starting is a failure, not a usage error.
     let p = Pipeline::build(settings, threads, false).await.map_err(|e| failed(e.to_string()))?;
     let shutdown = Shutdown::default();
     let entry_table = p
@@ -145,7 +147,7 @@ pub async fn run(dir: Option<PathBuf>, format: Format, threads: usize) -> Result
         );
     }
     let loaded1: u64 = first.files.iter().map(|f| f.rows_loaded).sum();
-    let rows = p.warehouse.fact_rows(&entry_table).await.map_err(|e| failed(e.to_string()))?;
+    let rows = p.warehouse.fact_rows(&entry_table).await?;
     checks.check(format!("fact_orders has {} rows, one per valid order", rows.len()), rows.len() as u64 == loaded1);
     let before: HashMap<i64, Value> =
         rows.iter().map(|r| (r[0].as_i64().unwrap_or(-1), Value::Array(r.clone()))).collect();
@@ -153,10 +155,10 @@ pub async fn run(dir: Option<PathBuf>, format: Format, threads: usize) -> Result
     eprintln!(
         "\n2. the same event delivered again; day 2 uploaded again unchanged; day 1 re-uploaded with changed rows"
     );
-    let d2 = p.lake.list_landing().await.map_err(|e| failed(e.to_string()))?;
+    let d2 = p.lake.list_landing().await?;
     let ev: Option<ObjectEvent> = d2.into_iter().find(|e| e.key.ends_with("2026-11-21.csv"));
     let dup = match &ev {
-        Some(ev) => p.accept(ev).await.map_err(|e| failed(e.to_string()))?,
+        Some(ev) => p.accept(ev).await?,
         None => Accepted::Unroutable { reason: "day 2 is missing".into(), outcome: None },
     };
     checks.check("the duplicate event is recognised and changes nothing", dup == Accepted::Duplicate);
@@ -174,7 +176,7 @@ pub async fn run(dir: Option<PathBuf>, format: Format, threads: usize) -> Result
     );
     let again1 = by_name(&second, "2026-11-20.csv");
     checks.check("day 1's new version is LOADED", again1.as_ref().is_some_and(|f| f.state == FileState::Loaded));
-    let rows = p.warehouse.fact_rows(&entry_table).await.map_err(|e| failed(e.to_string()))?;
+    let rows = p.warehouse.fact_rows(&entry_table).await?;
     checks.check(format!("fact_orders still has {} rows (same keys)", rows.len()), rows.len() == before.len());
     let after: HashMap<i64, &Vec<Value>> = rows.iter().map(|r| (r[0].as_i64().unwrap_or(-1), r)).collect();
     let quantity = |id: &i64| after.get(id).and_then(|r| r[4].as_i64());
@@ -186,7 +188,7 @@ pub async fn run(dir: Option<PathBuf>, format: Format, threads: usize) -> Result
         format!("order {older}, re-sent with an older order_ts, kept its newer row"),
         after.get(&older).map(|r| Value::Array(r.to_vec())) == before.get(&older).cloned(),
     );
-    let ledger = p.warehouse.ledger(None).await.map_err(|e| failed(e.to_string()))?;
+    let ledger = p.warehouse.ledger(None).await?;
     checks.check(format!("the ledger has {} loads: day 1, day 2, day 1 again", ledger.len()), ledger.len() == 3);
 
     let ok = checks.list.iter().all(|(_, ok)| *ok);
@@ -212,5 +214,5 @@ pub async fn run(dir: Option<PathBuf>, format: Format, threads: usize) -> Result
         });
         println!("{v}");
     }
-    Ok(if ok { 0 } else { 1 })
+    Ok(if ok { Exit::Clean } else { Exit::Failed })
 }

@@ -1,14 +1,16 @@
 //! `glueless validate` and `glueless transform`: one file through the engine.
 
+use super::exit::Exit;
 use super::progress::Bar;
 use super::{CliError, Command, Common, Format};
 use glueless_engine::job::ProgressFn;
-use glueless_engine::{Dataset, FileJob, JobError, Report, Stores};
+use glueless_engine::{Dataset, FileJob, Report, Status, Stores};
 use std::sync::Arc;
 
-pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
+pub async fn run(command: Command, threads: usize) -> Result<Exit, CliError> {
     let stores = Stores::new();
-    let resolve = |url: &str, what: &str| stores.resolve(url).map_err(|e| CliError::Usage(format!("{what}: {e}")));
+    let resolve =
+        |url: &str, what: &'static str| stores.resolve(url).map_err(|source| CliError::Location { what, source });
     let (dataset, job_input, output, rejects, max_part, common, verb) = match command {
         Command::Validate { contract, file, common } => {
             (load(&contract)?, resolve(&file, "FILE")?, None, None, None, common, "validate")
@@ -31,10 +33,7 @@ pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
         _ => unreachable!("pipeline commands are dispatched elsewhere"),
     };
     // The same bounds as the pipeline: `[limits]` of ./glueless.toml and GLUELESS__LIMITS__….
-    let limits = crate::settings::Settings::load(None, std::env::vars())
-        .map_err(|e| CliError::Usage(format!("configuration error: {e}")))?
-        .limits
-        .engine();
+    let limits = crate::settings::Settings::load(None, std::env::vars())?.limits.engine();
     let bar = Bar::new(common.quiet).map(Arc::new);
     let mut job = FileJob::new(&dataset, job_input)
         .threads(threads)
@@ -55,7 +54,7 @@ pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
         let f: ProgressFn = Arc::new(move |bytes, total, rows| b.update(bytes, total, rows));
         job = job.progress(f);
     }
-    let report = job.run().await.map_err(failed)?;
+    let report = job.run().await?;
     if let Some(b) = &bar {
         b.clear();
     }
@@ -63,23 +62,17 @@ pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
         eprint!("{}", summary(verb, &dataset, &report));
     }
     print_report(&common, &report);
-    Ok(report.exit_code())
+    Ok(Exit::of_report(report.status))
 }
 
 fn load(path: &std::path::Path) -> Result<Dataset, CliError> {
-    Dataset::load(path).map_err(|e| CliError::Usage(format!("contract error: {e}")))
-}
-
-fn failed(e: JobError) -> CliError {
-    let retryable = e.is_retryable();
-    let advice = if retryable { " (this may be temporary: try again)" } else { "" };
-    CliError::Failed { message: format!("{e}{advice}"), retryable }
+    Ok(Dataset::load(path)?)
 }
 
 fn print_report(common: &Common, report: &Report) {
     if common.format == Format::Json {
         let mut v = serde_json::to_value(report).expect("report serializes");
-        v["exit_code"] = report.exit_code().into();
+        v["exit_code"] = Exit::of_report(report.status).code().into();
         println!("{v}");
     }
 }
@@ -122,10 +115,13 @@ pub fn summary(verb: &str, dataset: &Dataset, r: &Report) -> String {
     if r.rows_rejected as usize > r.errors.len() && !r.errors.is_empty() {
         let _ = writeln!(s, "            ... all rejected rows are in the quarantine");
     }
-    let verdict = match (r.exit_code(), &r.file_problem) {
-        (_, Some(p)) => format!("4, file rejected ({}): {}", p.rule, t(&p.message)),
-        (3, _) => format!("3, some rows rejected, within load.max_rejected_ratio = {}", c.load.max_rejected_ratio),
-        _ => "0, all rows valid".to_string(),
+    let code = Exit::of_report(r.status).code();
+    let verdict = match (r.status, &r.file_problem) {
+        (_, Some(p)) => format!("{code}, file rejected ({}): {}", p.rule, t(&p.message)),
+        (Status::RowsRejected, _) => {
+            format!("{code}, some rows rejected, within load.max_rejected_ratio = {}", c.load.max_rejected_ratio)
+        }
+        _ => format!("{code}, all rows valid"),
     };
     let _ = writeln!(s, "  verdict   {verdict}");
     s

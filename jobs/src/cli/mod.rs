@@ -1,9 +1,9 @@
-//! The `glueless` command line: parsing, dispatch to the commands, exit codes.
-//!
-//! The exit codes are documented for users in README.md ("Exit codes"). With `--format json`,
-//! stdout carries exactly one JSON object, also when the command fails.
+//! The `glueless` command line: parsing, dispatch to the commands, and their end: a report
+//! and an exit code ([`exit`], the one table of them; users read it in README.md, "Exit codes"). With `--format json`, stdout carries
+//! exactly one JSON object, also when the command fails.
 
 mod demo;
+pub mod exit;
 mod file;
 mod pipeline;
 mod progress;
@@ -15,7 +15,8 @@ use serde_json::json;
 #[command(
     name = "glueless",
     version,
-    about = "Contract-validated CSV ingestion: CSV files in, typed Parquet, a quarantine and an exactly-once warehouse load out"
+    about = "Contract-validated CSV ingestion: CSV files in, typed Parquet, a quarantine and an exactly-once warehouse load out",
+    after_help = exit::HELP
 )]
 pub struct Cli {
     /// Worker threads (default: all cores).
@@ -205,22 +206,90 @@ impl WarehouseKind {
     }
 }
 
-/// A failure of a command, with its exit code.
+/// A command that could not do its work: a mistake in what it was given (exit 2), or a
+/// failure (exit 1), which may be worth trying again ([`CliError::is_retryable`]).
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// The contract or the arguments are wrong: exit 2.
+    /// The arguments are wrong.
     #[error("{0}")]
     Usage(String),
-    /// Anything else: exit 1.
+    /// The configuration file or the `GLUELESS__…` environment is wrong.
+    #[error("configuration error: {0}")]
+    Config(#[from] crate::settings::SettingsError),
+    /// A contract is wrong.
+    #[error("contract error: {0}")]
+    Contract(#[from] glueless_engine::ContractError),
+    /// A location given on the command line (`what`: the option) cannot be used.
+    #[error("{what}: {source}")]
+    Location {
+        what: &'static str,
+        #[source]
+        source: glueless_engine::store::StoreError,
+    },
+    /// The pipeline could not start: its configuration (exit 2), or a service that did not
+    /// answer (exit 1, retryable).
+    #[error(transparent)]
+    Start(#[from] crate::startup::StartError),
+    /// The file job failed.
+    #[error(transparent)]
+    Job(#[from] glueless_engine::JobError),
+    /// The state store could not answer.
+    #[error(transparent)]
+    State(#[from] crate::ports::StateError),
+    /// The warehouse could not answer.
+    #[error(transparent)]
+    Warehouse(#[from] crate::ports::WarehouseError),
+    /// The lake's landing prefix could not be listed.
+    #[error(transparent)]
+    List(#[from] crate::pipeline::lake::ListError),
+    /// `glueless task` could not run its file.
+    #[error(transparent)]
+    Task(#[from] crate::runtime::task::TaskError),
+    /// A replayed file is RECEIVED again, but its message could not be sent.
+    #[error("{source}; {url} is RECEIVED but has no message: run `glueless replay --url {url}` again")]
+    Requeue {
+        url: String,
+        #[source]
+        source: crate::ports::QueueError,
+    },
+    /// Anything else.
     #[error("{message}")]
     Failed { message: String, retryable: bool },
 }
 
 impl CliError {
-    fn exit_code(&self) -> i32 {
+    /// A mistake in what the command was given (arguments, contract, configuration): nothing
+    /// ran, and running it again unchanged fails the same way.
+    pub fn is_usage(&self) -> bool {
         match self {
-            CliError::Usage(_) => 2,
-            CliError::Failed { .. } => 1,
+            CliError::Usage(_) | CliError::Config(_) | CliError::Contract(_) | CliError::Location { .. } => true,
+            CliError::Start(e) => !e.is_retryable(),
+            CliError::Task(e) => e.is_usage(),
+            _ => false,
+        }
+    }
+
+    /// Whether the same command can succeed later without anyone changing anything.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            CliError::Start(e) => e.is_retryable(),
+            CliError::Job(e) => e.is_retryable(),
+            CliError::State(e) => e.retryable,
+            CliError::Warehouse(e) => e.is_retryable(),
+            CliError::Task(e) => e.is_retryable(),
+            CliError::Requeue { .. } => true,
+            CliError::Failed { retryable, .. } => *retryable,
+            _ => false,
+        }
+    }
+
+    /// The message a person reads: the error, and for one worth retrying, that it can be.
+    pub fn message(&self) -> String {
+        let text = shown(&self.to_string());
+        if self.is_retryable() {
+            format!("{text} (this may be temporary: it can be retried as it is, once the service answers)")
+        } else {
+            text
         }
     }
 }
@@ -234,7 +303,7 @@ pub fn main() -> i32 {
         Ok(r) => r,
         Err(e) => {
             eprintln!("glueless: cannot start the runtime: {e}");
-            return 1;
+            return exit::Exit::Failed.code();
         }
     };
     let format = cli.command.format();
@@ -246,24 +315,25 @@ pub fn main() -> i32 {
         }
     });
     match outcome {
-        Ok(code) => code,
+        Ok(exit) => exit.code(),
         Err(e) => {
-            let message = shown(&e.to_string());
+            let exit = exit::Exit::of_error(&e);
+            let message = e.message();
             if format == Format::Json {
-                let (kind, retryable) = match &e {
-                    CliError::Usage(_) => ("usage", false),
-                    CliError::Failed { retryable, .. } => ("failed", *retryable),
-                };
                 let v = json!({
                     "version": env!("CARGO_PKG_VERSION"),
                     "status": "error",
-                    "error": { "kind": kind, "message": message, "retryable": retryable },
-                    "exit_code": e.exit_code(),
+                    "error": {
+                        "kind": if exit == exit::Exit::Usage { "usage" } else { "failed" },
+                        "message": message,
+                        "retryable": e.is_retryable(),
+                    },
+                    "exit_code": exit.code(),
                 });
                 println!("{v}");
             }
             eprintln!("glueless: error: {}", for_terminal(&message));
-            e.exit_code()
+            exit.code()
         }
     }
 }

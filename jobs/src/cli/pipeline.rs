@@ -1,16 +1,18 @@
 //! `glueless run`, `glueless status` and `glueless replay`: the pipeline commands.
 
+use super::exit::Exit;
 use super::{CliError, Command, Format, PipelineArgs};
 use crate::pipeline::lake::Lake;
 use crate::pipeline::service::{self, RunOptions, RunSummary, Shutdown};
-use crate::pipeline::{Pipeline, open_state};
+use crate::pipeline::{Options, Pipeline};
 use crate::ports::{FileRecord, FileState, Filter, now_ms};
 use crate::settings::Settings;
+use crate::startup;
 use glueless_engine::text::inert;
 use serde_json::json;
 use std::sync::Arc;
 
-pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
+pub async fn run(command: Command, threads: usize) -> Result<Exit, CliError> {
     match command {
         Command::Run { once, args } => run_service(once, &args, threads).await,
         Command::Status { dataset, limit, args } => status(dataset, limit, &args).await,
@@ -23,17 +25,23 @@ pub async fn run(command: Command, threads: usize) -> Result<i32, CliError> {
 
 /// Loads the settings from `--config` and the `GLUELESS__…` environment.
 pub fn settings(args: &PipelineArgs) -> Result<Settings, CliError> {
-    Settings::load(args.config.as_deref(), std::env::vars())
-        .map_err(|e| CliError::Usage(format!("configuration error: {e}")))
+    Ok(Settings::load(args.config.as_deref(), std::env::vars())?)
 }
 
-fn failed(e: impl std::fmt::Display) -> CliError {
-    CliError::Failed { message: e.to_string(), retryable: false }
+/// The pipeline of `s`, with this command's `metrics_runtime` and claim `owner`.
+async fn pipeline(
+    s: Settings,
+    args: &PipelineArgs,
+    threads: usize,
+    metrics_runtime: Option<&'static str>,
+    owner: Option<String>,
+) -> Result<Pipeline, CliError> {
+    let options = Options { threads, quiet: args.quiet, metrics_runtime, owner };
+    Ok(startup::build(s, options).await?)
 }
 
-async fn run_service(once: bool, args: &PipelineArgs, threads: usize) -> Result<i32, CliError> {
-    let s = settings(args)?;
-    let p = Pipeline::build(s, threads, args.quiet).await.map_err(|e| CliError::Usage(e.to_string()))?;
+async fn run_service(once: bool, args: &PipelineArgs, threads: usize) -> Result<Exit, CliError> {
+    let p = pipeline(settings(args)?, args, threads, None, None).await?;
     if !args.quiet {
         eprintln!(
             "glueless run: lake {} (landing {}), contracts {}, state {}, warehouse {}{}",
@@ -68,14 +76,14 @@ async fn run_service(once: bool, args: &PipelineArgs, threads: usize) -> Result<
             "FAILED": summary.count(FileState::Failed),
             "DEAD": summary.count(FileState::Dead),
         });
-        v["exit_code"] = summary.exit_code().into();
+        v["exit_code"] = Exit::of_run(summary.verdict()).code().into();
         println!("{v}");
     }
-    Ok(summary.exit_code())
+    Ok(Exit::of_run(summary.verdict()))
 }
 
 #[cfg(not(feature = "aws"))]
-async fn worker(_once: bool, _args: &PipelineArgs, _threads: usize) -> Result<i32, CliError> {
+async fn worker(_once: bool, _args: &PipelineArgs, _threads: usize) -> Result<Exit, CliError> {
     Err(CliError::Usage(
         "`glueless worker` reads SQS: this glueless was built without the `aws` feature; rebuild with `--features aws`"
             .into(),
@@ -83,20 +91,21 @@ async fn worker(_once: bool, _args: &PipelineArgs, _threads: usize) -> Result<i3
 }
 
 #[cfg(feature = "aws")]
-async fn worker(once: bool, args: &PipelineArgs, threads: usize) -> Result<i32, CliError> {
+async fn worker(once: bool, args: &PipelineArgs, threads: usize) -> Result<Exit, CliError> {
     use crate::runtime::worker;
+    let no_queue = || {
+        CliError::Usage(
+            "`glueless worker` needs the queue: set [queue] url (or GLUELESS__QUEUE__URL) to the SQS queue URL".into(),
+        )
+    };
     let s = settings(args)?;
     if s.queue.url.is_empty() {
-        return Err(CliError::Usage(
-            "`glueless worker` needs the queue: set [queue] url (or GLUELESS__QUEUE__URL) to the SQS queue URL".into(),
-        ));
+        return Err(no_queue());
     }
-    let mut p = Pipeline::build(s, threads, args.quiet).await.map_err(|e| CliError::Usage(e.to_string()))?;
     // stdout carries the EMF lines, or with --format json only the report.
-    if args.format == Format::Text {
-        p.metrics_runtime = Some("worker");
-    }
-    let queue = crate::adapters::SqsQueue::connect(&p.settings.queue.url).await;
+    let metrics = (args.format == Format::Text).then_some("worker");
+    let p = pipeline(s, args, threads, metrics, None).await?;
+    let queue = p.queue.clone().ok_or_else(no_queue)?;
     if !args.quiet {
         eprintln!(
             "glueless worker: queue {}, lake {}, state {}, warehouse {}, large files via {}{}",
@@ -110,7 +119,7 @@ async fn worker(once: bool, args: &PipelineArgs, threads: usize) -> Result<i32, 
     }
     let shutdown = Arc::new(Shutdown::default());
     service::on_signals(shutdown.clone());
-    let summary = worker::run(&p, &queue, once, &shutdown).await;
+    let summary = worker::run(&p, queue.as_ref(), once, &shutdown).await;
     if !args.quiet {
         eprintln!(
             "glueless worker: {} message(s): {} deleted, {} retried, {} ignored, {} duplicate object(s), {} task(s) launched, {} file(s) finished in {:.1} s",
@@ -130,7 +139,7 @@ async fn worker(once: bool, args: &PipelineArgs, threads: usize) -> Result<i32, 
         v["status"] = "ok".into();
         println!("{v}");
     }
-    Ok(0)
+    Ok(Exit::Clean)
 }
 
 async fn task(
@@ -139,24 +148,22 @@ async fn task(
     owner: Option<String>,
     args: &PipelineArgs,
     threads: usize,
-) -> Result<i32, CliError> {
-    use crate::runtime::task::{self, TaskEnd, TaskError};
-    let s = settings(args)?;
-    let mut p = Pipeline::build(s, threads, args.quiet).await.map_err(|e| CliError::Usage(e.to_string()))?;
-    if args.format == Format::Text && std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some() {
-        p.metrics_runtime = Some("ecs");
-    }
+) -> Result<Exit, CliError> {
+    use crate::runtime::task::{self, TaskEnd};
+    let in_ecs = std::env::var_os("ECS_CONTAINER_METADATA_URI_V4").is_some();
+    let metrics = (args.format == Format::Text && in_ecs).then_some("ecs");
+    let owner = owner.filter(|o| !o.is_empty());
+    let take_over = owner.is_some();
+    let p = pipeline(settings(args)?, args, threads, metrics, owner).await?;
     // A path in a local lake is named by its URL in the state store.
     let url = if url.contains("://") || !p.lake.is_local {
         url.to_string()
     } else {
-        let abs = std::path::absolute(url).map_err(failed)?;
+        let abs = std::path::absolute(url)
+            .map_err(|e| CliError::Failed { message: format!("{url}: {e}"), retryable: false })?;
         format!("file://{}", abs.display())
     };
-    let end = task::run(&mut p, &url, version.as_deref(), owner.as_deref()).await.map_err(|e| match e {
-        TaskError::Usage(m) => CliError::Usage(m),
-        TaskError::Failed(m) => CliError::Failed { message: m, retryable: true },
-    })?;
+    let end = task::run(&p, &url, version.as_deref(), take_over).await?;
     let (state, file) = match &end {
         TaskEnd::Processed(o) => (o.state, serde_json::to_value(o).expect("serializes")),
         TaskEnd::AlreadyDecided(r) | TaskEnd::Taken(r) => (r.state, record_json(r)),
@@ -183,11 +190,11 @@ async fn task(
             "status": "ok",
             "state": state,
             "file": file,
-            "exit_code": end.exit_code(),
+            "exit_code": Exit::of_task(&end).code(),
         });
         println!("{v}");
     }
-    Ok(end.exit_code())
+    Ok(Exit::of_task(&end))
 }
 
 /// In the AWS runtime nothing watches the state store: a replayed file needs a message on the
@@ -195,22 +202,14 @@ async fn task(
 /// were sent; files of a local lake have no queue.
 #[cfg(feature = "aws")]
 async fn requeue(s: &Settings, replayed: &[&FileRecord]) -> Result<usize, CliError> {
-    use crate::ports::Queue;
-    if s.queue.url.is_empty() {
+    let Some(queue) = startup::open_queue(s).await else {
         return Ok(0);
-    }
-    let queue = crate::adapters::SqsQueue::connect(&s.queue.url).await;
+    };
     let mut sent = 0;
     for r in replayed {
         let Some((bucket, key)) = r.key.url.strip_prefix("s3://").and_then(|u| u.split_once('/')) else { continue };
         let body = crate::events::replay_body(bucket, key, r.size, &r.key.version);
-        queue.send(&body).await.map_err(|e| CliError::Failed {
-            message: format!(
-                "{e}; {} is RECEIVED but has no message: run `glueless replay --url {}` again",
-                r.key.url, r.key.url
-            ),
-            retryable: true,
-        })?;
+        queue.send(&body).await.map_err(|source| CliError::Requeue { url: r.key.url.clone(), source })?;
         sent += 1;
     }
     Ok(sent)
@@ -267,10 +266,10 @@ fn ago(ms: i64) -> String {
     }
 }
 
-async fn status(dataset: Option<String>, limit: usize, args: &PipelineArgs) -> Result<i32, CliError> {
+async fn status(dataset: Option<String>, limit: usize, args: &PipelineArgs) -> Result<Exit, CliError> {
     let s = settings(args)?;
-    let state = open_state(&s).await.map_err(|e| CliError::Usage(e.to_string()))?;
-    let counts = state.count_by_state(dataset.as_deref()).await.map_err(failed)?;
+    let state = startup::open_state(&s).await?;
+    let counts = state.count_by_state(dataset.as_deref()).await?;
     let attention = state
         .list(&Filter {
             states: vec![FileState::Dead, FileState::Failed, FileState::Rejected],
@@ -278,8 +277,7 @@ async fn status(dataset: Option<String>, limit: usize, args: &PipelineArgs) -> R
             limit: Some(limit),
             ..Filter::default()
         })
-        .await
-        .map_err(failed)?;
+        .await?;
     let running = state
         .list(&Filter {
             states: vec![FileState::Running, FileState::Received],
@@ -287,8 +285,7 @@ async fn status(dataset: Option<String>, limit: usize, args: &PipelineArgs) -> R
             limit: Some(limit),
             ..Filter::default()
         })
-        .await
-        .map_err(failed)?;
+        .await?;
     if !args.quiet {
         eprintln!(
             "glueless status: {}{}",
@@ -348,7 +345,7 @@ async fn status(dataset: Option<String>, limit: usize, args: &PipelineArgs) -> R
         });
         println!("{v}");
     }
-    Ok(0)
+    Ok(Exit::Clean)
 }
 
 async fn replay(
@@ -357,7 +354,7 @@ async fn replay(
     states: Vec<FileState>,
     all: bool,
     args: &PipelineArgs,
-) -> Result<i32, CliError> {
+) -> Result<Exit, CliError> {
     if url.is_none() && prefix.is_none() && states.is_empty() && !all {
         return Err(CliError::Usage(
             "say which files to replay: --url URL, --prefix PREFIX, --state DEAD (repeatable), or --all".into(),
@@ -372,17 +369,17 @@ async fn replay(
             "[queue] url is set, but this glueless was built without the `aws` feature and cannot send replayed files to SQS for the dispatcher; rebuild with `--features aws`".into(),
         ));
     }
-    let state = open_state(&s).await.map_err(|e| CliError::Usage(e.to_string()))?;
-    let lake = Lake::from_settings(&s, &glueless_engine::Stores::new()).map_err(|e| CliError::Usage(e.to_string()))?;
+    let state = startup::open_state(&s).await?;
+    let lake = Lake::from_settings(&s, &glueless_engine::Stores::new())
+        .map_err(|e| startup::StartError::Setup(crate::pipeline::SetupError::Lake(e)))?;
     let absolute = |u: &str| if u.contains("://") || u.starts_with('/') { u.to_string() } else { lake.location(u).url };
     let url = url.as_deref().map(absolute);
     let url_prefix = url.clone().or_else(|| prefix.as_deref().map(absolute));
     let states = if states.is_empty() { vec![FileState::Rejected, FileState::Failed, FileState::Dead] } else { states };
-    let candidates =
-        state.list(&Filter { states: states.clone(), url_prefix, ..Filter::default() }).await.map_err(failed)?;
+    let candidates = state.list(&Filter { states: states.clone(), url_prefix, ..Filter::default() }).await?;
     let mut replayed = Vec::new();
     for r in candidates.iter().filter(|r| url.as_ref().is_none_or(|u| &r.key.url == u)) {
-        if state.replay(&r.key, now_ms()).await.map_err(failed)? {
+        if state.replay(&r.key, now_ms()).await? {
             replayed.push(r);
         }
     }
@@ -420,5 +417,5 @@ async fn replay(
         });
         println!("{v}");
     }
-    Ok(0)
+    Ok(Exit::Clean)
 }

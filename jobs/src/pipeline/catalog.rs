@@ -50,10 +50,11 @@ pub struct Catalog {
 
 /// The contracts folder itself cannot be read.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read the contracts folder {dir}: {message}; create it, or set [contracts] dir in glueless.toml")]
+#[error("cannot read the contracts folder {dir}: {source}; create it, or set [contracts] dir in glueless.toml")]
 pub struct CatalogError {
     pub dir: PathBuf,
-    pub message: String,
+    #[source]
+    pub source: std::io::Error,
 }
 
 fn glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
@@ -61,7 +62,7 @@ fn glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
 }
 
 fn stamp(dir: &Path) -> Result<Vec<(PathBuf, u64, Option<SystemTime>)>, CatalogError> {
-    let err = |e: std::io::Error| CatalogError { dir: dir.to_path_buf(), message: e.to_string() };
+    let err = |source: std::io::Error| CatalogError { dir: dir.to_path_buf(), source };
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(err)? {
         let e = e.map_err(err)?;

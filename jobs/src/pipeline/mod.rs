@@ -1,7 +1,8 @@
 //! The pipeline core: the one file job ([`Pipeline::process`]: claim → transform → stage →
 //! load → record) and the dispatcher ([`Pipeline::accept`], [`service`]) that routes object
 //! events to datasets by their contracts' `match` globs and files by size. It sees the
-//! outside world only through the ports, so the embedded default and the AWS runtime share it.
+//! outside world only through the ports, so the embedded default and the AWS runtime share it;
+//! [`crate::startup`] opens the adapters behind them.
 
 pub mod catalog;
 pub mod faults;
@@ -11,8 +12,7 @@ pub mod service;
 
 pub use process::FileOutcome;
 
-use crate::adapters::{InProcessLauncher, LogAlerts, SqliteStateStore, SqliteWarehouse, WebhookAlerts};
-use crate::ports::{Alerts, FileKey, Launcher, NewFile, ObjectEvent, StateStore, Warehouse, now_ms};
+use crate::ports::{Alerts, FileKey, Launcher, NewFile, ObjectEvent, Queue, StateStore, Warehouse, now_ms};
 use crate::settings::Settings;
 use catalog::{Catalog, Route};
 use glueless_engine::Stores;
@@ -21,7 +21,8 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
-/// The adapters and settings a pipeline runs with; built once at start.
+/// The settings, adapters and options a pipeline runs with; built once at start by
+/// [`crate::startup`], never changed after.
 pub struct Pipeline {
     pub settings: Settings,
     pub lake: Lake,
@@ -29,10 +30,12 @@ pub struct Pipeline {
     pub state: Arc<dyn StateStore>,
     pub warehouse: Arc<dyn Warehouse>,
     pub alerts: Arc<dyn Alerts>,
+    /// Where files above `run.inline_max_bytes` go; when it runs them in this process, the
+    /// service takes them from [`Launcher::take_queued`].
     pub launcher: Arc<dyn Launcher>,
-    /// Files the in-process launcher queued (the embedded default's "large file" route).
-    pub in_process: Arc<InProcessLauncher>,
-    /// This worker's name in claims: `host:pid:random`.
+    /// The queue of object events, when `[queue] url` is set (`glueless worker` reads it).
+    pub queue: Option<Arc<dyn Queue>>,
+    /// This worker's name in claims: `host:pid:random`, or the owner a task takes over.
     pub owner: String,
     /// Transform threads per file.
     pub threads: usize,
@@ -46,115 +49,36 @@ pub struct Pipeline {
     ready_tables: Mutex<HashSet<String>>,
 }
 
-/// The pipeline cannot start.
+/// The ports a pipeline runs with, as [`crate::startup`] opened them from the settings.
+pub struct Adapters {
+    pub state: Arc<dyn StateStore>,
+    pub warehouse: Arc<dyn Warehouse>,
+    pub alerts: Arc<dyn Alerts>,
+    pub launcher: Arc<dyn Launcher>,
+    pub queue: Option<Arc<dyn Queue>>,
+}
+
+/// How a pipeline runs, beside its settings.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Transform threads per file (at least 1).
+    pub threads: usize,
+    /// No per-file lines on stderr.
+    pub quiet: bool,
+    /// See [`Pipeline::metrics_runtime`].
+    pub metrics_runtime: Option<&'static str>,
+    /// The owner in claims; default [`worker_name`]. `glueless task` takes over the claim its
+    /// launcher made under this name.
+    pub owner: Option<String>,
+}
+
+/// The lake or the contracts folder the settings name cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// `url` is shown through [`crate::redact::url`]: never with its password.
-    #[error("[{section}] url = {url:?}: {message}")]
-    Url { section: &'static str, url: String, message: String },
+pub enum SetupError {
     #[error(transparent)]
     Lake(#[from] glueless_engine::store::StoreError),
     #[error(transparent)]
     Catalog(#[from] catalog::CatalogError),
-    #[error(transparent)]
-    State(#[from] crate::ports::StateError),
-    #[error(transparent)]
-    Warehouse(#[from] crate::ports::WarehouseError),
-}
-
-fn sqlite_path<'a>(section: &'static str, url: &'a str) -> Result<&'a str, BuildError> {
-    match url.split_once("://") {
-        Some(("sqlite", p)) if !p.is_empty() => Ok(p),
-        Some((scheme, _)) => Err(BuildError::Url {
-            section,
-            url: crate::redact::url(url),
-            message: format!(
-                "`{scheme}://` is not available here; the embedded default is sqlite://PATH (e.g. sqlite://{section}.db)"
-            ),
-        }),
-        None => Err(BuildError::Url {
-            section,
-            url: crate::redact::url(url),
-            message: format!("expected a URL such as sqlite://{section}.db"),
-        }),
-    }
-}
-
-/// Opens the state store named in the settings (also used by `status` and `replay`):
-/// `sqlite://PATH`, or `dynamodb://TABLE` (feature `aws`).
-pub async fn open_state(settings: &Settings) -> Result<Arc<dyn StateStore>, BuildError> {
-    let url = settings.state.url.as_str();
-    match url.split_once("://").map(|(s, _)| s).unwrap_or("") {
-        #[cfg(feature = "aws")]
-        "dynamodb" => Ok(Arc::new(crate::adapters::DynamoDbStateStore::connect(url).await?)),
-        #[cfg(not(feature = "aws"))]
-        "dynamodb" => Err(missing_feature("state", url, "aws")),
-        _ => {
-            let p = sqlite_path("state", url)?;
-            Ok(Arc::new(SqliteStateStore::open(&settings.path(p))?))
-        }
-    }
-}
-
-#[cfg(any(not(feature = "postgres"), not(feature = "redshift"), not(feature = "aws")))]
-fn missing_feature(section: &'static str, url: &str, feature: &str) -> BuildError {
-    BuildError::Url {
-        section,
-        url: crate::redact::url(url),
-        message: format!(
-            "this glueless was built without the `{feature}` feature; rebuild with `--features {feature}`"
-        ),
-    }
-}
-
-/// Opens the warehouse named in the settings: `sqlite://`, `postgres://` (feature `postgres`,
-/// on by default) or `redshift-data://` (feature `redshift`).
-pub async fn open_warehouse(settings: &Settings) -> Result<Arc<dyn Warehouse>, BuildError> {
-    let url = settings.warehouse.url.as_str();
-    let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
-    match scheme {
-        #[cfg(feature = "postgres")]
-        "postgres" | "postgresql" => {
-            Ok(Arc::new(crate::adapters::PostgresWarehouse::connect(&settings.warehouse, &settings.base_dir).await?))
-        }
-        #[cfg(not(feature = "postgres"))]
-        "postgres" | "postgresql" => Err(missing_feature("warehouse", url, "postgres")),
-        #[cfg(feature = "redshift")]
-        "redshift-data" => Ok(Arc::new(crate::adapters::RedshiftDataWarehouse::connect(&settings.warehouse).await?)),
-        #[cfg(not(feature = "redshift"))]
-        "redshift-data" => Err(missing_feature("warehouse", url, "redshift")),
-        _ => {
-            let p = sqlite_path("warehouse", url)?;
-            Ok(Arc::new(SqliteWarehouse::open(&settings.path(p))?))
-        }
-    }
-}
-
-/// The alerts channel: an SNS topic (feature `aws`), a webhook, or the log.
-pub async fn open_alerts(settings: &Settings) -> Result<Arc<dyn Alerts>, BuildError> {
-    let a = &settings.alerts;
-    if !a.sns_topic_arn.is_empty() {
-        #[cfg(feature = "aws")]
-        return Ok(Arc::new(crate::adapters::SnsAlerts::connect(&a.sns_topic_arn).await));
-        #[cfg(not(feature = "aws"))]
-        return Err(missing_feature("alerts", &a.sns_topic_arn, "aws"));
-    }
-    Ok(if a.webhook_url.is_empty() { Arc::new(LogAlerts) } else { Arc::new(WebhookAlerts::new(&a.webhook_url)) })
-}
-
-/// The launcher for files above `run.inline_max_bytes`: ECS when `[ecs] cluster` is set
-/// (feature `aws`), else this process.
-pub async fn open_launcher(
-    settings: &Settings,
-    in_process: &Arc<InProcessLauncher>,
-) -> Result<Arc<dyn Launcher>, BuildError> {
-    if settings.ecs.cluster.is_empty() {
-        return Ok(in_process.clone());
-    }
-    #[cfg(feature = "aws")]
-    return Ok(Arc::new(crate::adapters::EcsLauncher::connect(&settings.ecs).await));
-    #[cfg(not(feature = "aws"))]
-    return Err(missing_feature("ecs", &settings.ecs.cluster, "aws"));
 }
 
 /// The worker name used in claims.
@@ -178,19 +102,13 @@ pub enum Accepted {
 }
 
 impl Pipeline {
-    /// Builds the pipeline the settings name: by default SQLite state and warehouse, webhook or
-    /// log alerts, in-process launcher; DynamoDB, PostgreSQL, Redshift, SNS and ECS when their
-    /// URLs are set (and the features built in).
-    pub async fn build(settings: Settings, threads: usize, quiet: bool) -> Result<Pipeline, BuildError> {
+    /// The pipeline of `settings` over the opened ports: opens the lake and loads the contracts.
+    pub fn new(settings: Settings, ports: Adapters, options: Options) -> Result<Pipeline, SetupError> {
         let stores = Stores::new();
         let lake = Lake::from_settings(&settings, &stores)?;
         let contracts_dir = settings.path(&settings.contracts.dir);
         let catalog = Catalog::load(&contracts_dir)?;
-        let state = open_state(&settings).await?;
-        let warehouse = open_warehouse(&settings).await?;
-        let alerts = open_alerts(&settings).await?;
-        let in_process = Arc::new(InProcessLauncher::default());
-        let launcher = open_launcher(&settings, &in_process).await?;
+        let Adapters { state, warehouse, alerts, launcher, queue } = ports;
         Ok(Pipeline {
             settings,
             lake,
@@ -199,11 +117,11 @@ impl Pipeline {
             warehouse,
             alerts,
             launcher,
-            in_process,
-            owner: worker_name(),
-            threads: threads.max(1),
-            quiet,
-            metrics_runtime: None,
+            queue,
+            owner: options.owner.filter(|o| !o.is_empty()).unwrap_or_else(worker_name),
+            threads: options.threads.max(1),
+            quiet: options.quiet,
+            metrics_runtime: options.metrics_runtime,
             contracts_dir,
             catalog: RwLock::new(Arc::new(catalog)),
             ready_tables: Mutex::new(HashSet::new()),

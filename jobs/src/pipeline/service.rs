@@ -70,10 +70,10 @@ impl RunSummary {
             .map(|(_, f)| f)
     }
 
-    /// The exit code of `glueless run`: 1 when a file ended FAILED or DEAD or the landing
-    /// prefix could not be listed, else 3 when rows or files were rejected (or a landing entry
-    /// could not be read), else 0.
-    pub fn exit_code(&self) -> i32 {
+    /// How the run went, judged by the last state of each file it finished: `Failed` when a
+    /// file ended FAILED or DEAD or the landing prefix could not be listed, else `Rejected`
+    /// when rows or files were rejected (or a landing entry could not be read), else `Clean`.
+    pub fn verdict(&self) -> RunVerdict {
         let (mut failed, mut rejected) = (self.list_errors > 0, self.unreadable > 0);
         for f in self.finals() {
             match f.state {
@@ -84,13 +84,24 @@ impl RunSummary {
             }
         }
         if failed {
-            1
+            RunVerdict::Failed
         } else if rejected {
-            3
+            RunVerdict::Rejected
         } else {
-            0
+            RunVerdict::Clean
         }
     }
+}
+
+/// How a run went ([`RunSummary::verdict`]); the command line maps it to an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunVerdict {
+    /// Every file finished LOADED with no rejected row (or there was nothing to do).
+    Clean,
+    /// Rows or files were rejected, or a landing entry skipped for its name, and nothing worse.
+    Rejected,
+    /// A file ended FAILED or DEAD, or the landing prefix could not be listed.
+    Failed,
 }
 
 /// At most this many registered versions are remembered by the watcher between passes.
@@ -369,7 +380,7 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
         }
 
         // 4. Large files, one at a time, through the in-process launcher's queue.
-        for key in p.in_process.drain() {
+        for key in p.launcher.take_queued() {
             if shutdown.is_requested() {
                 continue; // still RECEIVED: the next run takes it
             }
@@ -466,24 +477,25 @@ mod tests {
     }
 
     #[test]
-    fn the_exit_code_follows_the_last_state_of_each_file() {
+    fn the_verdict_follows_the_last_state_of_each_file() {
+        use RunVerdict::{Clean, Failed, Rejected};
         let mut s = RunSummary::default();
-        assert_eq!(s.exit_code(), 0);
+        assert_eq!(s.verdict(), Clean);
         s.files.push(outcome("a", FileState::Failed, 0));
-        assert_eq!(s.exit_code(), 1);
+        assert_eq!(s.verdict(), Failed);
         s.files.push(outcome("a", FileState::Loaded, 0));
-        assert_eq!(s.exit_code(), 0, "FAILED, then LOADED on retry");
+        assert_eq!(s.verdict(), Clean, "FAILED, then LOADED on retry");
         s.files.push(outcome("b", FileState::Loaded, 2));
-        assert_eq!(s.exit_code(), 3);
+        assert_eq!(s.verdict(), Rejected);
         s.unreadable = 1;
         s.files.truncate(2);
-        assert_eq!(s.exit_code(), 3);
+        assert_eq!(s.verdict(), Rejected);
         s.files.push(outcome("c", FileState::Dead, 0));
-        assert_eq!(s.exit_code(), 1);
+        assert_eq!(s.verdict(), Failed);
         let mut s = RunSummary { list_errors: 1, ..RunSummary::default() };
-        assert_eq!(s.exit_code(), 1);
+        assert_eq!(s.verdict(), Failed);
         s.list_errors = 0;
         s.files.push(outcome("d", FileState::Rejected, 0));
-        assert_eq!(s.exit_code(), 3);
+        assert_eq!(s.verdict(), Rejected);
     }
 }

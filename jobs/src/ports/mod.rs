@@ -76,4 +76,9 @@ pub trait Launcher: Send + Sync {
         true
     }
     async fn launch(&self, file: &FileRecord) -> Result<Launched, LaunchError>;
+    /// Takes the files queued to run in this process ([`Launched::InProcess`]), for the
+    /// service to run them; a launcher that runs them elsewhere has none.
+    fn take_queued(&self) -> Vec<FileKey> {
+        Vec::new()
+    }
 }

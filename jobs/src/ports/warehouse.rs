@@ -213,8 +213,13 @@ pub struct LedgerRow {
 /// A warehouse that could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum WarehouseError {
+    /// `unreachable`: the server did not answer (refused, timed out, reset, shutting down, a
+    /// name server that did not answer), so the same settings can work later; otherwise the
+    /// settings are wrong (a URL that does not parse, a host name that does not exist,
+    /// credentials or a database the server refuses). Either way a load that meets it is
+    /// retried ([`WarehouseError::is_retryable`]): a password may be rotated in between.
     #[error("warehouse {target}: cannot connect: {message}")]
-    Connect { target: String, message: String },
+    Connect { target: String, message: String, unreachable: bool },
     #[error("table {table}: {message}")]
     Table { table: String, message: String, retryable: bool },
     #[error("cannot read the staged file {url}: {message}")]
@@ -248,6 +253,12 @@ impl WarehouseError {
             WarehouseError::Table { retryable, .. } => *retryable,
             WarehouseError::Load { cause, .. } => *cause == LoadCause::Transient,
         }
+    }
+
+    /// Whether the warehouse could not be reached at all (see [`WarehouseError::Connect`]): at
+    /// start, the difference between "try again later" and "change the settings".
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, WarehouseError::Connect { unreachable: true, .. })
     }
 
     /// Whether the warehouse refused rows of the request: some file is the culprit, and the

@@ -17,10 +17,10 @@
 //! line per invocation to stderr.
 
 use super::dispatch::{Dispatcher, Handled, Message, Verdict};
-use crate::adapters::SqsQueue;
-use crate::pipeline::Pipeline;
+use crate::cli::exit::Exit;
+use crate::pipeline::{Options, Pipeline};
 use crate::ports::{Queue, QueueMessage, now_ms};
-use crate::settings::Settings;
+use crate::settings::{Settings, SettingsError};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,12 +30,13 @@ use std::time::{Duration, Instant};
 pub struct Function {
     pub pipeline: Pipeline,
     dispatcher: Dispatcher,
-    queues: tokio::sync::Mutex<HashMap<String, SqsQueue>>,
+    /// The queues of the batches' event sources, by ARN, opened on first use.
+    queues: tokio::sync::Mutex<HashMap<String, Arc<dyn Queue>>>,
 }
 
 impl Function {
-    pub fn new(mut pipeline: Pipeline) -> Function {
-        pipeline.metrics_runtime = Some("lambda");
+    /// The function over `pipeline`, as [`main`] builds it (with the `lambda` metrics runtime).
+    pub fn new(pipeline: Pipeline) -> Function {
         Function { pipeline, dispatcher: Dispatcher::default(), queues: Default::default() }
     }
 
@@ -84,7 +85,7 @@ impl Function {
     async fn delay(&self, arn: &str, secs: u64, msgs: &[QueueMessage]) {
         let mut queues = self.queues.lock().await;
         if !queues.contains_key(arn) {
-            match SqsQueue::from_arn(arn).await {
+            match crate::startup::queue_from_arn(arn).await {
                 Ok(q) => {
                     queues.insert(arn.to_string(), q);
                 }
@@ -120,9 +121,9 @@ fn summary(handled: &[Handled], took: Duration) -> String {
 
 /// The settings of a function: `GLUELESS_CONFIG` (a packaged file) if set, and the
 /// `GLUELESS__…` environment.
-pub fn settings() -> Result<Settings, String> {
+pub fn settings() -> Result<Settings, SettingsError> {
     let file = std::env::var_os("GLUELESS_CONFIG").map(std::path::PathBuf::from);
-    Settings::load(file.as_deref(), std::env::vars()).map_err(|e| format!("configuration error: {e}"))
+    Settings::load(file.as_deref(), std::env::vars())
 }
 
 /// The `bootstrap` entry point; returns the exit code (only on an error at start).
@@ -132,7 +133,7 @@ pub fn main() -> i32 {
         Ok(r) => r,
         Err(e) => {
             eprintln!("glueless-lambda: cannot start the runtime: {e}");
-            return 1;
+            return Exit::Failed.code();
         }
     };
     runtime.block_on(async move {
@@ -140,15 +141,17 @@ pub fn main() -> i32 {
         let s = match settings() {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("glueless-lambda: {e}");
-                return 2;
+                eprintln!("glueless-lambda: configuration error: {e}");
+                return Exit::Usage.code();
             }
         };
-        let p = match Pipeline::build(s, threads, false).await {
+        let options = Options { threads, quiet: false, metrics_runtime: Some("lambda"), owner: None };
+        let p = match crate::startup::build(s, options).await {
             Ok(p) => p,
             Err(e) => {
-                eprintln!("glueless-lambda: cannot start: {e}");
-                return 2;
+                let e = crate::cli::CliError::from(e);
+                eprintln!("glueless-lambda: cannot start: {}", e.message());
+                return Exit::of_error(&e).code();
             }
         };
         eprintln!(
@@ -170,10 +173,10 @@ pub fn main() -> i32 {
             }
         });
         match lambda_runtime::run(handler).await {
-            Ok(()) => 0,
+            Ok(()) => Exit::Clean.code(),
             Err(e) => {
                 eprintln!("glueless-lambda: the Lambda runtime API failed: {e}");
-                1
+                Exit::Failed.code()
             }
         }
     })

@@ -6,14 +6,14 @@
 //! meanwhile (the task started late), it claims the file like any worker. Without a version
 //! (by hand), the object's current ETag is read and the object registered first.
 //!
-//! Exit codes follow the command line's: 0 loaded (or already decided: nothing to do), 3
-//! loaded with some rows rejected, 4 file rejected, 1 failed or dead (the state store has why;
-//! a failed file is launched again by a dispatcher's sweep when its retry is due), 2 the
-//! arguments or the configuration are wrong.
+//! The exit codes are the command line's (`cli::exit`): 0 loaded (or already decided: nothing
+//! to do), 3 loaded with some rows rejected, 4 file rejected, 1 failed or dead (the state store
+//! has why; a failed file is launched again by a dispatcher's sweep when its retry is due) or a
+//! store that did not answer, 2 the arguments or the configuration are wrong.
 
 use crate::pipeline::catalog::Route;
 use crate::pipeline::{FileOutcome, Pipeline};
-use crate::ports::{FileKey, FileRecord, FileState, now_ms};
+use crate::ports::{FileKey, FileRecord, FileState, StateError, now_ms};
 
 /// What a task run ended with.
 #[derive(Debug)]
@@ -26,46 +26,49 @@ pub enum TaskEnd {
     Taken(FileRecord),
 }
 
-impl TaskEnd {
-    pub fn exit_code(&self) -> i32 {
+/// A task that cannot run its file.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error("{url} is not in the lake {lake} (set [lake] url / GLUELESS__LAKE__URL to its bucket)")]
+    NotInLake { url: String, lake: String },
+    #[error("{url} does not exist")]
+    Missing { url: String },
+    #[error(
+        "{url} version {version} is not in the state store {store}; run it without a version to register its current one"
+    )]
+    UnknownVersion { url: String, version: String, store: String },
+    #[error("cannot read the metadata of {url}: {source}")]
+    Head {
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+impl TaskError {
+    /// The arguments name no file to run: running the same command again fails the same way.
+    pub fn is_usage(&self) -> bool {
+        matches!(self, TaskError::NotInLake { .. } | TaskError::Missing { .. } | TaskError::UnknownVersion { .. })
+    }
+
+    /// Whether the same task can succeed later: the store or the lake did not answer.
+    pub fn is_retryable(&self) -> bool {
         match self {
-            TaskEnd::Processed(o) => match o.state {
-                FileState::Loaded if o.rows_rejected > 0 => 3,
-                FileState::Loaded => 0,
-                FileState::Rejected => 4,
-                _ => 1,
-            },
-            TaskEnd::AlreadyDecided(r) => match r.state {
-                FileState::Rejected => 4,
-                FileState::Dead | FileState::Failed => 1,
-                _ => 0,
-            },
-            TaskEnd::Taken(_) => 0,
+            TaskError::Head { .. } => true,
+            TaskError::State(e) => e.retryable,
+            _ => false,
         }
     }
 }
 
-/// A task that cannot start: exit 2 (configuration, arguments) or 1 (the store said no).
-#[derive(Debug, thiserror::Error)]
-pub enum TaskError {
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Failed(String),
-}
-
-/// Runs the file `url` (at `version`, claimed by `owner` if given).
-pub async fn run(
-    p: &mut Pipeline,
-    url: &str,
-    version: Option<&str>,
-    owner: Option<&str>,
-) -> Result<TaskEnd, TaskError> {
+/// Runs the file `url` (at `version`). With `take_over`, the file was claimed for this task
+/// under the pipeline's owner name ([`crate::pipeline::Options::owner`]), and the task renews
+/// that claim instead of making its own.
+pub async fn run(p: &Pipeline, url: &str, version: Option<&str>, take_over: bool) -> Result<TaskEnd, TaskError> {
     let Some(key_in_lake) = p.lake.key_of(url).map(str::to_string) else {
-        return Err(TaskError::Usage(format!(
-            "{url} is not in the lake {} (set [lake] url / GLUELESS__LAKE__URL to its bucket)",
-            p.lake.root
-        )));
+        return Err(TaskError::NotInLake { url: url.to_string(), lake: p.lake.root.clone() });
     };
     let version = match version.filter(|v| !v.is_empty()) {
         Some(v) => v.to_string(),
@@ -81,13 +84,9 @@ pub async fn run(
             return Ok(TaskEnd::AlreadyDecided(rec));
         }
     };
-    if let Some(owner) = owner.filter(|o| !o.is_empty()) {
-        p.owner = owner.to_string();
-        let held = p
-            .state
-            .renew(&key, owner, now_ms(), p.settings.lease_ms())
-            .await
-            .map_err(|e| TaskError::Failed(e.to_string()))?;
+    if take_over {
+        let owner = &p.owner;
+        let held = p.state.renew(&key, owner, now_ms(), p.settings.lease_ms()).await?;
         if held {
             let rec = get(p, &key).await?;
             p.log(&format!("{url}: took over the claim of {owner} (attempt {})", rec.attempts));
@@ -103,13 +102,12 @@ pub async fn run(
 async fn get(p: &Pipeline, key: &FileKey) -> Result<FileRecord, TaskError> {
     match p.state.get(key).await {
         Ok(Some(r)) => Ok(r),
-        Ok(None) => Err(TaskError::Usage(format!(
-            "{} version {} is not in the state store {}; run it without a version to register its current one",
-            key.url,
-            key.version,
-            p.state.describe()
-        ))),
-        Err(e) => Err(TaskError::Failed(e.to_string())),
+        Ok(None) => Err(TaskError::UnknownVersion {
+            url: key.url.clone(),
+            version: key.version.clone(),
+            store: p.state.describe(),
+        }),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -128,9 +126,9 @@ async fn finish(p: &Pipeline, key: &FileKey, mut outcomes: Vec<FileOutcome>) -> 
 async fn register(p: &Pipeline, url: &str, key: &str) -> Result<String, TaskError> {
     let ev = match p.lake.head(key).await {
         Ok(Some(ev)) => ev,
-        Ok(None) => return Err(TaskError::Usage(format!("{url} does not exist"))),
-        Err(e) => return Err(TaskError::Failed(format!("cannot read the metadata of {url}: {e}"))),
+        Ok(None) => return Err(TaskError::Missing { url: url.to_string() }),
+        Err(source) => return Err(TaskError::Head { url: url.to_string(), source }),
     };
-    p.accept(&ev).await.map_err(|e| TaskError::Failed(e.to_string()))?;
+    p.accept(&ev).await?;
     Ok(ev.version)
 }

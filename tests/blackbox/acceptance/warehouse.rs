@@ -272,7 +272,7 @@ impl Staging {
         let output = self.stores.resolve(&self.staged_url(&format!("{unique}.parquet"))).unwrap();
         let report = FileJob::new(&self.dataset, input).output(output).run().await.expect("the engine stages the file");
         assert_eq!(
-            (report.status, report.rows_valid),
+            (report.status.as_str(), report.rows_valid),
             ("valid", rows.len() as u64),
             "the engine accepts every test row: {:?} {:?}",
             report.errors,
