@@ -7,7 +7,8 @@
 
 mod bootstrap;
 mod ecs;
-mod lambda;
+pub mod lambda;
+pub mod runtime_api;
 mod worker;
 
 use crate::support::*;
