@@ -177,6 +177,8 @@ mod emulator {
             /// The first worker's report, and its stderr.
             first: serde_json::Value,
             stderr: String,
+            /// How many deletes reached the proxy.
+            deletes: usize,
         }
 
         impl Deletes {
@@ -201,7 +203,15 @@ mod emulator {
                     crate::support::glueless_with_env(dir.path(), &["worker", "--once", "--format", "json"], &through);
                 assert_eq!(run.code, 0, "{}", run.stderr);
                 assert!(proxy.fired(), "a delete was cut: {}", run.stderr);
-                Deletes { stack, version, env, dir, first: run.json(), stderr: run.stderr }
+                Deletes {
+                    stack,
+                    version,
+                    env,
+                    dir,
+                    first: run.json(),
+                    stderr: run.stderr,
+                    deletes: proxy.picked().len(),
+                }
             }
 
             /// `glueless worker --once` straight to the emulator.
@@ -243,6 +253,9 @@ mod emulator {
             let d = Deletes::run("cut-delete-answer", HttpCut::AnswerLost, 1);
             assert_eq!(d.first["messages"], 1, "{}\n{}", d.first, d.stderr);
             assert_eq!(d.first["files"][0]["state"], "LOADED", "{}", d.first);
+            // The SDK sent the delete again, and the emulator took it.
+            assert!(d.deletes >= 2, "{} delete(s): {}", d.deletes, d.stderr);
+            assert_eq!(d.first["deleted"], 1, "{}", d.first);
             d.loaded_once();
         }
 
