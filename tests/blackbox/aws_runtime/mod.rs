@@ -3,11 +3,13 @@
 //! SAM transform and says what the emulator cannot do), so the template and the code cannot
 //! drift apart. Then: a CSV put into S3 → the bucket's EventBridge event → the rule → SQS →
 //! `glueless worker` (a real process) or the Lambda handler (in-process, with the batch SQS
-//! handed out) → Parquet staging in S3 → the warehouse → the file's state in DynamoDB.
+//! handed out; or the `glueless-lambda` binary behind a stand-in Runtime API, [`runtime_api`])
+//! → Parquet staging in S3 → the warehouse → the file's state in DynamoDB.
 
 mod bootstrap;
 mod ecs;
-mod lambda;
+pub mod lambda;
+pub mod runtime_api;
 mod worker;
 
 use crate::support::*;

@@ -59,15 +59,20 @@ impl Row {
 }
 
 /// A file of the case and what it must end as.
-struct Input {
-    name: &'static str,
+pub(super) struct Input {
+    pub(super) name: &'static str,
     rows: Vec<Row>,
 }
 
 impl Input {
     /// More than half of its rows bad (`max_rejected_ratio = 0.5`): the file is REJECTED.
-    fn rejected(&self) -> bool {
+    pub(super) fn rejected(&self) -> bool {
         self.rows.iter().filter(|r| !r.good()).count() * 2 > self.rows.len()
+    }
+
+    /// The file as the producer writes it: the header, then its rows.
+    pub(super) fn text(&self) -> String {
+        std::iter::once(HEADER.to_string()).chain(self.rows.iter().map(Row::csv)).collect()
     }
 }
 
@@ -76,7 +81,7 @@ fn row(id: i64, qty: i64) -> Row {
 }
 
 /// The files of a case; `big_rows` > 0 adds a file of that many good rows.
-fn inputs(big_rows: i64) -> Vec<Input> {
+pub(super) fn inputs(big_rows: i64) -> Vec<Input> {
     let mut files = vec![
         Input { name: "a.csv", rows: (1..=3).map(|id| row(id, 1 + id % 5)).collect() },
         // One bad row: loaded, the bad row quarantined.
@@ -94,11 +99,8 @@ fn inputs(big_rows: i64) -> Vec<Input> {
 trait Warehouse: Sync {
     /// The `[warehouse]` section of the config ("" for the default SQLite file).
     fn config(&self) -> String;
-    /// Each row's columns joined with `|`.
-    fn rows(&self, lake: &Lake, sql: &str) -> Vec<String> {
-        self.try_rows(lake, sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
-    }
-    /// [`Warehouse::rows`], or the error (a table not created yet).
+    /// Each row's one column (the queries join theirs with `|`), or the error (a table not
+    /// created yet).
     fn try_rows(&self, lake: &Lake, sql: &str) -> Result<Vec<String>, String>;
 }
 
@@ -116,10 +118,10 @@ impl Warehouse for Sqlite {
     }
 }
 
-const FACTS: &str =
+pub(super) const FACTS: &str =
     "SELECT CAST(id AS TEXT) || '|' || CAST(qty AS TEXT) || '|' || CAST(price AS TEXT) FROM fact_sales ORDER BY id";
-const LEDGER: &str = "SELECT object_url FROM glueless_loads ORDER BY object_url";
-const CONTENTS: &str =
+pub(super) const LEDGER: &str = "SELECT object_url FROM glueless_loads ORDER BY object_url";
+pub(super) const CONTENTS: &str =
     "SELECT CAST(count(DISTINCT fingerprint) AS TEXT) || '|' || CAST(count(*) AS TEXT) FROM glueless_loads";
 
 /// The fact table's rows after `files` were loaded: their good rows, by id.
@@ -129,19 +131,67 @@ fn good_facts(files: &[&Input]) -> Vec<String> {
     want.iter().map(Row::fact).collect()
 }
 
-/// One point: crash there, restart, check the end.
-fn case(point: &str, wh: &dyn Warehouse) {
-    let big_rows = match point {
+/// The rows of the big file a case at `point` adds (0: none).
+pub(super) fn big_rows(point: &str) -> i64 {
+    match point {
         "during-transform" => BIG_ROWS,
         "during-renewal" => RENEWAL_ROWS,
         _ => 0,
-    };
+    }
+}
+
+/// Runs a query on the case's warehouse: each row's one column, or the error (a table not
+/// created yet).
+pub(super) type Query<'a> = &'a dyn Fn(&str) -> Result<Vec<String>, String>;
+
+/// Right after a crash at `point`, the fact rows and the ledger agree: the fact table holds the
+/// good rows of exactly the files in the ledger (none at all before the first commit).
+pub(super) fn committed_together(point: &str, files: &[Input], query: Query) {
+    let in_ledger: Vec<String> = query(LEDGER).unwrap_or_default();
+    let committed: Vec<&Input> =
+        files.iter().filter(|f| in_ledger.iter().any(|u| u.ends_with(&format!("/{}", f.name)))).collect();
+    let facts_now = query(FACTS).unwrap_or_default();
+    assert_eq!(
+        facts_now.len(),
+        good_facts(&committed).len(),
+        "{point}: after the crash, fact rows of the files in the ledger {in_ledger:?} only"
+    );
+    assert!(
+        facts_now == good_facts(&committed),
+        "{point}: after the crash, the fact rows are those of the files in the ledger"
+    );
+}
+
+/// The end of a case: the fact table equals the good rows of the files not rejected (computed
+/// here from the inputs), and the ledger has exactly one row per loaded file and per content.
+pub(super) fn loaded_exactly_once(point: &str, files: &[Input], query: Query) {
+    let rows = |sql: &str| query(sql).unwrap_or_else(|e| panic!("{point}: {sql}: {e}"));
+    let loaded: Vec<&Input> = files.iter().filter(|f| !f.rejected()).collect();
+    let want = good_facts(&loaded);
+    let facts = rows(FACTS);
+    assert_eq!(facts.len(), want.len(), "{point}: fact rows");
+    let first_diff = facts.iter().zip(&want).find(|(g, w)| g != w);
+    assert!(
+        first_diff.is_none(),
+        "{point}: the fact table holds exactly the good rows; first difference (got, want): {first_diff:?}"
+    );
+
+    let ledger = rows(LEDGER);
+    let mut want_ledger: Vec<String> = loaded.iter().map(|f| f.name.to_string()).collect();
+    want_ledger.sort();
+    let got: Vec<String> = ledger.iter().map(|u| u.rsplit('/').next().unwrap().to_string()).collect();
+    assert_eq!(got, want_ledger, "{point}: one ledger row per loaded file: {ledger:?}");
+    let n = loaded.len();
+    assert_eq!(rows(CONTENTS), vec![format!("{n}|{n}")], "{point}: one ledger row per content");
+}
+
+/// One point: crash there, restart, check the end.
+fn case(point: &str, wh: &dyn Warehouse) {
     let lake = Lake::new("");
     std::fs::write(lake.root.join("glueless.toml"), format!("{CONFIG}{}", wh.config())).unwrap();
-    let files = inputs(big_rows);
+    let files = inputs(big_rows(point));
     for f in &files {
-        let text: String = std::iter::once(HEADER.to_string()).chain(f.rows.iter().map(Row::csv)).collect();
-        lake.drop_file(&format!("sales/{}", f.name), &text);
+        lake.drop_file(&format!("sales/{}", f.name), &f.text());
     }
 
     let marker = lake.root.join("fault-reached");
@@ -152,21 +202,7 @@ fn case(point: &str, wh: &dyn Warehouse) {
     assert_eq!(std::fs::read_to_string(&marker).ok().as_deref(), Some(point), "{point}: reached: {}", killed.stderr);
     assert!(killed.stderr.contains(&format!("GLUELESS_FAULT={point}: killing")), "{point}: {}", killed.stderr);
 
-    // Right after the crash, the fact rows and the ledger agree: the fact table holds the good
-    // rows of exactly the files in the ledger (none at all before the first commit).
-    let in_ledger: Vec<String> = wh.try_rows(&lake, LEDGER).unwrap_or_default();
-    let committed: Vec<&Input> =
-        files.iter().filter(|f| in_ledger.iter().any(|u| u.ends_with(&format!("/{}", f.name)))).collect();
-    let facts_now = wh.try_rows(&lake, FACTS).unwrap_or_default();
-    assert_eq!(
-        facts_now.len(),
-        good_facts(&committed).len(),
-        "{point}: after the crash, fact rows of the files in the ledger {in_ledger:?} only"
-    );
-    assert!(
-        facts_now == good_facts(&committed),
-        "{point}: after the crash, the fact rows are those of the files in the ledger"
-    );
+    committed_together(point, &files, &|sql| wh.try_rows(&lake, sql));
 
     // Restarted without the point: the dead worker's claims lapse after the lease.
     let report = lake.run_once(&[]);
@@ -179,31 +215,21 @@ fn case(point: &str, wh: &dyn Warehouse) {
     assert_eq!(attention.len(), 1, "{point}: {st}");
     assert_eq!(attention[0]["state"], "REJECTED", "{point}: {st}");
     assert!(attention[0]["key"]["url"].as_str().unwrap().ends_with("/c.csv"), "{point}: {st}");
-
-    let want = good_facts(&loaded);
-    let facts = wh.rows(&lake, FACTS);
-    assert_eq!(facts.len(), want.len(), "{point}: fact rows");
-    let first_diff = facts.iter().zip(&want).find(|(g, w)| g != w);
-    assert!(
-        first_diff.is_none(),
-        "{point}: the fact table holds exactly the good rows; first difference (got, want): {first_diff:?}"
-    );
-
-    let ledger = wh.rows(&lake, LEDGER);
-    let mut want_ledger: Vec<String> = loaded.iter().map(|f| f.name.to_string()).collect();
-    want_ledger.sort();
-    let got: Vec<String> = ledger.iter().map(|u| u.rsplit('/').next().unwrap().to_string()).collect();
-    assert_eq!(got, want_ledger, "{point}: one ledger row per loaded file: {ledger:?}");
-    let n = loaded.len();
-    assert_eq!(wh.rows(&lake, CONTENTS), vec![format!("{n}|{n}")], "{point}: one ledger row per content");
+    loaded_exactly_once(point, &files, &|sql| wh.try_rows(&lake, sql));
 }
 
-/// Runs `case` for every point, each with its warehouse, in parallel; reports every failing
-/// point, not only the first.
+/// Runs `case` for every point, each with its warehouse, in parallel.
 fn matrix(cases: Vec<(&'static str, Box<dyn Warehouse + Send>)>) {
+    in_parallel(cases, |p, wh| case(p, wh.as_ref()));
+}
+
+/// Runs `case` for each point and its argument, each in its own thread; reports every failing
+/// point, not only the first.
+pub(super) fn in_parallel<T: Send>(cases: Vec<(&'static str, T)>, case: impl Fn(&'static str, T) + Sync) {
     let n = cases.len();
+    let case = &case;
     let failed: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = cases.into_iter().map(|(p, wh)| (p, s.spawn(move || case(p, wh.as_ref())))).collect();
+        let handles: Vec<_> = cases.into_iter().map(|(p, arg)| (p, s.spawn(move || case(p, arg)))).collect();
         handles.into_iter().filter_map(|(p, h)| h.join().err().map(|e| format!("{p}: {}", panic_text(&e)))).collect()
     });
     assert!(failed.is_empty(), "{} of {n} points failed:\n{}", failed.len(), failed.join("\n"));
@@ -230,7 +256,7 @@ fn a_crash_at_every_step_with_the_sqlite_warehouse_ends_loaded_exactly_once() {
 }
 
 #[cfg(feature = "postgres")]
-mod postgres {
+pub(super) mod postgres {
     use super::*;
 
     /// A PostgreSQL database per case, read with `tokio_postgres`.
@@ -243,14 +269,20 @@ mod postgres {
             format!("[warehouse]\nurl = \"{}\"\n", self.url)
         }
         fn try_rows(&self, _lake: &Lake, sql: &str) -> Result<Vec<String>, String> {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                let (client, conn) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.unwrap();
-                tokio::spawn(conn);
-                let rows = client.query(sql, &[]).await.map_err(|e| e.to_string())?;
-                Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
-            })
+            pg_query(&self.url, sql)
         }
+    }
+
+    /// The first column (text) of each row of `sql` on the database at `url`, or the error; not
+    /// for use inside an async runtime.
+    pub(in crate::reliability) fn pg_query(url: &str, sql: &str) -> Result<Vec<String>, String> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            let rows = client.query(sql, &[]).await.map_err(|e| e.to_string())?;
+            Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        })
     }
 
     /// The first column (text) of each row of `sql`.
@@ -336,15 +368,6 @@ mod postgres {
                 assert_eq!(queue_depth(&stack.dlq_url).await, 0, "{point}");
             })
         };
-        std::thread::scope(|s| {
-            let a = s.spawn(|| case("before-sqs-delete"));
-            let b = s.spawn(|| case("after-commit"));
-            let (a, b) = (a.join(), b.join());
-            let failed: Vec<String> = [("before-sqs-delete", a), ("after-commit", b)]
-                .into_iter()
-                .filter_map(|(p, r)| r.err().map(|e| format!("{p}: {}", panic_text(&e))))
-                .collect();
-            assert!(failed.is_empty(), "{}", failed.join("\n"));
-        });
+        in_parallel(vec![("before-sqs-delete", ()), ("after-commit", ())], |p, ()| case(p));
     }
 }

@@ -9,5 +9,7 @@ mod atomicity;
 #[cfg(feature = "postgres")]
 mod cuts;
 mod fault_matrix;
+#[cfg(all(feature = "postgres", feature = "lambda"))]
+mod lambda_faults;
 #[cfg(feature = "postgres")]
 mod proxy;

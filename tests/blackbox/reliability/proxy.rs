@@ -10,7 +10,7 @@
 use crate::support::http_message;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Where the connection is cut.
@@ -173,50 +173,98 @@ fn relay(mut client: TcpStream, mut server: TcpStream, cut: Cut, fired: Arc<Atom
     cut_both(&client, &server);
 }
 
-/// An HTTP proxy in front of the AWS emulator that relays requests one by one and, for the
-/// first request `cut_after` picks, passes it on, lets the emulator answer, and closes the
-/// client's connection instead of answering: the request took effect, the client cannot tell.
+/// What an [`HttpProxy`] does to a request its rule picks.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum HttpCut {
+    /// Passes it on, lets the emulator answer, and closes the client's connection instead of
+    /// answering: the request took effect, the client cannot tell.
+    AnswerLost,
+    /// Passes it on and relays the answer's head and the first half of its body, then closes
+    /// the connection: a download cut mid-body.
+    MidBody,
+    /// Closes the client's connection without passing it on: the request never took effect.
+    RequestLost,
+}
+
+/// An HTTP proxy in front of the AWS emulator that relays requests one by one and applies its
+/// [`HttpCut`] to the first `times` requests its rule picks; every other request passes.
 pub struct HttpProxy {
     pub endpoint: String,
-    fired: Arc<AtomicBool>,
+    cuts: Arc<AtomicUsize>,
+    picked: Arc<Mutex<Vec<String>>>,
+}
+
+/// Which requests to cut, how, how many times; shared by the proxy's connections.
+struct Rule {
+    pick: fn(&str) -> bool,
+    cut: HttpCut,
+    times: usize,
+    cuts: Arc<AtomicUsize>,
+    picked: Arc<Mutex<Vec<String>>>,
 }
 
 impl HttpProxy {
-    pub fn start(upstream: &str, cut_after: fn(&str) -> bool) -> HttpProxy {
+    pub fn start(upstream: &str, pick: fn(&str) -> bool, cut: HttpCut, times: usize) -> HttpProxy {
         let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let fired = Arc::new(AtomicBool::new(false));
-        let f = fired.clone();
+        let (cuts, picked) = (Arc::new(AtomicUsize::new(0)), Arc::new(Mutex::new(Vec::new())));
+        let rule = Arc::new(Rule { pick, cut, times, cuts: cuts.clone(), picked: picked.clone() });
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (upstream, f) = (upstream.clone(), f.clone());
+                let (upstream, rule) = (upstream.clone(), rule.clone());
                 std::thread::spawn(move || {
-                    let _ = relay_http(client, &upstream, cut_after, &f);
+                    let _ = relay_http(client, &upstream, &rule);
                 });
             }
         });
-        HttpProxy { endpoint, fired }
+        HttpProxy { endpoint, cuts, picked }
     }
 
     pub fn fired(&self) -> bool {
-        self.fired.load(Ordering::SeqCst)
+        self.cuts() > 0
+    }
+
+    /// How many requests were cut.
+    pub fn cuts(&self) -> usize {
+        self.cuts.load(Ordering::SeqCst)
+    }
+
+    /// The heads of the requests the rule picked (cut or passed), in order.
+    pub fn picked(&self) -> Vec<String> {
+        self.picked.lock().unwrap().clone()
     }
 }
 
-fn relay_http(
-    client: TcpStream,
-    upstream: &str,
-    cut_after: fn(&str) -> bool,
-    fired: &AtomicBool,
-) -> std::io::Result<()> {
+fn relay_http(client: TcpStream, upstream: &str, rule: &Rule) -> std::io::Result<()> {
     let mut requests = std::io::BufReader::new(client.try_clone()?);
     let mut answers = client;
     while let Some(request) = http_message(&mut requests)? {
+        let text = String::from_utf8_lossy(&request);
+        let picked = (rule.pick)(&text);
+        if picked {
+            let head = text.split("\r\n\r\n").next().unwrap_or_default().to_string();
+            rule.picked.lock().unwrap().push(head);
+        }
+        // Counts this request as a cut while fewer than `times` were.
+        let cut = picked
+            && rule
+                .cuts
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < rule.times).then_some(n + 1))
+                .is_ok();
+        if cut && rule.cut == HttpCut::RequestLost {
+            let _ = answers.shutdown(Shutdown::Both);
+            return Ok(());
+        }
         let mut emulator = TcpStream::connect(upstream)?;
         emulator.write_all(&request)?;
         let Some(response) = http_message(&mut std::io::BufReader::new(emulator))? else { return Ok(()) };
-        if cut_after(&String::from_utf8_lossy(&request)) && !fired.swap(true, Ordering::SeqCst) {
+        if cut {
+            if rule.cut == HttpCut::MidBody {
+                let body_at = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
+                let _ = answers.write_all(&response[..body_at + (response.len() - body_at) / 2]);
+                let _ = answers.flush();
+            }
             let _ = answers.shutdown(Shutdown::Both);
             return Ok(());
         }
