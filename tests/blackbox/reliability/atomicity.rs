@@ -131,7 +131,7 @@ pub mod postgres {
 
     /// Runs `f` on a fresh connection to `url` (the closures of the test are synchronous: the
     /// binary does the loading).
-    fn on<T>(url: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
+    pub fn on<T>(url: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("test PostgreSQL");
