@@ -39,7 +39,7 @@
 
 mod model;
 
-use super::atomicity::postgres::{facts, ledger, on};
+use super::atomicity::postgres::{fact_rows, facts, ledger, ledger_names, on};
 use crate::pipeline::{Lake, count, walk};
 use crate::support::{PgCluster, jsonl};
 use model::{Plan, Rng, Write};
@@ -121,30 +121,65 @@ impl Drop for OnFailure {
     }
 }
 
-/// The three services, their logs (`logs/worker-N.err`, one per start) and what happened to them.
+/// The crash points a `glueless run` passes (`before-sqs-delete` is the AWS dispatcher's).
+fn points() -> Vec<&'static str> {
+    glueless_jobs::pipeline::faults::POINTS.into_iter().filter(|p| *p != "before-sqs-delete").collect()
+}
+
+/// What the database held right after a service died at a crash point: the fact rows, then
+/// (read after them) the file names in the ledger.
+struct Snapshot {
+    point: String,
+    facts: Vec<String>,
+    ledger: Vec<String>,
+}
+
+/// [`Snapshot`] of the warehouse at `url`; `None` when it does not answer (being restarted, or
+/// no load has created the tables yet).
+fn snapshot(url: &str, point: &str) -> Option<Snapshot> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.ok()?;
+        tokio::spawn(conn);
+        let facts = fact_rows(&client).await.ok()?;
+        let ledger = ledger_names(&client).await.ok()?;
+        Some(Snapshot { point: point.to_string(), facts, ledger })
+    })
+}
+
+/// The three services, their logs (`logs/worker-NNN.err`, one per start) and what happened to
+/// them. Every other start arms a crash point (`GLUELESS_FAULT`, the points in turn): that
+/// service kills itself with SIGKILL the first time it gets there.
 struct Workers {
     lake_root: PathBuf,
     config: String,
     env: Vec<(String, String)>,
+    warehouse: String,
     /// Each running service and the number of its log.
     running: Vec<(Child, usize)>,
     started: usize,
     kills: usize,
     /// Services that ended without being told to (a start while PostgreSQL was down, say).
     exits: Vec<String>,
+    /// Crash points reached, and how often.
+    fired: BTreeMap<String, usize>,
+    snapshots: Vec<Snapshot>,
 }
 
 impl Workers {
-    fn start(lake: &Lake, env: &[(String, String)]) -> Workers {
+    fn start(lake: &Lake, env: &[(String, String)], warehouse: &str) -> Workers {
         std::fs::create_dir_all(lake.root.join("logs")).unwrap();
         let mut w = Workers {
             lake_root: lake.root.clone(),
             config: lake.config(),
             env: env.to_vec(),
+            warehouse: warehouse.to_string(),
             running: Vec::new(),
             started: 0,
             kills: 0,
             exits: Vec::new(),
+            fired: BTreeMap::new(),
+            snapshots: Vec::new(),
         };
         for _ in 0..WORKERS {
             let c = w.spawn();
@@ -156,11 +191,18 @@ impl Workers {
     fn spawn(&mut self) -> (Child, usize) {
         self.started += 1;
         let log = |ext: &str| std::fs::File::create(self.log(self.started, ext));
+        let mut fault: Vec<(&str, String)> = Vec::new();
+        if self.started % 2 == 0 {
+            let points = points();
+            fault.push(("GLUELESS_FAULT", points[(self.started / 2) % points.len()].to_string()));
+            fault.push(("GLUELESS_FAULT_MARKER", self.log(self.started, "fault").display().to_string()));
+        }
         let child = Command::new(env!("CARGO_BIN_EXE_glueless"))
             .args(["run", "--format", "json", "--config", &self.config])
             .current_dir(&self.lake_root)
             .env("GLUELESS_THREADS", "1")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(fault)
             .stdout(Stdio::from(log("out").unwrap()))
             .stderr(Stdio::from(log("err").unwrap()))
             .spawn()
@@ -172,17 +214,26 @@ impl Workers {
         self.lake_root.join(format!("logs/worker-{n:03}.{ext}"))
     }
 
-    /// Records a service that ended without being told to, with the last line of its log.
-    fn ended(&mut self, n: usize, status: std::process::ExitStatus) {
+    /// Records a service that ended without being told to: at its crash point (then a
+    /// [`Snapshot`] first, before another service takes its files over), or otherwise, with the
+    /// last line of its log. `false` for a crash point.
+    fn died(&mut self, n: usize, status: std::process::ExitStatus) -> bool {
+        if let Ok(point) = std::fs::read_to_string(self.log(n, "fault")) {
+            self.snapshots.extend(snapshot(&self.warehouse, &point));
+            *self.fired.entry(point).or_default() += 1;
+            return false;
+        }
         let err = std::fs::read_to_string(self.log(n, "err")).unwrap_or_default();
         self.exits.push(format!("service {n} ended on its own ({status}): {}", err.lines().last().unwrap_or("")));
+        true
     }
 
-    /// Starts again the services that ended on their own.
+    /// Starts again the services that ended on their own. One that died at its crash point:
+    /// first a [`Snapshot`] of the warehouse, before anyone takes its files over.
     fn revive(&mut self) {
         for i in 0..self.running.len() {
             if let Ok(Some(status)) = self.running[i].0.try_wait() {
-                self.ended(self.running[i].1, status);
+                self.died(self.running[i].1, status);
                 self.running[i] = self.spawn();
             }
         }
@@ -204,10 +255,25 @@ impl Workers {
     /// (`interrupted`; exit 1 when a file it worked on ended FAILED in its run, even if another
     /// service loaded it later).
     fn stop(&mut self) {
+        // A service handles SIGTERM once it is up (its first lines logged, the handler in place
+        // a moment later); one that was just started would die of it like of a SIGKILL.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let logs: Vec<PathBuf> = self.running.iter().map(|(_, n)| self.log(*n, "err")).collect();
+        for ((c, _), log) in self.running.iter_mut().zip(logs) {
+            while c.try_wait().unwrap().is_none()
+                && !std::fs::read_to_string(&log).unwrap_or_default().contains("watching")
+                && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
         let mut stopped = Vec::new();
         for (mut c, n) in std::mem::take(&mut self.running) {
             match c.try_wait().unwrap() {
-                Some(status) => self.ended(n, status),
+                Some(status) => {
+                    self.died(n, status);
+                }
                 None => {
                     // SAFETY: kill(2) on a child process we own and have not reaped.
                     unsafe {
@@ -219,6 +285,10 @@ impl Workers {
         }
         for (mut c, n) in stopped {
             let status = c.wait().unwrap();
+            if std::fs::exists(self.log(n, "fault")).unwrap() {
+                self.died(n, status); // got to its crash point while finishing
+                continue;
+            }
             let out = std::fs::read_to_string(self.log(n, "out")).unwrap();
             let err = std::fs::read_to_string(self.log(n, "err")).unwrap();
             assert!([Some(0), Some(1), Some(3)].contains(&status.code()), "service {n} on SIGTERM: {status}: {err}");
@@ -326,7 +396,7 @@ fn chaos(state: State) {
 
     let mut plan = Plan::new(size.seed);
     let mut timing = Rng::new(size.seed.rotate_left(17));
-    let workers = Arc::new(Mutex::new(Workers::start(&lake, &env)));
+    let workers = Arc::new(Mutex::new(Workers::start(&lake, &env, &pg.url())));
     let done = &AtomicBool::new(false);
     let pg_round = (size.files as usize / ROUND / 2).max(2);
     let mut rounds = 0;
@@ -336,15 +406,21 @@ fn chaos(state: State) {
         let killer = workers.clone();
         let kill_seed = timing.next_u64();
         s.spawn(move || {
+            // Every 0.1 s: services that died (at their crash point, say) are started again;
+            // every 0.3-1.5 s one is SIGKILLed.
             let mut rng = Rng::new(kill_seed);
+            let mut next_kill = Instant::now() + Duration::from_millis(rng.range(300, 1500));
             while !done.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(rng.range(300, 1500)));
+                std::thread::sleep(Duration::from_millis(100));
                 let mut w = killer.lock().unwrap();
                 if done.load(Ordering::SeqCst) {
                     break;
                 }
                 w.revive();
-                w.kill(rng.range(0, WORKERS as u64 - 1) as usize);
+                if Instant::now() >= next_kill {
+                    w.kill(rng.range(0, WORKERS as u64 - 1) as usize);
+                    next_kill = Instant::now() + Duration::from_millis(rng.range(300, 1500));
+                }
             }
         });
 
@@ -380,12 +456,31 @@ fn chaos(state: State) {
         drop(stop);
     });
     assert!(restarted, "PostgreSQL was restarted once (round {pg_round} of {rounds})");
-    let (kills, exits) = {
+    let (kills, exits, fired, snapshots) = {
         let mut w = workers.lock().unwrap();
         w.stop();
-        (w.kills, w.exits.clone())
+        (w.kills, std::mem::take(&mut w.exits), std::mem::take(&mut w.fired), std::mem::take(&mut w.snapshots))
     };
     assert!(kills > 0, "workers were killed");
+    assert!(!fired.is_empty(), "services died at crash points");
+
+    // Right after each death at a crash point, every fact row came from a file in the ledger:
+    // fact rows never commit without their ledger row.
+    let sources = plan.sources();
+    for snap in &snapshots {
+        let orphans: Vec<&String> = snap
+            .facts
+            .iter()
+            .filter(|f| !sources.get(*f).is_some_and(|names| names.iter().any(|n| snap.ledger.iter().any(|l| l == n))))
+            .collect();
+        assert!(
+            orphans.is_empty(),
+            "right after a service died at `{}`: {} fact rows of no file in the ledger, e.g. {:?}",
+            snap.point,
+            orphans.len(),
+            &orphans[..orphans.len().min(5)]
+        );
+    }
 
     // A last pass, with nothing else running: there must be nothing left to do.
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
@@ -418,9 +513,9 @@ fn chaos(state: State) {
         *per_name.entry(n).or_default() += 1;
     }
     let want_ledger: BTreeMap<String, usize> = plan.ledger().into_iter().collect();
-    let diff: Vec<_> = want_ledger
-        .keys()
-        .chain(per_name.keys())
+    let names: std::collections::BTreeSet<&String> = want_ledger.keys().chain(per_name.keys()).collect();
+    let diff: Vec<_> = names
+        .into_iter()
         .filter(|n| per_name.get(*n) != want_ledger.get(*n))
         .map(|n| (n, per_name.get(n), want_ledger.get(n)))
         .collect();
@@ -435,16 +530,18 @@ fn chaos(state: State) {
     // The quarantines.
     let got_q = quarantines(&lake);
     let want_q = plan.quarantines();
-    let diff: Vec<_> = want_q.keys().chain(got_q.keys()).filter(|n| got_q.get(*n) != want_q.get(*n)).collect();
+    let names: std::collections::BTreeSet<&String> = want_q.keys().chain(got_q.keys()).collect();
+    let diff: Vec<_> = names.into_iter().filter(|n| got_q.get(*n) != want_q.get(*n)).collect();
     assert!(diff.is_empty(), "quarantines that differ from the files' bad rows: {diff:?}");
     let bad: usize = want_q.values().flatten().map(Vec::len).sum();
 
     eprintln!(
-        "chaos {what}: seed {}: {} deliveries in {rounds} rounds ({}); {} fact rows, {rows} ledger rows, {bad} rows quarantined; {kills} SIGKILLs, {} service exits on their own, PostgreSQL down {PG_DOWN:?} in round {pg_round}; {:.1} s",
+        "chaos {what}: seed {}: {} deliveries in {rounds} rounds ({}); {} fact rows, {rows} ledger rows, {bad} rows quarantined; {kills} SIGKILLs, crash points reached {fired:?} ({} snapshots checked), {} service exits on their own, PostgreSQL down {PG_DOWN:?} in round {pg_round}; {:.1} s",
         size.seed,
         plan.writes.len(),
         plan.mix(),
         want.len(),
+        snapshots.len(),
         exits.len(),
         started.elapsed().as_secs_f64()
     );

@@ -409,6 +409,17 @@ impl Plan {
         out
     }
 
+    /// For each valid row (`id|qty|price`), the names its contents were delivered under.
+    pub fn sources(&self) -> HashMap<String, Vec<&str>> {
+        let mut out: HashMap<String, Vec<&str>> = HashMap::new();
+        for w in &self.writes {
+            for r in self.contents[w.content].rows.iter().filter(|r| r.good) {
+                out.entry(r.fact()).or_default().push(&w.name);
+            }
+        }
+        out
+    }
+
     /// How many deliveries of each kind, for the log.
     pub fn mix(&self) -> String {
         let mut n: HashMap<&str, usize> = HashMap::new();
