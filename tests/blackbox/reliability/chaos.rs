@@ -1,8 +1,10 @@
 //! The seeded chaos run (issue 12, item 4): three `glueless run` services (the long-running
 //! local service) on one folder lake and one PostgreSQL warehouse, fed a few hundred deliveries
-//! while a worker is SIGKILLed (and restarted) every 0.3–1.5 s and the PostgreSQL server is
-//! stopped like a crash (`pg_ctl -m immediate`: every connection dropped, connections refused
-//! for 2 s) and started again once. State in SQLite, or in DynamoDB on the emulator.
+//! while a service is SIGKILLed (and started again) every 0.3–1.5 s, every other start arms a
+//! crash point (`GLUELESS_FAULT`, each point of the file job in turn: the service kills itself
+//! there), and the PostgreSQL server is stopped like a crash (`pg_ctl -m immediate`: every
+//! connection dropped, connections refused for 2 s) and started again, once, while loads are
+//! under way. State in SQLite, or in DynamoDB on the emulator.
 //!
 //! **What is delivered** ([`model::Plan`], drawn from the seed), in rounds of [`ROUND`]: new
 //! files (some rows update keys other files hold), duplicates (a content delivered again under
@@ -19,6 +21,10 @@
 //! round than its last write, and the run waits between rounds until every version delivered
 //! is LOADED or REJECTED: a version replaced before it was read would be DEAD by design ("not
 //! loaded as this version"), and each version's outcome is then fixed by its content alone.
+//!
+//! **During the run**, right after each death at a crash point (before the lease lets another
+//! service take the files over), the fact rows are read, then the ledger: every fact row must
+//! be a valid row of a file in the ledger (fact rows never commit without their ledger row).
 //!
 //! **What is checked at the end**, after the services are stopped with SIGTERM and a final
 //! `run --once` drains, against the model computed from the written rows only:
@@ -107,7 +113,7 @@ impl Drop for OnFailure {
             walk(&self.logs).into_iter().filter(|p| p.to_string_lossy().ends_with(".err")).collect();
         logs.sort();
         for p in logs.iter().rev().take(6).rev() {
-            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            let text = std::fs::read_to_string(p).unwrap_or_default();
             let tail: Vec<&str> = text.lines().rev().take(8).collect();
             eprintln!("--- {} (last lines)", p.display());
             for l in tail.iter().rev() {
@@ -192,7 +198,7 @@ impl Workers {
         self.started += 1;
         let log = |ext: &str| std::fs::File::create(self.log(self.started, ext));
         let mut fault: Vec<(&str, String)> = Vec::new();
-        if self.started % 2 == 0 {
+        if self.started.is_multiple_of(2) {
             let points = points();
             fault.push(("GLUELESS_FAULT", points[(self.started / 2) % points.len()].to_string()));
             fault.push(("GLUELESS_FAULT_MARKER", self.log(self.started, "fault").display().to_string()));
@@ -402,7 +408,7 @@ fn chaos(state: State) {
     let mut rounds = 0;
     let mut restarted = false;
     std::thread::scope(|s| {
-        let stop = Raise(&done);
+        let stop = Raise(done);
         let killer = workers.clone();
         let kill_seed = timing.next_u64();
         s.spawn(move || {
