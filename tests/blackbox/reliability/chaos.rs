@@ -404,7 +404,7 @@ fn chaos(state: State) {
     let mut timing = Rng::new(size.seed.rotate_left(17));
     let workers = Arc::new(Mutex::new(Workers::start(&lake, &env, &pg.url())));
     let done = &AtomicBool::new(false);
-    let pg_round = (size.files as usize / ROUND / 2).max(2);
+    let pg_round = (size.files as usize).div_ceil(ROUND).div_ceil(2).max(1);
     let mut rounds = 0;
     let mut restarted = false;
     std::thread::scope(|s| {
@@ -551,8 +551,11 @@ fn chaos(state: State) {
         exits.len(),
         started.elapsed().as_secs_f64()
     );
-    for e in exits {
+    for e in exits.iter().take(3) {
         eprintln!("chaos {what}: {e}");
+    }
+    if exits.len() > 3 {
+        eprintln!("chaos {what}: and {} more service exits on their own", exits.len() - 3);
     }
 }
 
