@@ -234,3 +234,95 @@ pub fn http_message(r: &mut impl std::io::BufRead) -> std::io::Result<Option<Vec
     r.read_exact(&mut message[start..])?;
     Ok(Some(message))
 }
+
+/// A PostgreSQL cluster of one test's own, which it may stop and start again (the server
+/// `scripts/test` starts is shared by every test). `initdb` into a temporary folder, with the
+/// binaries in `GLUELESS_TEST_PG_BIN` (set by `scripts/test`), on a free loopback port; as root
+/// the cluster belongs to `postgres` (initdb refuses root), as `scripts/test` does it. Stopped
+/// when dropped.
+#[cfg(feature = "postgres")]
+pub struct PgCluster {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+}
+
+#[cfg(feature = "postgres")]
+impl PgCluster {
+    pub fn start() -> PgCluster {
+        let bin = PathBuf::from(std::env::var("GLUELESS_TEST_PG_BIN").expect(
+            "GLUELESS_TEST_PG_BIN is not set: run the tests with scripts/test, which finds the PostgreSQL binaries",
+        ));
+        let dir = tempfile::tempdir().expect("tempdir");
+        // SAFETY: geteuid(2) has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            let chown = Command::new("chown").arg("postgres").arg(dir.path()).status().expect("chown runs");
+            assert!(chown.success(), "chown postgres {}", dir.path().display());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let c = PgCluster { dir, bin, port };
+        c.pg(&format!("{}/initdb -D {} -A trust -U postgres --no-sync -E UTF8", c.bin.display(), c.data()));
+        c.start_server();
+        c
+    }
+
+    fn data(&self) -> String {
+        format!("{}/data", self.dir.path().display())
+    }
+
+    /// Runs `command` with [`sh_as_postgres`]; panics with its output and the server log when it
+    /// fails.
+    fn pg(&self, command: &str) {
+        let out = sh_as_postgres(command);
+        let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+        assert!(
+            out.status.success(),
+            "{command}: {}{}\nserver log:\n{log}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The `postgres` database.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start_server(&self) {
+        let d = self.dir.path().display();
+        self.pg(&format!(
+            "{}/pg_ctl -D {} -l {d}/log -w start -o '-c listen_addresses=127.0.0.1 -p {} -k {d} -c fsync=off -c max_connections=100'",
+            self.bin.display(),
+            self.data(),
+            self.port
+        ));
+    }
+
+    /// Stops the server the way a crash does (`-m immediate`): every connection is dropped at
+    /// once and nothing is accepted until [`PgCluster::start_server`]; committed data survives.
+    pub fn stop_server(&self) {
+        self.pg(&format!("{}/pg_ctl -D {} -m immediate -w stop", self.bin.display(), self.data()));
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        if self.dir.path().join("data/postmaster.pid").exists() {
+            sh_as_postgres(&format!("{}/pg_ctl -D {} -m immediate stop", self.bin.display(), self.data()));
+        }
+    }
+}
+
+/// `sh -c command`, as `postgres` when this process is root.
+#[cfg(feature = "postgres")]
+fn sh_as_postgres(command: &str) -> std::process::Output {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        Command::new("su").args(["postgres", "-s", "/bin/sh", "-c", command]).output()
+    } else {
+        Command::new("sh").args(["-c", command]).output()
+    }
+    .expect("sh runs")
+}

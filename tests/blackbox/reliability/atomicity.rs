@@ -131,7 +131,7 @@ pub mod postgres {
 
     /// Runs `f` on a fresh connection to `url` (the closures of the test are synchronous: the
     /// binary does the loading).
-    fn on<T>(url: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
+    pub fn on<T>(url: &str, f: impl AsyncFnOnce(&tokio_postgres::Client) -> T) -> T {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.expect("test PostgreSQL");
@@ -145,26 +145,26 @@ pub mod postgres {
     }
 
     pub fn facts(url: &str) -> Vec<String> {
-        on(url, async |c| {
-            c.query("SELECT id, qty, price::text FROM fact_sales ORDER BY id", &[])
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| format!("{}|{}|{}", r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, String>(2)))
-                .collect()
-        })
+        on(url, async |c| fact_rows(c).await.unwrap())
+    }
+
+    /// The fact table as `id|qty|price`, ordered by id.
+    pub async fn fact_rows(c: &tokio_postgres::Client) -> Result<Vec<String>, tokio_postgres::Error> {
+        Ok(c.query("SELECT id, qty, price::text FROM fact_sales ORDER BY id", &[])
+            .await?
+            .iter()
+            .map(|r| format!("{}|{}|{}", r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, String>(2)))
+            .collect())
     }
 
     pub fn ledger(url: &str) -> Vec<String> {
-        let urls = on(url, async |c| {
-            c.query("SELECT object_url FROM glueless_loads", &[])
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get::<_, String>(0))
-                .collect::<Vec<_>>()
-        });
-        names(urls)
+        on(url, async |c| ledger_names(c).await.unwrap())
+    }
+
+    /// The file names of the ledger rows, sorted.
+    pub async fn ledger_names(c: &tokio_postgres::Client) -> Result<Vec<String>, tokio_postgres::Error> {
+        let rows = c.query("SELECT object_url FROM glueless_loads", &[]).await?;
+        Ok(names(rows.iter().map(|r| r.get::<_, String>(0))))
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! right final state, the fact table holding exactly the expected rows, one ledger row per
 //! loaded content, nothing left RUNNING.
 //!
-//! One module per kind of fault.
+//! One module per kind of fault, and the seeded chaos run that mixes them (`chaos`).
 
 mod atomicity;
+#[cfg(feature = "postgres")]
+mod chaos;
 #[cfg(feature = "postgres")]
 mod cuts;
 mod fault_matrix;
