@@ -6,6 +6,7 @@ mod acceptance;
 mod aws_runtime;
 #[cfg(feature = "aws")]
 mod dynamodb;
+mod golden;
 mod hostile;
 mod pipeline;
 #[cfg(feature = "postgres")]
