@@ -71,6 +71,33 @@ pub fn jsonl(path: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Checks `text` against the golden file `tests/golden/<dir>/<name>.sql` (reviewable generated
+/// SQL); `GLUELESS_BLESS=1` in the test's environment rewrites the file instead.
+pub fn golden(dir: &str, name: &str, text: &str) {
+    let path = repo().join("tests/golden").join(dir).join(format!("{name}.sql"));
+    if std::env::var_os("GLUELESS_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (GLUELESS_BLESS=1 writes it)", path.display()));
+    if want != text {
+        let line = want
+            .lines()
+            .zip(text.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(want.lines().count().min(text.lines().count()));
+        panic!(
+            "the generated SQL differs from {} from line {}:\n  want: {:?}\n  got:  {:?}\nreview the change and run again with GLUELESS_BLESS=1 to accept it",
+            path.display(),
+            line + 1,
+            want.lines().nth(line),
+            text.lines().nth(line)
+        );
+    }
+}
+
 pub fn path_str(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }

@@ -36,25 +36,18 @@
 //!
 //! # A load
 //!
-//! One transaction (`READ COMMITTED`) does steps 1–6 of the port:
+//! The algorithm and its statements are the load plan's ([`crate::ports::load_plan`]; the
+//! SQL is in `tests/golden/postgres/`), in one transaction (`READ COMMITTED`). What is
+//! PostgreSQL's own:
 //!
-//! 0. it takes a transaction-scoped advisory lock on the fact table
-//!    (`pg_advisory_xact_lock(1735161189, <table oid>)`), so that loads into one table
-//!    serialize — across processes and machines — and each sees the ledger and the fact rows
-//!    the previous one committed; loads into different tables run side by side;
-//! 1. files already in the ledger (same URL and version, or the fingerprint of the URL's
-//!    latest ledger row, or earlier in the same request) are not read at all;
-//! 2. the other files' Parquet parts are read batch by batch and streamed into the staging
-//!    table with `COPY … FROM STDIN (FORMAT binary)` (never a whole file in memory), each row
-//!    with its file's position in the request and its own;
-//! 3. with a `version_column`, a staged row is dropped when the fact row with its key has a
-//!    version `>=` its own or when its own version is NULL (a fact row whose version is NULL
-//!    loses to any staged version);
-//! 4. one row per key is kept: highest version (NULL lowest), then later file, then later row
-//!    (`MERGE` refuses a source with one key twice);
-//! 5. `MERGE INTO fact USING staging ON key WHEN MATCHED THEN UPDATE SET … WHEN NOT MATCHED
-//!    THEN INSERT …`;
-//! 6. one ledger row per loaded file (`rows_loaded` = rows read from its parts); `COMMIT`.
+//! - first a transaction-scoped advisory lock on the fact table
+//!   (`pg_advisory_xact_lock(1735161189, <table oid>)`), so that loads into one table
+//!   serialize — across processes and machines — and each sees the ledger and the fact rows
+//!   the previous one committed; loads into different tables run side by side;
+//! - the Parquet parts of the files to load are read batch by batch and streamed into the
+//!   staging table with `COPY … FROM STDIN (FORMAT binary)` (never a whole file in memory);
+//!   when no file to load has rows, there is no staging table and no `MERGE`;
+//! - the upsert is a `MERGE`.
 //!
 //! Errors roll the whole transaction back. By SQLSTATE (see `sqlstate_cause`): a lost
 //! connection, a serialization failure, a deadlock, a lock or statement timeout or a server
@@ -81,13 +74,12 @@
 //! when it broke; the calls of one process go through it one at a time.
 
 use super::staged_parquet::{Cells, PartReader};
+use crate::ports::load_plan::{Decision, Dialect, LoadPlan, Recorded, decide, quote};
 use crate::ports::{
-    FileLoad, LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, TableSpec, Warehouse, WarehouseError,
-    WarehouseLimits,
+    LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, TableSpec, Warehouse, WarehouseError, WarehouseLimits,
 };
 use crate::settings::WarehouseSettings;
 use arrow::array::Array;
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::pin::Pin;
@@ -126,7 +118,6 @@ const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS glueless_loads (
     seq bigint GENERATED ALWAYS AS IDENTITY,
     PRIMARY KEY (object_url, object_version)
 )";
-const STAGING: &str = "pg_temp.glueless_staging";
 
 /// The warehouse in a PostgreSQL database.
 pub struct PostgresWarehouse {
@@ -385,44 +376,71 @@ fn table_error(table: &str, e: &tokio_postgres::Error) -> WarehouseError {
 // ---------------------------------------------------------------------------------------------
 // Names and DDL
 
-/// `"name"`, with `"` doubled: one identifier whatever the name holds.
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+/// PostgreSQL's dialect of the load plan.
+#[derive(Debug, Clone, Copy)]
+pub struct Postgres;
 
-/// The fact table of a spec: `"schema"."table"` for `schema.table`, else `"table"`.
-struct FactName {
-    schema: Option<String>,
-    /// The table's own name, without the schema.
-    table: String,
-    sql: String,
-}
+impl Dialect for Postgres {
+    fn name(&self) -> &'static str {
+        "PostgreSQL"
+    }
 
-impl FactName {
-    fn of(spec: &TableSpec) -> Result<FactName, WarehouseError> {
-        let bad = |message: String| WarehouseError::Table { table: spec.table.clone(), message, retryable: false };
+    fn column_type(&self, ty: SqlType) -> String {
+        sql_type(ty)
+    }
+
+    /// Names PostgreSQL cannot keep: longer than 63 bytes (it would cut them), with a NUL, an
+    /// empty schema or table name.
+    fn check(&self, spec: &TableSpec) -> Result<(), String> {
+        for c in &spec.columns {
+            check_name(&c.name, "column")?;
+        }
         let (schema, table) = match spec.table.split_once('.') {
             Some((s, t)) => (Some(s), t),
             None => (None, spec.table.as_str()),
         };
         for part in schema.iter().chain([&table]) {
             if part.is_empty() {
-                return Err(bad(format!(
+                return Err(format!(
                     "`{}` is not a table name (`table` or `schema.table`); fix `table` in the contract",
                     spec.table
-                )));
+                ));
             }
-            check_name(part, "table").map_err(bad)?;
+            check_name(part, "table")?;
         }
-        Ok(FactName {
-            schema: schema.map(str::to_string),
-            table: table.to_string(),
-            sql: match schema {
-                Some(s) => format!("{}.{}", quote(s), quote(table)),
-                None => quote(table),
-            },
-        })
+        Ok(())
     }
+
+    fn staging(&self) -> &'static str {
+        "pg_temp.\"glueless_staging\""
+    }
+
+    /// Dropped at the commit; `DROP … IF EXISTS` first, for a session whose last load failed
+    /// between the two.
+    fn create_staging(&self, columns: &str) -> String {
+        format!(
+            "DROP TABLE IF EXISTS pg_temp.\"glueless_staging\";\nCREATE TEMP TABLE \"glueless_staging\" ({columns}) ON COMMIT DROP"
+        )
+    }
+
+    /// Unquoted (the same lowercase name): the ledger is found through the `search_path`.
+    fn ledger(&self) -> &'static str {
+        "glueless_loads"
+    }
+
+    fn ledger_order(&self) -> &'static str {
+        "\"seq\""
+    }
+}
+
+/// How the staging table is filled: one binary COPY streamed from the parts.
+fn fill_sql() -> String {
+    format!("COPY {} FROM STDIN (FORMAT binary)", Postgres.staging())
+}
+
+/// The statements of one load into `spec`'s table, as reviewable text (the golden files).
+pub fn load_sql(spec: &TableSpec) -> Result<String, WarehouseError> {
+    Ok(LoadPlan::new(spec, Postgres)?.render(&fill_sql()))
 }
 
 fn check_name(name: &str, what: &str) -> Result<(), String> {
@@ -439,27 +457,6 @@ fn check_name(name: &str, what: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Refuses a spec whose indices do not fit its columns or whose names PostgreSQL cannot keep.
-fn check_spec(spec: &TableSpec) -> Result<FactName, WarehouseError> {
-    let bad = |message: String| Err(WarehouseError::Table { table: spec.table.clone(), message, retryable: false });
-    if spec.columns.is_empty() {
-        return bad("the table spec has no columns".into());
-    }
-    if spec.key.is_empty() {
-        return bad("the table spec has no key, which the MERGE needs; set schema.primaryKey".into());
-    }
-    let n = spec.columns.len();
-    if let Some(i) = spec.key.iter().chain(spec.version.iter()).find(|&&i| i >= n) {
-        return bad(format!("the table spec refers to column {i}, but it has {n} columns"));
-    }
-    for c in &spec.columns {
-        if let Err(message) = check_name(&c.name, "column") {
-            return bad(message);
-        }
-    }
-    FactName::of(spec)
 }
 
 /// The PostgreSQL type of a column type.
@@ -492,17 +489,6 @@ fn wire_type(ty: SqlType) -> Type {
     }
 }
 
-fn create_table_sql(spec: &TableSpec, name: &FactName) -> String {
-    let mut sql = format!("CREATE TABLE {} (\n", name.sql);
-    for (i, c) in spec.columns.iter().enumerate() {
-        let not_null = if !c.nullable || spec.key.contains(&i) { " NOT NULL" } else { "" };
-        let _ = writeln!(sql, "    {} {}{not_null},", quote(&c.name), sql_type(c.ty));
-    }
-    let key: Vec<String> = spec.key.iter().map(|&i| quote(&spec.columns[i].name)).collect();
-    let _ = write!(sql, "    PRIMARY KEY ({})\n)", key.join(", "));
-    sql
-}
-
 /// Creates the ledger when it is missing (checking first, so a role without `CREATE` works
 /// once it exists). Takes the DDL lock when it creates.
 async fn ensure_ledger(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
@@ -524,7 +510,7 @@ fn is_table(relkind: i8) -> bool {
     matches!(relkind as u8, b'r' | b'p')
 }
 
-fn not_a_table(spec: &TableSpec, relkind: i8) -> WarehouseError {
+fn not_a_table(table: &str, relkind: i8) -> WarehouseError {
     let kind = match relkind as u8 {
         b'v' => "view",
         b'm' => "materialized view",
@@ -534,41 +520,27 @@ fn not_a_table(spec: &TableSpec, relkind: i8) -> WarehouseError {
         b'c' => "composite type",
         _ => "relation that is not a table",
     };
-    WarehouseError::Table {
-        table: spec.table.clone(),
-        message: format!(
-            "`{}` exists in the database as a {kind}, not a table, so rows cannot be merged into it; drop the {kind} or set another `table` in the contract",
-            spec.table
-        ),
-        retryable: false,
-    }
+    WarehouseError::not_a_table(table, kind)
 }
 
-fn no_table(spec: &TableSpec) -> WarehouseError {
-    WarehouseError::Table {
-        table: spec.table.clone(),
-        message: "the table does not exist; create it first (ensure_table)".into(),
-        retryable: false,
-    }
-}
-
-async fn ensure_table_in(tx: &Transaction<'_>, spec: &TableSpec, name: &FactName) -> Result<(), WarehouseError> {
+async fn ensure_table_in(tx: &Transaction<'_>, plan: &LoadPlan<'_, Postgres>) -> Result<(), WarehouseError> {
+    let spec = plan.spec;
     let t = spec.table.as_str();
     let err = |e: tokio_postgres::Error| table_error(t, &e);
     tx.execute("SELECT pg_advisory_xact_lock($1, 0)", &[&LOCK_SPACE]).await.map_err(err)?;
     ensure_ledger(tx).await.map_err(err)?;
-    if let Some(schema) = &name.schema {
+    if let Some(schema) = &plan.name.schema {
         let exists = tx.query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[schema]).await.map_err(err)?;
         if exists.is_none() {
             tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema))).await.map_err(err)?;
         }
     }
-    let oid = match relation(tx, &name.sql).await.map_err(err)? {
+    let oid = match relation(tx, &plan.fact).await.map_err(err)? {
         None => {
-            tx.batch_execute(&create_table_sql(spec, name)).await.map_err(err)?;
+            tx.batch_execute(&plan.create_table()).await.map_err(err)?;
             return Ok(());
         }
-        Some((_, kind)) if !is_table(kind) => return Err(not_a_table(spec, kind)),
+        Some((_, kind)) if !is_table(kind) => return Err(not_a_table(t, kind)),
         Some((oid, _)) => oid,
     };
     let existing: Vec<String> = tx
@@ -583,9 +555,7 @@ async fn ensure_table_in(tx: &Transaction<'_>, spec: &TableSpec, name: &FactName
         .collect();
     let missing: Vec<_> = spec.columns.iter().filter(|c| !existing.contains(&c.name)).collect();
     if !missing.is_empty() {
-        return Err(WarehouseError::missing_columns(t, &missing, |c| {
-            format!("ALTER TABLE {} ADD COLUMN {} {};", name.sql, quote(&c.name), sql_type(c.ty))
-        }));
+        return Err(WarehouseError::missing_columns(t, &missing, |c| plan.add_column(c)));
     }
     // The key columns of every valid, unique, non-partial index (a primary key is one).
     let indexes: Vec<Vec<String>> = tx
@@ -607,7 +577,7 @@ async fn ensure_table_in(tx: &Transaction<'_>, spec: &TableSpec, name: &FactName
     if !indexes.iter().any(same) {
         let quoted = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
         let create =
-            format!("CREATE UNIQUE INDEX {} ON {} ({quoted});", quote(&format!("{}_key", name.table)), name.sql);
+            format!("CREATE UNIQUE INDEX {} ON {} ({quoted});", quote(&format!("{}_key", plan.name.name)), plan.fact);
         return Err(WarehouseError::no_unique_key(t, &quoted, &create));
     }
     Ok(())
@@ -615,9 +585,6 @@ async fn ensure_table_in(tx: &Transaction<'_>, spec: &TableSpec, name: &FactName
 
 // ---------------------------------------------------------------------------------------------
 // The port
-
-/// Whether each file is to be loaded (`None`) or was already (`Some(load_id)`).
-type Decisions = Vec<Option<String>>;
 
 #[async_trait::async_trait]
 impl Warehouse for PostgresWarehouse {
@@ -630,22 +597,22 @@ impl Warehouse for PostgresWarehouse {
     }
 
     async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
-        let name = check_spec(table)?;
+        let plan = LoadPlan::new(table, Postgres)?;
         let t = table.table.as_str();
         let mut guard = self.session().await?;
         let client = guard.as_mut().ok_or_else(|| self.lost())?;
         let tx = client.transaction().await.map_err(|e| table_error(t, &e))?;
-        ensure_table_in(&tx, table, &name).await?;
+        ensure_table_in(&tx, &plan).await?;
         tx.commit().await.map_err(|e| table_error(t, &e))
     }
 
     async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError> {
-        let name = check_spec(req.table)?;
+        let plan = LoadPlan::new(req.table, Postgres)?;
         let mut guard = self.session().await?;
         let client = guard.as_mut().ok_or_else(|| self.lost())?;
         let t = req.table.table.as_str();
         let tx = client.transaction().await.map_err(|e| load_error(t, &e))?;
-        let result = load_in(&tx, req, &name).await?;
+        let result = load_in(&tx, req, &plan).await?;
         tx.commit().await.map_err(|e| load_error(t, &e))?;
         Ok(result)
     }
@@ -685,7 +652,7 @@ impl Warehouse for PostgresWarehouse {
     }
 
     async fn fact_rows(&self, table: &TableSpec) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
-        let name = check_spec(table)?;
+        let fact = LoadPlan::new(table, Postgres)?.fact;
         let t = table.table.as_str();
         let err = |e: tokio_postgres::Error| table_error(t, &e);
         let mut guard = self.session().await?;
@@ -709,7 +676,7 @@ impl Warehouse for PostgresWarehouse {
                 .zip(text)
                 .map(|(c, &as_text)| if as_text { format!("{}::text", quote(&c.name)) } else { quote(&c.name) })
                 .collect();
-            format!("SELECT {} FROM {} ORDER BY {}", cols.join(", "), name.sql, keys.join(", "))
+            format!("SELECT {} FROM {} ORDER BY {}", cols.join(", "), fact, keys.join(", "))
         };
         let mut as_text = vec![false; table.columns.len()];
         let mut stmt = client.prepare(&select(&as_text)).await.map_err(err)?;
@@ -747,162 +714,76 @@ impl Warehouse for PostgresWarehouse {
 // ---------------------------------------------------------------------------------------------
 // Load
 
-async fn load_in(tx: &Transaction<'_>, req: &LoadRequest<'_>, name: &FactName) -> Result<LoadResult, WarehouseError> {
+async fn load_in(
+    tx: &Transaction<'_>,
+    req: &LoadRequest<'_>,
+    plan: &LoadPlan<'_, Postgres>,
+) -> Result<LoadResult, WarehouseError> {
     let spec = req.table;
     let t = spec.table.as_str();
     let err = |e: tokio_postgres::Error| load_error(t, &e);
     ensure_ledger(tx).await.map_err(err)?;
-    let oid = match relation(tx, &name.sql).await.map_err(err)? {
-        None => return Err(no_table(spec)),
-        Some((_, kind)) if !is_table(kind) => return Err(not_a_table(spec, kind)),
+    let oid = match relation(tx, &plan.fact).await.map_err(err)? {
+        None => return Err(WarehouseError::no_table(t)),
+        Some((_, kind)) if !is_table(kind) => return Err(not_a_table(t, kind)),
         Some((oid, _)) => oid,
     };
     // 0. One load per table at a time; the oid's bits as the second key.
     tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_SPACE, &(oid as i32)]).await.map_err(err)?;
 
-    // 1. Files already in the ledger, or earlier in this request.
-    let same_version = tx
-        .prepare("SELECT load_id FROM glueless_loads WHERE object_url = $1 AND object_version = $2")
-        .await
-        .map_err(err)?;
-    let latest = tx
-        .prepare(
-            "SELECT fingerprint, load_id FROM glueless_loads WHERE object_url = $1
-             ORDER BY loaded_at DESC, seq DESC LIMIT 1",
-        )
-        .await
-        .map_err(err)?;
-    let mut decisions: Decisions = Vec::with_capacity(req.files.len());
-    let mut this_load: HashSet<_> = HashSet::new();
-    let mut latest_here: HashMap<&str, &str> = HashMap::new();
+    // 1. The ledger decision.
+    let same_version = tx.prepare(&plan.ledger_same_version()).await.map_err(err)?;
+    let latest = tx.prepare(&plan.ledger_latest()).await.map_err(err)?;
+    let mut recorded = Vec::with_capacity(req.files.len());
     for f in req.files {
-        let found = if this_load.contains(&f.key) {
-            Some(req.load_id.to_string())
-        } else if let Some(row) = tx.query_opt(&same_version, &[&f.key.url, &f.key.version]).await.map_err(err)? {
-            Some(row.get::<_, String>(0))
-        } else if let Some(fp) = latest_here.get(f.key.url.as_str()) {
-            (*fp == f.fingerprint.as_str()).then(|| req.load_id.to_string())
-        } else {
-            tx.query_opt(&latest, &[&f.key.url])
-                .await
-                .map_err(err)?
-                .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-                .filter(|(fp, _)| *fp == f.fingerprint)
-                .map(|(_, id)| id)
-        };
-        if found.is_none() {
-            this_load.insert(&f.key);
-            latest_here.insert(&f.key.url, &f.fingerprint);
-        }
-        decisions.push(found);
+        let same = tx.query_opt(&same_version, &[&f.key.url, &f.key.version]).await.map_err(err)?;
+        let last = tx.query_opt(&latest, &[&f.key.url]).await.map_err(err)?;
+        recorded.push(Recorded { same_version: same.map(|r| r.get(0)), latest: last.map(|r| (r.get(0), r.get(1))) });
     }
+    let decisions = decide(req.load_id, req.files.iter().map(|f| (&f.key, f.fingerprint.as_str())), &recorded);
 
     let mut rows_per_file = vec![0u64; req.files.len()];
-    let mut rows_superseded = 0u64;
-    let mut rows_merged = 0u64;
-    let reads = req.files.iter().zip(&decisions).any(|(f, d)| d.is_none() && !f.parts.is_empty());
-    if reads {
+    let mut result = LoadResult { files: Vec::with_capacity(req.files.len()), rows_superseded: 0, rows_merged: 0 };
+    if req.files.iter().zip(&decisions).any(|(f, d)| d.is_load() && !f.parts.is_empty()) {
         // 2. A fresh staging table, filled by a binary COPY streamed from the parts.
-        let n = spec.columns.len();
-        let mut ddl = format!("DROP TABLE IF EXISTS {STAGING};\nCREATE TEMP TABLE glueless_staging (");
-        for (i, c) in spec.columns.iter().enumerate() {
-            let _ = write!(ddl, "c{i} {}, ", sql_type(c.ty));
-        }
-        ddl.push_str("file_pos integer NOT NULL, row_pos bigint NOT NULL) ON COMMIT DROP");
-        tx.batch_execute(&ddl).await.map_err(err)?;
+        tx.batch_execute(&plan.create_staging()).await.map_err(err)?;
         let mut types: Vec<Type> = spec.columns.iter().map(|c| wire_type(c.ty)).collect();
         types.extend([Type::INT4, Type::INT8]);
-        let sink = tx.copy_in(&format!("COPY {STAGING} FROM STDIN (FORMAT binary)")).await.map_err(err)?;
+        let sink = tx.copy_in(&fill_sql()).await.map_err(err)?;
         let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
         copy_parts(writer.as_mut(), req, &decisions, &mut rows_per_file).await?;
         let staged = writer.as_mut().finish().await.map_err(err)?;
         if staged > 0 {
-            tx.batch_execute(&format!("ANALYZE {STAGING}")).await.map_err(err)?;
+            tx.batch_execute(&format!("ANALYZE {}", Postgres.staging())).await.map_err(err)?;
         }
 
-        let fact = &name.sql;
-        let key_match: Vec<String> =
-            spec.key.iter().map(|&k| format!("f.{} = s.c{k}", quote(&spec.columns[k].name))).collect();
-        let key_match = key_match.join(" AND ");
-
-        // 3. Rows not newer than the fact row with their key.
-        if let Some(v) = spec.version {
-            let sql = format!(
-                "DELETE FROM {STAGING} AS s USING {fact} AS f WHERE {key_match} \
-                 AND (s.c{v} IS NULL OR (f.{fv} IS NOT NULL AND s.c{v} <= f.{fv}))",
-                fv = quote(&spec.columns[v].name)
-            );
-            rows_superseded += tx.execute(&sql, &[]).await.map_err(err)?;
+        // 3–5. Drop what is not newer, keep one row per key, merge.
+        for step in plan.steps() {
+            let rows = tx.execute(&step.sql, &[]).await.map_err(err)?;
+            step.counts.add(rows, &mut result);
         }
-
-        // 4. One row per key: highest version, then later file, then later row.
-        let partition: Vec<String> = spec.key.iter().map(|k| format!("c{k}")).collect();
-        let order = match spec.version {
-            Some(v) => format!("c{v} DESC NULLS LAST, file_pos DESC, row_pos DESC"),
-            None => "file_pos DESC, row_pos DESC".into(),
-        };
-        let sql = format!(
-            "DELETE FROM {STAGING} AS s USING (SELECT file_pos, row_pos, \
-             row_number() OVER (PARTITION BY {} ORDER BY {order}) AS rank FROM {STAGING}) AS d \
-             WHERE d.rank > 1 AND s.file_pos = d.file_pos AND s.row_pos = d.row_pos",
-            partition.join(", ")
-        );
-        rows_superseded += tx.execute(&sql, &[]).await.map_err(err)?;
-
-        // 5. Merge.
-        let names: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
-        let sources: Vec<String> = (0..n).map(|i| format!("s.c{i}")).collect();
-        let updates: Vec<String> = (0..n)
-            .filter(|i| !spec.key.contains(i))
-            .map(|i| format!("{} = s.c{i}", quote(&spec.columns[i].name)))
-            .collect();
-        let matched =
-            if updates.is_empty() { "DO NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) };
-        let sql = format!(
-            "MERGE INTO {fact} AS f USING {STAGING} AS s ON {key_match} \
-             WHEN MATCHED THEN {matched} \
-             WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
-            names.join(", "),
-            sources.join(", ")
-        );
-        rows_merged = tx.execute(&sql, &[]).await.map_err(err)?;
     }
     crate::pipeline::faults::point("before-ledger");
 
     // 6. The ledger.
-    let insert = tx
-        .prepare(
-            "INSERT INTO glueless_loads (object_url, object_version, fingerprint, load_id, dataset, table_name, \
-             rows_loaded, loaded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .await
-        .map_err(err)?;
-    let mut results = Vec::with_capacity(req.files.len());
-    for (i, (f, decision)) in req.files.iter().zip(&decisions).enumerate() {
-        match decision {
-            Some(id) => results.push(FileLoad::AlreadyLoaded { load_id: id.clone() }),
-            None => {
-                let rows = rows_per_file[i];
-                tx.execute(
-                    &insert,
-                    &[
-                        &f.key.url,
-                        &f.key.version,
-                        &f.fingerprint,
-                        &req.load_id,
-                        &spec.dataset,
-                        &spec.table,
-                        &(rows as i64),
-                        &req.now,
-                    ],
-                )
-                .await
-                .map_err(err)?;
-                results.push(FileLoad::Loaded { rows });
-            }
+    let insert = tx.prepare(&plan.ledger_insert()).await.map_err(err)?;
+    for ((f, decision), &rows) in req.files.iter().zip(&decisions).zip(&rows_per_file) {
+        if decision.is_load() {
+            let params: [&(dyn ToSql + Sync); 8] = [
+                &f.key.url,
+                &f.key.version,
+                &f.fingerprint,
+                &req.load_id,
+                &spec.dataset,
+                &spec.table,
+                &(rows as i64),
+                &req.now,
+            ];
+            tx.execute(&insert, &params).await.map_err(err)?;
         }
+        result.files.push(decision.file_load(rows));
     }
-    Ok(LoadResult { files: results, rows_superseded, rows_merged })
+    Ok(result)
 }
 
 /// Streams the rows of the parts of the files to load, in request order, batch by batch,
@@ -910,14 +791,16 @@ async fn load_in(tx: &Transaction<'_>, req: &LoadRequest<'_>, name: &FactName) -
 async fn copy_parts(
     mut writer: Pin<&mut BinaryCopyInWriter>,
     req: &LoadRequest<'_>,
-    decisions: &Decisions,
+    decisions: &[Decision],
     rows_per_file: &mut [u64],
 ) -> Result<(), WarehouseError> {
     let spec = req.table;
     let t = spec.table.as_str();
     let n = spec.columns.len();
+    // The row number grows over the whole load (unique in it), in request order.
+    let mut row_number = 0i64;
     for (i, file) in req.files.iter().enumerate() {
-        if decisions.get(i).is_none_or(|d| d.is_some()) {
+        if !decisions.get(i).is_some_and(Decision::is_load) {
             continue;
         }
         let file_pos = i as i32;
@@ -945,8 +828,9 @@ async fn copy_parts(
                         row.push(c.value(r).map_err(|e| bad(format!("column `{}`: {e}", col.name)))?);
                     }
                     row.push(Value::Int32(file_pos));
-                    row.push(Value::Int64(rows_per_file[i] as i64));
+                    row.push(Value::Int64(row_number));
                     writer.as_mut().write_raw(row.iter()).await.map_err(|e| load_error(t, &e))?;
+                    row_number += 1;
                     rows_per_file[i] += 1;
                 }
             }
@@ -1292,10 +1176,13 @@ mod tests {
             key: vec![0],
             version: None,
         };
-        assert_eq!(check_spec(&spec("a.b")).unwrap().sql, r#""a"."b""#);
-        assert_eq!(check_spec(&spec(r#"x"; DROP TABLE y; --"#)).unwrap().sql, r#""x""; DROP TABLE y; --""#);
-        assert!(check_spec(&spec(".b")).is_err());
-        assert!(check_spec(&spec(&"t".repeat(64))).is_err());
+        let plan = |table: &str| LoadPlan::new(&spec(table), Postgres).map(|p| p.fact);
+        assert_eq!(plan("a.b").unwrap(), r#""a"."b""#);
+        assert_eq!(plan(r#"x"; DROP TABLE y; --"#).unwrap(), r#""x""; DROP TABLE y; --""#);
+        assert!(plan(".b").is_err());
+        assert!(plan("b.").is_err());
+        assert!(plan(&"t".repeat(64)).is_err());
+        assert!(plan(&format!("s.{}", "t".repeat(64))).unwrap_err().to_string().contains("63"));
     }
 
     #[test]

@@ -69,7 +69,8 @@
 //! `SubStatements.ResultRows` (used for `rows_merged` and `rows_superseded`; without a count
 //! for the `MERGE`, `rows_merged` is the rows read less the rows superseded).
 
-use super::redshift_sql::{self, CopyFrom, LoadFile, check_spec, statement_label};
+use super::redshift_sql::{self, CopyFrom, LoadFile, Redshift, statement_label};
+use crate::ports::load_plan::{Decision, LoadPlan, Recorded, decide};
 use crate::ports::{
     FileLoad, LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, StagedFile, TableSpec, Warehouse, WarehouseError,
     WarehouseLimits,
@@ -363,12 +364,12 @@ impl RedshiftDataWarehouse {
     async fn prepare_copies(
         &self,
         req: &LoadRequest<'_>,
-        decisions: &[Option<String>],
+        decisions: &[Decision],
         manifests: &mut Vec<Location>,
     ) -> Result<Vec<Option<CopyFrom>>, WarehouseError> {
         let mut copies = vec![None; req.files.len()];
         for (i, f) in req.files.iter().enumerate() {
-            if decisions[i].is_some() || f.parts.is_empty() {
+            if !decisions[i].is_load() || f.parts.is_empty() {
                 continue;
             }
             let mut sizes = Vec::with_capacity(f.parts.len());
@@ -400,7 +401,8 @@ impl RedshiftDataWarehouse {
     async fn stage_and_commit(
         &self,
         req: &LoadRequest<'_>,
-        decisions: &[Option<String>],
+        plan: &LoadPlan<'_, Redshift>,
+        decisions: &[Decision],
         copies: &[Option<CopyFrom>],
     ) -> Result<(Vec<FileLoad>, u64, u64), WarehouseError> {
         let spec = req.table;
@@ -409,7 +411,7 @@ impl RedshiftDataWarehouse {
             .files
             .iter()
             .enumerate()
-            .filter(|(i, _)| decisions[*i].is_none())
+            .filter(|(i, _)| decisions[*i].is_load())
             .map(|(i, f)| LoadFile {
                 pos: i,
                 url: &f.key.url,
@@ -418,7 +420,7 @@ impl RedshiftDataWarehouse {
                 copy: copies[i].clone(),
             })
             .collect();
-        let sql = redshift_sql::load_sql(spec, req.load_id, req.now, &files, &self.iam_role);
+        let sql = redshift_sql::plan_sql(plan, req.load_id, req.now, &files, &self.iam_role);
 
         // 1. Stage, on a session of its own.
         let mut session: Option<String> = None;
@@ -460,40 +462,7 @@ impl RedshiftDataWarehouse {
             ),
             cause: LoadCause::Transient,
         })?;
-        let mut results: Vec<FileLoad> = Vec::with_capacity(req.files.len());
-        let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
-        for (i, f) in req.files.iter().enumerate() {
-            let key = (f.key.url.as_str(), f.key.version.as_str());
-            let r = match &decisions[i] {
-                Some(id) if id == req.load_id => match first_of.get(&key) {
-                    Some(&j) => match &results[j] {
-                        FileLoad::AlreadyLoaded { load_id } => FileLoad::AlreadyLoaded { load_id: load_id.clone() },
-                        FileLoad::Loaded { .. } => FileLoad::AlreadyLoaded { load_id: id.clone() },
-                    },
-                    None => FileLoad::AlreadyLoaded { load_id: id.clone() },
-                },
-                Some(id) => FileLoad::AlreadyLoaded { load_id: id.clone() },
-                None => match after.iter().find(|e| e.url == key.0 && e.version == key.1) {
-                    Some(e) if e.load_id == req.load_id => FileLoad::Loaded { rows: e.rows_loaded },
-                    Some(e) => FileLoad::AlreadyLoaded { load_id: e.load_id.clone() },
-                    None => match after.iter().find(|e| e.url == key.0) {
-                        Some(e) => FileLoad::AlreadyLoaded { load_id: e.load_id.clone() },
-                        None => {
-                            return Err(WarehouseError::Load {
-                                table: t.to_string(),
-                                message: format!(
-                                    "the load committed but the ledger has no row for {} {}; check glueless_loads",
-                                    key.0, key.1
-                                ),
-                                cause: LoadCause::Setup,
-                            });
-                        }
-                    },
-                },
-            };
-            first_of.entry(key).or_insert(i);
-            results.push(r);
-        }
+        let results = recorded_results(req, decisions, &after)?;
         // Every staged row left after the deletes is merged: the count when the MERGE reports none.
         let rows_merged = if merge_rows >= 0 {
             merge_rows as u64
@@ -503,6 +472,52 @@ impl RedshiftDataWarehouse {
         };
         Ok((results, rows_superseded, rows_merged))
     }
+}
+
+/// What the commit did with each file, from the ledger read back after it: loaded by this
+/// load, or by another one (the guard dropped it); a duplicate within the request takes its
+/// first occurrence's answer.
+fn recorded_results(
+    req: &LoadRequest<'_>,
+    decisions: &[Decision],
+    after: &[LedgerEntry],
+) -> Result<Vec<FileLoad>, WarehouseError> {
+    let t = req.table.table.as_str();
+    let mut results: Vec<FileLoad> = Vec::with_capacity(req.files.len());
+    let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, f) in req.files.iter().enumerate() {
+        let key = (f.key.url.as_str(), f.key.version.as_str());
+        let r = match &decisions[i] {
+            Decision::AlreadyLoaded { load_id: id } if id == req.load_id => match first_of.get(&key) {
+                Some(&j) => match &results[j] {
+                    FileLoad::AlreadyLoaded { load_id } => FileLoad::AlreadyLoaded { load_id: load_id.clone() },
+                    FileLoad::Loaded { .. } => FileLoad::AlreadyLoaded { load_id: id.clone() },
+                },
+                None => FileLoad::AlreadyLoaded { load_id: id.clone() },
+            },
+            Decision::AlreadyLoaded { load_id: id } => FileLoad::AlreadyLoaded { load_id: id.clone() },
+            Decision::Load => match after.iter().find(|e| e.url == key.0 && e.version == key.1) {
+                Some(e) if e.load_id == req.load_id => FileLoad::Loaded { rows: e.rows_loaded },
+                Some(e) => FileLoad::AlreadyLoaded { load_id: e.load_id.clone() },
+                None => match after.iter().find(|e| e.url == key.0) {
+                    Some(e) => FileLoad::AlreadyLoaded { load_id: e.load_id.clone() },
+                    None => {
+                        return Err(WarehouseError::Load {
+                            table: t.to_string(),
+                            message: format!(
+                                "the load committed but the ledger has no row for {} {}; check glueless_loads",
+                                key.0, key.1
+                            ),
+                            cause: LoadCause::Setup,
+                        });
+                    }
+                },
+            },
+        };
+        first_of.entry(key).or_insert(i);
+        results.push(r);
+    }
+    Ok(results)
 }
 
 fn connect_error(url: &str, message: String) -> WarehouseError {
@@ -881,10 +896,9 @@ impl Warehouse for RedshiftDataWarehouse {
 
     async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
         let t = table.table.as_str();
-        let invalid = |message: String| WarehouseError::Table { table: t.to_string(), message, retryable: false };
-        check_spec(table).map_err(invalid)?;
-        self.batch(&redshift_sql::ensure_statements(table)).await.map_err(|f| f.table(t))?;
-        let shape = self.query(&redshift_sql::table_shape_query(table)).await.map_err(|f| f.table(t))?;
+        let plan = LoadPlan::new(table, Redshift)?;
+        self.batch(&redshift_sql::ensure_statements(&plan)).await.map_err(|f| f.table(t))?;
+        let shape = self.query(&redshift_sql::table_shape_query(&plan)).await.map_err(|f| f.table(t))?;
         let Some(kind) = shape.first().and_then(|r| r.first()).and_then(field_text) else {
             return Err(WarehouseError::Table {
                 table: t.to_string(),
@@ -894,23 +908,14 @@ impl Warehouse for RedshiftDataWarehouse {
             });
         };
         if kind != "BASE TABLE" {
-            return Err(invalid(format!(
-                "`{t}` exists in the database as a {kind}, not a table, so rows cannot be merged into it; drop it or set another `table` in the contract"
-            )));
+            return Err(WarehouseError::not_a_table(t, &kind));
         }
         let existing: Vec<String> =
             shape.iter().filter_map(|r| r.get(1).and_then(field_text)).map(|c| c.to_lowercase()).collect();
         let missing: Vec<&crate::ports::warehouse::Column> =
             table.columns.iter().filter(|c| !existing.contains(&c.name.to_lowercase())).collect();
         if !missing.is_empty() {
-            let fact = redshift_sql::TableName::parse(t).sql();
-            return Err(WarehouseError::missing_columns(t, &missing, |c| {
-                format!(
-                    "ALTER TABLE {fact} ADD COLUMN {} {};",
-                    redshift_sql::quote(&c.name),
-                    redshift_sql::column_type(c.ty)
-                )
-            }));
+            return Err(WarehouseError::missing_columns(t, &missing, |c| plan.add_column(c)));
         }
         Ok(())
     }
@@ -918,50 +923,24 @@ impl Warehouse for RedshiftDataWarehouse {
     async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError> {
         let spec = req.table;
         let t = spec.table.as_str();
-        check_spec(spec).map_err(|message| WarehouseError::Table {
-            table: t.to_string(),
-            message,
-            retryable: false,
-        })?;
+        let plan = LoadPlan::new(spec, Redshift)?;
 
         // 0. Which files the ledger already has (or an earlier file of this request).
         let urls = unique_urls(req.files);
         let ledger = self.read_ledger(Some(&urls)).await.map_err(|f| f.load(t))?;
-        let mut decisions: Vec<Option<String>> = Vec::with_capacity(req.files.len());
-        let mut this_load: HashSet<(&str, &str)> = HashSet::new();
-        let mut latest_here: HashMap<&str, &str> = HashMap::new();
-        for f in req.files {
-            let (url, version) = (f.key.url.as_str(), f.key.version.as_str());
-            let found = if this_load.contains(&(url, version)) {
-                Some(req.load_id.to_string())
-            } else if let Some(e) = ledger.iter().find(|e| e.url == url && e.version == version) {
-                Some(e.load_id.clone())
-            } else if let Some(fp) = latest_here.get(url) {
-                (*fp == f.fingerprint.as_str()).then(|| req.load_id.to_string())
-            } else {
-                // Rows come newest first: the first of the URL is its latest.
-                ledger
-                    .iter()
-                    .find(|e| e.url == url)
-                    .filter(|e| e.fingerprint == f.fingerprint)
-                    .map(|e| e.load_id.clone())
-            };
-            if found.is_none() {
-                this_load.insert((url, version));
-                latest_here.insert(url, &f.fingerprint);
-            }
-            decisions.push(found);
-        }
-        if decisions.iter().all(Option::is_some) {
-            let files =
-                decisions.into_iter().map(|d| FileLoad::AlreadyLoaded { load_id: d.unwrap_or_default() }).collect();
+        let rows =
+            || ledger.iter().map(|e| (e.url.as_str(), e.version.as_str(), e.fingerprint.as_str(), e.load_id.as_str()));
+        let recorded: Vec<Recorded> = req.files.iter().map(|f| Recorded::from_rows(&f.key, rows())).collect();
+        let decisions = decide(req.load_id, req.files.iter().map(|f| (&f.key, f.fingerprint.as_str())), &recorded);
+        if !decisions.iter().any(Decision::is_load) {
+            let files = decisions.iter().map(|d| d.file_load(0)).collect();
             return Ok(LoadResult { files, rows_superseded: 0, rows_merged: 0 });
         }
 
         // 1–2. Stage and commit; the manifests go whatever happens.
         let mut manifests = Vec::new();
         let outcome = match self.prepare_copies(req, &decisions, &mut manifests).await {
-            Ok(copies) => self.stage_and_commit(req, &decisions, &copies).await,
+            Ok(copies) => self.stage_and_commit(req, &plan, &decisions, &copies).await,
             Err(e) => Err(e),
         };
         for m in &manifests {
@@ -991,12 +970,8 @@ impl Warehouse for RedshiftDataWarehouse {
 
     async fn fact_rows(&self, table: &TableSpec) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
         let t = table.table.as_str();
-        check_spec(table).map_err(|message| WarehouseError::Table {
-            table: t.to_string(),
-            message,
-            retryable: false,
-        })?;
-        let rows = self.query(&redshift_sql::fact_rows_query(table)).await.map_err(|f| f.table(t))?;
+        let sql = LoadPlan::new(table, Redshift)?.select_all();
+        let rows = self.query(&sql).await.map_err(|f| f.table(t))?;
         Ok(rows.iter().map(|r| r.iter().zip(&table.columns).map(|(f, c)| canonical(f, c.ty)).collect()).collect())
     }
 }

@@ -56,7 +56,8 @@
 //!    2. the guard: files that another load recorded since step 0 (same URL and version, or
 //!       the fingerprint of the URL's now latest row) are deleted from `glueless_files`, and
 //!       their staged rows from `glueless_staging`;
-//!    3. with a `version_column`: staged rows not newer than the fact row with their key
+//!    3. (3–5 are the load plan's statements, [`crate::ports::load_plan`], as in every
+//!       dialect) with a `version_column`: staged rows not newer than the fact row with their key
 //!       (one exists, and `staged.v IS NULL OR (fact.v IS NOT NULL AND staged.v <= fact.v)`);
 //!    4. one row per key: highest version (NULL lowest), then later file, then later row
 //!       number (COPY keeps no row order, so among rows of one file with the same key and
@@ -77,6 +78,8 @@
 //! instead: a retryable error). The adapter reads the ledger back after the commit to tell
 //! which files this load recorded.
 
+use crate::ports::load_plan::{Counts, Dialect, LoadPlan};
+pub use crate::ports::load_plan::{TableName, literal, quote};
 use crate::ports::{SqlType, TableSpec};
 use std::fmt::Write as _;
 
@@ -89,39 +92,53 @@ const FILES: &str = "\"glueless_files\"";
 const STAGING: &str = "\"glueless_staging\"";
 const COUNTS: &str = "\"glueless_counts\"";
 
-/// `"name"`, with `"` doubled: one identifier whatever the name holds.
-pub fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+/// Redshift's dialect of the load plan.
+#[derive(Debug, Clone, Copy)]
+pub struct Redshift;
 
-/// `'value'`, with `'` and `\` doubled: one string literal whatever the value holds.
-pub fn literal(value: &str) -> String {
-    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "''"))
-}
-
-/// A contract's `table`, split into schema and name at the first dot.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableName {
-    pub schema: Option<String>,
-    pub name: String,
-}
-
-impl TableName {
-    pub fn parse(table: &str) -> TableName {
-        match table.split_once('.') {
-            Some((schema, name)) if !schema.is_empty() && !name.is_empty() => {
-                TableName { schema: Some(schema.to_string()), name: name.to_string() }
-            }
-            _ => TableName { schema: None, name: table.to_string() },
-        }
+impl Dialect for Redshift {
+    fn name(&self) -> &'static str {
+        "Redshift"
     }
 
-    /// `"schema"."name"` or `"name"`.
-    pub fn sql(&self) -> String {
-        match &self.schema {
-            Some(s) => format!("{}.{}", quote(s), quote(&self.name)),
-            None => quote(&self.name),
+    fn column_type(&self, ty: SqlType) -> String {
+        column_type(ty)
+    }
+
+    /// Reserved names, empty names and NUL characters, decimals Redshift cannot hold, and
+    /// column names that differ only in case (Redshift folds them).
+    fn check(&self, spec: &TableSpec) -> Result<(), String> {
+        let table = TableName::parse(&spec.table);
+        if table.name.to_ascii_lowercase().starts_with("glueless_") {
+            return Err(format!(
+                "table names starting with `glueless_` are reserved for glueless; rename `{}`",
+                spec.table
+            ));
         }
+        if spec.table.contains('\0') || spec.columns.iter().any(|c| c.name.is_empty() || c.name.contains('\0')) {
+            return Err("a table or column name is empty or holds a NUL character, which Redshift refuses".into());
+        }
+        for (i, c) in spec.columns.iter().enumerate() {
+            if let SqlType::Decimal { precision, scale } = c.ty
+                && (precision == 0 || precision > 38 || scale < 0 || scale as u8 > precision)
+            {
+                return Err(format!(
+                    "column `{}` is DECIMAL({precision},{scale}); Redshift holds precisions 1 to 38 and scales 0 to the precision",
+                    c.name
+                ));
+            }
+            if let Some(other) = spec.columns[..i].iter().find(|o| o.name.to_lowercase() == c.name.to_lowercase()) {
+                return Err(format!(
+                    "columns `{}` and `{}` differ only in case, which Redshift folds; rename one",
+                    other.name, c.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn ledger_order(&self) -> &'static str {
+        "\"ledger_seq\""
     }
 }
 
@@ -140,47 +157,6 @@ pub fn column_type(ty: SqlType) -> String {
     }
 }
 
-/// Why Redshift cannot hold this spec, if it cannot (the message says what to change).
-pub fn check_spec(spec: &TableSpec) -> Result<(), String> {
-    if spec.columns.is_empty() {
-        return Err("the table spec has no columns".into());
-    }
-    if spec.key.is_empty() {
-        return Err("the table spec has no key, which the MERGE needs; set schema.primaryKey".into());
-    }
-    let n = spec.columns.len();
-    if let Some(i) = spec.key.iter().chain(spec.version.iter()).find(|&&i| i >= n) {
-        return Err(format!("the table spec refers to column {i}, but it has {n} columns"));
-    }
-    let table = TableName::parse(&spec.table);
-    if table.name.to_ascii_lowercase().starts_with("glueless_") {
-        return Err(format!(
-            "table names starting with `glueless_` are reserved for glueless; rename `{}`",
-            spec.table
-        ));
-    }
-    if spec.table.contains('\0') || spec.columns.iter().any(|c| c.name.is_empty() || c.name.contains('\0')) {
-        return Err("a table or column name is empty or holds a NUL character, which Redshift refuses".into());
-    }
-    for (i, c) in spec.columns.iter().enumerate() {
-        if let SqlType::Decimal { precision, scale } = c.ty
-            && (precision == 0 || precision > 38 || scale < 0 || scale as u8 > precision)
-        {
-            return Err(format!(
-                "column `{}` is DECIMAL({precision},{scale}); Redshift holds precisions 1 to 38 and scales 0 to the precision",
-                c.name
-            ));
-        }
-        if let Some(other) = spec.columns[..i].iter().find(|o| o.name.to_lowercase() == c.name.to_lowercase()) {
-            return Err(format!(
-                "columns `{}` and `{}` differ only in case, which Redshift folds; rename one",
-                other.name, c.name
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// The ledger, created if missing.
 pub fn ledger_ddl() -> String {
     format!(
@@ -192,33 +168,21 @@ pub fn ledger_ddl() -> String {
     )
 }
 
-/// The fact table, created if missing (the key is declared as the `PRIMARY KEY`, which
-/// Redshift does not enforce: the load's dedupe keeps it unique).
-pub fn table_ddl(spec: &TableSpec) -> String {
-    let mut sql = format!("CREATE TABLE IF NOT EXISTS {} (\n", TableName::parse(&spec.table).sql());
-    for (i, c) in spec.columns.iter().enumerate() {
-        let not_null = if !c.nullable || spec.key.contains(&i) { " NOT NULL" } else { "" };
-        let _ = writeln!(sql, "  {} {}{not_null},", quote(&c.name), column_type(c.ty));
-    }
-    let key: Vec<String> = spec.key.iter().map(|&i| quote(&spec.columns[i].name)).collect();
-    let _ = write!(sql, "  PRIMARY KEY ({})\n)", key.join(", "));
-    sql
-}
-
 /// What [`crate::ports::Warehouse::ensure_table`] runs, in one batch: the ledger, the schema
-/// of a qualified name, the fact table.
-pub fn ensure_statements(spec: &TableSpec) -> Vec<String> {
+/// of a qualified name, the fact table (the key is declared as the `PRIMARY KEY`, which
+/// Redshift does not enforce: the load's dedupe keeps it unique).
+pub fn ensure_statements(plan: &LoadPlan<'_, Redshift>) -> Vec<String> {
     let mut out = vec![ledger_ddl()];
-    if let Some(schema) = TableName::parse(&spec.table).schema {
-        out.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(&schema)));
+    if let Some(schema) = &plan.name.schema {
+        out.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema)));
     }
-    out.push(table_ddl(spec));
+    out.push(plan.create_table());
     out
 }
 
 /// Rows `(table_type, column_name)` of the fact table as it exists (none when it does not).
-pub fn table_shape_query(spec: &TableSpec) -> String {
-    let t = TableName::parse(&spec.table);
+pub fn table_shape_query(plan: &LoadPlan<'_, Redshift>) -> String {
+    let t = &plan.name;
     let schema = match &t.schema {
         Some(s) => format!("lower({})", literal(s)),
         None => "lower(current_schema())".into(),
@@ -260,13 +224,6 @@ pub fn ledger_query(urls: Option<&[&str]>) -> String {
         cols.join(", "),
         quote(LEDGER)
     )
-}
-
-/// Every row of the fact table, columns in spec order, ordered by the key.
-pub fn fact_rows_query(spec: &TableSpec) -> String {
-    let names: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
-    let keys: Vec<String> = spec.key.iter().map(|&k| quote(&spec.columns[k].name)).collect();
-    format!("SELECT {} FROM {} ORDER BY {}", names.join(", "), TableName::parse(&spec.table).sql(), keys.join(", "))
 }
 
 /// Where a file's rows are copied from.
@@ -328,12 +285,6 @@ impl LoadSql {
     }
 }
 
-/// Staged column `i` (the fact column names never appear in the temporary tables, so none can
-/// clash with the bookkeeping columns).
-fn staged(i: usize) -> String {
-    format!("c{i}")
-}
-
 fn copy_table(pos: usize) -> String {
     quote(&format!("glueless_copy_{pos}"))
 }
@@ -341,11 +292,26 @@ fn copy_table(pos: usize) -> String {
 /// The statements of one load of `files` (those the ledger read decided to load) into the
 /// fact table of `spec`. `iam_role` empty means `IAM_ROLE default` (the cluster's default
 /// role).
+///
+/// # Panics
+///
+/// When Redshift cannot hold `spec` (the adapter checks it first, with [`LoadPlan::new`], and
+/// calls [`plan_sql`]).
 pub fn load_sql(spec: &TableSpec, load_id: &str, now: i64, files: &[LoadFile<'_>], iam_role: &str) -> LoadSql {
-    let n = spec.columns.len();
-    let typed: Vec<String> =
-        spec.columns.iter().enumerate().map(|(i, c)| format!("{} {}", staged(i), column_type(c.ty))).collect();
-    let plain: Vec<String> = (0..n).map(staged).collect();
+    let plan = LoadPlan::new(spec, Redshift).unwrap_or_else(|e| panic!("{e}"));
+    plan_sql(&plan, load_id, now, files, iam_role)
+}
+
+/// [`load_sql`] of a checked plan.
+pub fn plan_sql(
+    plan: &LoadPlan<'_, Redshift>,
+    load_id: &str,
+    now: i64,
+    files: &[LoadFile<'_>],
+    iam_role: &str,
+) -> LoadSql {
+    let spec = plan.spec;
+    let (typed, plain) = (plan.typed_columns(), plan.plain_columns());
     let role = if iam_role.is_empty() { "default".to_string() } else { literal(iam_role) };
 
     // 1. Stage.
@@ -360,15 +326,12 @@ pub fn load_sql(spec: &TableSpec, load_id: &str, now: i64, files: &[LoadFile<'_>
             .collect();
         staging.push(format!("INSERT INTO {FILES} VALUES\n  {}", values.join(",\n  ")));
     }
-    staging.push(format!(
-        "CREATE TEMP TABLE {STAGING} ({}, \"glueless_file\" INTEGER NOT NULL, \"glueless_row\" BIGINT NOT NULL)",
-        typed.join(", ")
-    ));
+    staging.push(plan.create_staging());
     let mut copies = Vec::new();
     let mut unions = Vec::new();
     for f in files {
         let Some(from) = &f.copy else { continue };
-        staging.push(format!("CREATE TEMP TABLE {} ({})", copy_table(f.pos), typed.join(", ")));
+        staging.push(format!("CREATE TEMP TABLE {} ({typed})", copy_table(f.pos)));
         let (url, manifest) = match from {
             CopyFrom::Object(url) => (url, ""),
             CopyFrom::Manifest(url) => (url, " MANIFEST"),
@@ -379,12 +342,11 @@ pub fn load_sql(spec: &TableSpec, load_id: &str, now: i64, files: &[LoadFile<'_>
             copy_table(f.pos),
             literal(url)
         ));
-        unions.push(format!("SELECT {}, {} AS \"glueless_file\" FROM {}", plain.join(", "), f.pos, copy_table(f.pos)));
+        unions.push(format!("SELECT {plain}, {} AS \"glueless_file\" FROM {}", f.pos, copy_table(f.pos)));
     }
     if !unions.is_empty() {
         staging.push(format!(
-            "INSERT INTO {STAGING}\n  SELECT {}, \"glueless_file\", ROW_NUMBER() OVER (ORDER BY \"glueless_file\")\n  FROM ({}) AS u",
-            plain.join(", "),
+            "INSERT INTO {STAGING}\n  SELECT {plain}, \"glueless_file\", ROW_NUMBER() OVER (ORDER BY \"glueless_file\")\n  FROM ({}) AS u",
             unions.join("\n    UNION ALL ")
         ));
     }
@@ -394,14 +356,6 @@ pub fn load_sql(spec: &TableSpec, load_id: &str, now: i64, files: &[LoadFile<'_>
     ));
 
     // 2. Commit. Deletes use `WHERE … IN (SELECT …)`, the form Redshift takes everywhere.
-    let fact = TableName::parse(&spec.table).sql();
-    let key_match = |fact_ref: &str, staged_ref: &str| -> String {
-        spec.key
-            .iter()
-            .map(|&k| format!("{fact_ref}.{} = {staged_ref}.{}", quote(&spec.columns[k].name), staged(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    };
     let mut commit = vec![format!("LOCK TABLE {}", quote(LEDGER))];
     commit.push(format!(
         "DELETE FROM {FILES} WHERE \"file_pos\" IN (\n  SELECT f.\"file_pos\" FROM {FILES} AS f\n  \
@@ -413,56 +367,15 @@ pub fn load_sql(spec: &TableSpec, load_id: &str, now: i64, files: &[LoadFile<'_>
         ledger = quote(LEDGER)
     ));
     commit.push(format!("DELETE FROM {STAGING} WHERE \"glueless_file\" NOT IN (SELECT \"file_pos\" FROM {FILES})"));
-    let mut superseded = Vec::new();
-    if let Some(v) = spec.version {
-        let s = format!("s.{}", staged(v));
-        let f = format!("f.{}", quote(&spec.columns[v].name));
-        superseded.push(commit.len());
-        commit.push(format!(
-            "DELETE FROM {STAGING} WHERE \"glueless_row\" IN (\n  SELECT s.\"glueless_row\" FROM {STAGING} AS s\n  \
-             JOIN {fact} AS f ON {}\n  WHERE {s} IS NULL OR ({f} IS NOT NULL AND {s} <= {f}))",
-            key_match("f", "s")
-        ));
-    } else if spec.key.len() == n {
-        // Every column is the key: a staged row whose key is in the table changes nothing.
-        commit.push(format!(
-            "DELETE FROM {STAGING} WHERE \"glueless_row\" IN (\n  SELECT s.\"glueless_row\" FROM {STAGING} AS s\n  \
-             JOIN {fact} AS f ON {})",
-            key_match("f", "s")
-        ));
+    let (mut superseded, mut merge) = (Vec::new(), 0);
+    for step in plan.steps() {
+        match step.counts {
+            Counts::Superseded => superseded.push(commit.len()),
+            Counts::Merged => merge = commit.len(),
+            Counts::Nothing => {}
+        }
+        commit.push(step.sql);
     }
-    let partition: Vec<String> = spec.key.iter().map(|&k| staged(k)).collect();
-    let order = match spec.version {
-        Some(v) => format!("{} DESC NULLS LAST, \"glueless_file\" DESC, \"glueless_row\" DESC", staged(v)),
-        None => "\"glueless_file\" DESC, \"glueless_row\" DESC".to_string(),
-    };
-    superseded.push(commit.len());
-    commit.push(format!(
-        "DELETE FROM {STAGING} WHERE \"glueless_row\" IN (\n  SELECT \"glueless_row\" FROM (\n    \
-         SELECT \"glueless_row\", ROW_NUMBER() OVER (PARTITION BY {} ORDER BY {order}) AS \"glueless_rank\"\n    \
-         FROM {STAGING}) AS d\n  WHERE d.\"glueless_rank\" > 1)",
-        partition.join(", ")
-    ));
-    let mut updates: Vec<String> = (0..n)
-        .filter(|i| !spec.key.contains(i))
-        .map(|i| format!("{} = s.{}", quote(&spec.columns[i].name), staged(i)))
-        .collect();
-    if updates.is_empty() {
-        // MERGE needs its WHEN MATCHED clause; setting the key to itself changes nothing.
-        let k = spec.key[0];
-        updates.push(format!("{} = s.{}", quote(&spec.columns[k].name), staged(k)));
-    }
-    let names: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
-    let values: Vec<String> = (0..n).map(|i| format!("s.{}", staged(i))).collect();
-    let merge = commit.len();
-    commit.push(format!(
-        "MERGE INTO {fact}\n  USING {STAGING} AS s\n  ON {}\n  WHEN MATCHED THEN UPDATE SET {}\n  \
-         WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
-        key_match(&fact, "s"),
-        updates.join(", "),
-        names.join(", "),
-        values.join(", ")
-    ));
     let ledger_cols: Vec<String> = LEDGER_COLUMNS.iter().map(|c| quote(c)).collect();
     commit.push(format!(
         "INSERT INTO {ledger} ({})\n  SELECT f.\"object_url\", f.\"object_version\", f.\"fingerprint\", {}, {}, {}, \
@@ -536,6 +449,10 @@ mod tests {
         assert_eq!(column_type(SqlType::Decimal { precision: 20, scale: 2 }), "DECIMAL(20,2)");
         assert_eq!(column_type(SqlType::Timestamp), "TIMESTAMPTZ");
         assert_eq!(column_type(SqlType::Text), "VARCHAR(65535)");
+    }
+
+    fn check_spec(spec: &TableSpec) -> Result<(), String> {
+        LoadPlan::new(spec, Redshift).map(|_| ()).map_err(|e| e.to_string())
     }
 
     #[test]

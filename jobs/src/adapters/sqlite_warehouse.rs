@@ -35,19 +35,14 @@
 //!
 //! # A load
 //!
-//! One `BEGIN IMMEDIATE` transaction does steps 1–6 of the port:
-//!
-//! 1. files already in the ledger (same URL and version, or the fingerprint of the URL's
-//!    latest ledger row, or earlier in the same request) are not read at all;
-//! 2. the other files' Parquet parts are read batch by batch (the async Parquet reader sends
-//!    record batches over a bounded channel to the thread that owns the connection) into a
-//!    fresh staging table, each row with its file's position in the request and its own;
-//! 3. with a `version_column`, a staged row is dropped when the fact row with its key has a
-//!    version `>=` its own or when its own version is NULL (a fact row whose version is NULL
-//!    loses to any staged version);
-//! 4. one row per key is kept: highest version (NULL lowest), then later file, then later row;
-//! 5. `INSERT … SELECT … ON CONFLICT (key) DO UPDATE SET` every other column;
-//! 6. one ledger row per loaded file (`rows_loaded` = rows read from its parts).
+//! The algorithm and its statements are the load plan's ([`crate::ports::load_plan`]; the
+//! SQL is in `tests/golden/sqlite/`), in one `BEGIN IMMEDIATE` transaction. What is SQLite's
+//! own: the ledger is read per file with bound parameters; the Parquet parts of the files to
+//! load are read batch by batch (the async Parquet reader sends record batches over a bounded
+//! channel to the thread that owns the connection) and bound row by row into
+//! `temp.glueless_staging`; a decimal version (text) compares exactly (as REAL, then by sign,
+//! length and digits) and sorts by `glueless_sort`, a fixed-width text of its unscaled value;
+//! the upsert is `INSERT … SELECT … ON CONFLICT (key) DO UPDATE SET` every other column.
 //!
 //! Errors: a busy or locked database (or a full disk, an I/O error) is a `Load` that passes
 //! ([`LoadCause::Transient`]); a missing or unreadable part is `Staged`; a constraint (NOT
@@ -74,16 +69,16 @@
 //! - a `TEMP` staging table per load (`temp.glueless_staging`), private to the connection.
 
 use super::staged_parquet::{Cells, PartReader};
+use crate::ports::load_plan::{Decision, Dialect, LoadPlan, Recorded, TableName, Upsert, decide, quote};
 use crate::ports::warehouse::Column;
 use crate::ports::{
-    FileKey, FileLoad, LedgerRow, LoadCause, LoadRequest, LoadResult, Millis, SqlType, TableSpec, Warehouse,
-    WarehouseError, WarehouseLimits,
+    FileKey, LedgerRow, LoadCause, LoadRequest, LoadResult, Millis, SqlType, TableSpec, Warehouse, WarehouseError,
+    WarehouseLimits,
 };
 use arrow::array::{Array, ArrayRef};
 use arrow::datatypes::DataType;
 use rusqlite::types::{Null, ValueRef};
 use rusqlite::{Connection, OptionalExtension, Statement, TransactionBehavior};
-use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -196,19 +191,66 @@ fn table_error(table: &str, e: rusqlite::Error) -> WarehouseError {
     WarehouseError::Table { table: table.to_string(), message: busy_hint(&e), retryable: super::sqlite_is_busy(&e) }
 }
 
-/// `"name"`, with `"` doubled: one identifier whatever the name holds.
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
+/// SQLite's dialect of the load plan.
+#[derive(Debug, Clone, Copy)]
+pub struct Sqlite;
 
-/// `main."table"`: a dotted contract name is one table name with the dot.
-fn fact_table(spec: &TableSpec) -> String {
-    format!("main.{}", quote(&spec.table))
-}
+impl Dialect for Sqlite {
+    fn name(&self) -> &'static str {
+        "SQLite"
+    }
 
-/// Staging column of spec column `i`.
-fn staged(i: usize) -> String {
-    format!("c{i}")
+    fn column_type(&self, ty: SqlType) -> String {
+        sql_type(ty).into()
+    }
+
+    /// SQLite has no schemas inside one file: a dotted contract name is one table name with
+    /// the dot, in `main`.
+    fn table_name(&self, table: &str) -> TableName {
+        TableName { schema: Some("main".into()), name: table.into() }
+    }
+
+    fn staging(&self) -> &'static str {
+        "temp.\"glueless_staging\""
+    }
+
+    fn create_staging(&self, columns: &str) -> String {
+        format!("DROP TABLE IF EXISTS temp.\"glueless_staging\";\nCREATE TEMP TABLE \"glueless_staging\" ({columns})")
+    }
+
+    /// A key that sorts like the version: the value itself, but for a decimal (kept as text) a
+    /// fixed-width text of its unscaled integer offset to be non-negative.
+    fn extra_staging_columns(&self) -> &'static str {
+        ", \"glueless_sort\""
+    }
+
+    fn version_order(&self, _v: usize) -> String {
+        "\"glueless_sort\"".into()
+    }
+
+    /// Decimals are text: compared exactly, as numbers.
+    fn not_newer(&self, ty: SqlType, staged: &str, fact: &str) -> String {
+        match ty {
+            SqlType::Decimal { .. } => format!("NOT {}", decimal_greater(staged, fact)),
+            _ => format!("{staged} <= {fact}"),
+        }
+    }
+
+    fn upsert(&self) -> Upsert {
+        Upsert::OnConflict
+    }
+
+    fn placeholder(&self, i: usize) -> String {
+        format!("?{i}")
+    }
+
+    fn ledger(&self) -> &'static str {
+        "main.\"glueless_loads\""
+    }
+
+    fn ledger_order(&self) -> &'static str {
+        "rowid"
+    }
 }
 
 /// The declared SQLite type of a column type.
@@ -220,20 +262,16 @@ fn sql_type(ty: SqlType) -> &'static str {
     }
 }
 
-/// Refuses a spec whose indices do not fit its columns (instead of panicking on them).
-fn check_spec(spec: &TableSpec) -> Result<(), WarehouseError> {
-    let bad = |message: String| Err(WarehouseError::Table { table: spec.table.clone(), message, retryable: false });
-    if spec.columns.is_empty() {
-        return bad("the table spec has no columns".into());
-    }
-    if spec.key.is_empty() {
-        return bad("the table spec has no key, which the MERGE needs; set schema.primaryKey".into());
-    }
-    let n = spec.columns.len();
-    if let Some(i) = spec.key.iter().chain(spec.version.iter()).find(|&&i| i >= n) {
-        return bad(format!("the table spec refers to column {i}, but it has {n} columns"));
-    }
-    Ok(())
+/// How the SQLite thread fills the staging table: one bound row at a time.
+fn fill_sql(plan: &LoadPlan<'_, Sqlite>) -> String {
+    let params: Vec<String> = (1..=plan.spec.columns.len() + 3).map(|i| Sqlite.placeholder(i)).collect();
+    format!("INSERT INTO {} VALUES ({})", Sqlite.staging(), params.join(", "))
+}
+
+/// The statements of one load into `spec`'s table, as reviewable text (the golden files).
+pub fn load_sql(spec: &TableSpec) -> Result<String, WarehouseError> {
+    let plan = LoadPlan::new(spec, Sqlite)?;
+    Ok(plan.render(&fill_sql(&plan)))
 }
 
 /// `table`, `view`, … when something of that name exists in the file.
@@ -246,35 +284,14 @@ fn object_kind(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>
     .optional()
 }
 
-fn not_a_table(spec: &TableSpec, kind: &str) -> WarehouseError {
-    WarehouseError::Table {
-        table: spec.table.clone(),
-        message: format!(
-            "`{}` exists in the database as a {kind}, not a table, so rows cannot be merged into it; drop the {kind} or set another `table` in the contract",
-            spec.table
-        ),
-        retryable: false,
-    }
-}
-
-fn create_table_sql(spec: &TableSpec) -> String {
-    let mut sql = format!("CREATE TABLE IF NOT EXISTS {} (\n", fact_table(spec));
-    for (i, c) in spec.columns.iter().enumerate() {
-        let not_null = if !c.nullable || spec.key.contains(&i) { " NOT NULL" } else { "" };
-        let _ = writeln!(sql, "    {} {}{not_null},", quote(&c.name), sql_type(c.ty));
-    }
-    let key: Vec<String> = spec.key.iter().map(|&i| quote(&spec.columns[i].name)).collect();
-    let _ = write!(sql, "    PRIMARY KEY ({})\n)", key.join(", "));
-    sql
-}
-
 fn ensure_table_blocking(conn: &mut Connection, spec: &TableSpec) -> Result<(), WarehouseError> {
+    let plan = LoadPlan::new(spec, Sqlite)?;
     let t = spec.table.as_str();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| table_error(t, e))?;
     tx.execute_batch(LEDGER_DDL).map_err(|e| table_error(t, e))?;
     match object_kind(&tx, t).map_err(|e| table_error(t, e))? {
         None => {
-            tx.execute_batch(&create_table_sql(spec)).map_err(|e| table_error(t, e))?;
+            tx.execute_batch(&plan.create_table()).map_err(|e| table_error(t, e))?;
         }
         Some(kind) if kind == "table" => {
             let existing: Vec<String> = {
@@ -287,17 +304,18 @@ fn ensure_table_blocking(conn: &mut Connection, spec: &TableSpec) -> Result<(), 
             let missing: Vec<&Column> =
                 spec.columns.iter().filter(|c| !existing.iter().any(|e| e.eq_ignore_ascii_case(&c.name))).collect();
             if !missing.is_empty() {
+                // The message names the table as a person writes it (no `main.`).
                 return Err(WarehouseError::missing_columns(t, &missing, |c| {
                     format!("ALTER TABLE {} ADD COLUMN {} {};", quote(t), quote(&c.name), sql_type(c.ty))
                 }));
             }
         }
-        Some(kind) => return Err(not_a_table(spec, &kind)),
+        Some(kind) => return Err(WarehouseError::not_a_table(t, &kind)),
     }
     let key: Vec<&str> = spec.key.iter().map(|&k| spec.columns[k].name.as_str()).collect();
     if !has_unique_key(&tx, t, &key).map_err(|e| table_error(t, e))? {
         let quoted = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-        let create = format!("CREATE UNIQUE INDEX {} ON {} ({quoted});", quote(&format!("{t}_key")), quote(t));
+        let create = format!("CREATE UNIQUE INDEX {} ON {} ({quoted});", quote(&format!("{t}_key")), plan.fact);
         return Err(WarehouseError::no_unique_key(t, &quoted, &create));
     }
     tx.commit().map_err(|e| table_error(t, e))
@@ -338,8 +356,8 @@ enum Msg {
     Done,
 }
 
-/// Whether each file is to be loaded (`None`) or was already (`Some(load_id)`).
-type Decisions = Vec<Option<String>>;
+/// What the load does with each file of the request.
+type Decisions = Vec<Decision>;
 
 #[async_trait::async_trait]
 impl Warehouse for SqliteWarehouse {
@@ -352,13 +370,11 @@ impl Warehouse for SqliteWarehouse {
     }
 
     async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
-        check_spec(table)?;
         let spec = table.clone();
         self.blocking(&table.table, move |conn| ensure_table_blocking(conn, &spec)).await
     }
 
     async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError> {
-        check_spec(req.table)?;
         let spec = req.table.clone();
         let files: Vec<(FileKey, String)> = req.files.iter().map(|f| (f.key.clone(), f.fingerprint.clone())).collect();
         let load_id = req.load_id.to_string();
@@ -417,7 +433,6 @@ impl Warehouse for SqliteWarehouse {
     }
 
     async fn fact_rows(&self, table: &TableSpec) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
-        check_spec(table)?;
         let spec = table.clone();
         self.blocking(&table.table, move |conn| fact_rows_blocking(conn, &spec)).await
     }
@@ -430,7 +445,7 @@ async fn stream_parts(
     tx: &mpsc::Sender<Msg>,
 ) -> Result<(), WarehouseError> {
     for (i, file) in req.files.iter().enumerate() {
-        if decisions.get(i).is_none_or(|d| d.is_some()) {
+        if !decisions.get(i).is_some_and(Decision::is_load) {
             continue;
         }
         for part in &file.parts {
@@ -584,209 +599,125 @@ fn load_blocking(
     decided: oneshot::Sender<Decisions>,
     mut rx: mpsc::Receiver<Msg>,
 ) -> Result<LoadResult, WarehouseError> {
+    let plan = LoadPlan::new(spec, Sqlite)?;
     let t = spec.table.as_str();
     let err = |e: rusqlite::Error| load_error(t, e);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
     tx.execute_batch(LEDGER_DDL).map_err(err)?;
     match object_kind(&tx, t).map_err(err)? {
         Some(kind) if kind == "table" => {}
-        Some(kind) => return Err(not_a_table(spec, &kind)),
-        None => {
-            return Err(WarehouseError::Table {
-                table: t.to_string(),
-                message: "the table does not exist; create it first (ensure_table)".into(),
-                retryable: false,
+        Some(kind) => return Err(WarehouseError::not_a_table(t, &kind)),
+        None => return Err(WarehouseError::no_table(t)),
+    }
+
+    // 1. The ledger decision.
+    let decisions = {
+        let mut same_version = tx.prepare(&plan.ledger_same_version()).map_err(err)?;
+        let mut latest = tx.prepare(&plan.ledger_latest()).map_err(err)?;
+        let mut recorded = Vec::with_capacity(files.len());
+        for (key, _) in files {
+            recorded.push(Recorded {
+                same_version: same_version.query_row([&key.url, &key.version], |r| r.get(0)).optional().map_err(err)?,
+                latest: latest.query_row([&key.url], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(err)?,
             });
         }
-    }
-
-    // 1. Files already in the ledger, or earlier in this request.
-    let mut decisions: Decisions = Vec::with_capacity(files.len());
-    let mut this_load: HashSet<&FileKey> = HashSet::new();
-    let mut latest_here: HashMap<&str, &str> = HashMap::new();
-    {
-        let mut same_version = tx
-            .prepare("SELECT load_id FROM main.glueless_loads WHERE object_url = ?1 AND object_version = ?2")
-            .map_err(err)?;
-        let mut latest = tx
-            .prepare(
-                "SELECT fingerprint, load_id FROM main.glueless_loads WHERE object_url = ?1
-                 ORDER BY loaded_at DESC, rowid DESC LIMIT 1",
-            )
-            .map_err(err)?;
-        for (key, fingerprint) in files {
-            let found = if this_load.contains(key) {
-                Some(load_id.to_string())
-            } else if let Some(id) =
-                same_version.query_row([&key.url, &key.version], |r| r.get::<_, String>(0)).optional().map_err(err)?
-            {
-                Some(id)
-            } else if let Some(fp) = latest_here.get(key.url.as_str()) {
-                (*fp == fingerprint.as_str()).then(|| load_id.to_string())
-            } else {
-                latest
-                    .query_row([&key.url], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                    .optional()
-                    .map_err(err)?
-                    .filter(|(fp, _)| fp == fingerprint)
-                    .map(|(_, id)| id)
-            };
-            if found.is_none() {
-                this_load.insert(key);
-                latest_here.insert(&key.url, fingerprint);
-            }
-            decisions.push(found);
-        }
-    }
+        decide(load_id, files.iter().map(|(k, fp)| (k, fp.as_str())), &recorded)
+    };
 
     // 2. A fresh staging table, filled from the parts the async side reads.
-    let n = spec.columns.len();
-    let mut ddl = String::from("DROP TABLE IF EXISTS temp.glueless_staging;\nCREATE TEMP TABLE glueless_staging (");
-    for (i, c) in spec.columns.iter().enumerate() {
-        let _ = write!(ddl, "{} {}, ", staged(i), sql_type(c.ty));
-    }
-    ddl.push_str("file_pos INTEGER NOT NULL, row_pos INTEGER NOT NULL, sort_key)");
-    tx.execute_batch(&ddl).map_err(err)?;
+    tx.execute_batch(&plan.create_staging()).map_err(err)?;
     if decided.send(decisions.clone()).is_err() {
         return Err(aborted(t));
     }
-    let mut rows_per_file = vec![0u64; files.len()];
-    {
-        let params: Vec<String> = (1..=n + 3).map(|i| format!("?{i}")).collect();
-        let mut insert =
-            tx.prepare(&format!("INSERT INTO temp.glueless_staging VALUES ({})", params.join(", "))).map_err(err)?;
-        let mut buf = String::new();
-        loop {
-            match rx.blocking_recv() {
-                None => return Err(aborted(t)),
-                Some(Msg::Done) => break,
-                Some(Msg::Batch { file, columns, rows }) => {
-                    // A staged value this file's rows cannot be written as.
-                    let bad = |message: String| {
-                        let message = format!("staging file {} failed: {message}", files[file].0.url);
-                        WarehouseError::load(t, message, LoadCause::Rows)
-                    };
-                    let cells = columns
-                        .iter()
-                        .zip(&spec.columns)
-                        .map(|(a, c)| {
-                            Cells::new(a, read_type(c.ty)).ok_or_else(|| {
-                                bad(format!("column `{}` is of type {}, not {:?}", c.name, a.data_type(), c.ty))
-                            })
-                        })
-                        .collect::<Result<Vec<_>, _>>()?;
-                    if cells.len() != n {
-                        return Err(bad(format!("{} columns instead of {n}", cells.len())));
-                    }
-                    for r in 0..rows {
-                        for (j, c) in cells.iter().enumerate() {
-                            c.bind(&mut insert, j + 1, r, &mut buf).map_err(&bad)?;
-                        }
-                        let pos = rows_per_file[file] as i64;
-                        insert.raw_bind_parameter(n + 1, file as i64).map_err(err)?;
-                        insert.raw_bind_parameter(n + 2, pos).map_err(err)?;
-                        match spec.version {
-                            Some(v) => cells[v].bind_sort_key(&mut insert, n + 3, r, &mut buf).map_err(&bad)?,
-                            None => insert.raw_bind_parameter(n + 3, Null).map_err(err)?,
-                        }
-                        insert.raw_execute().map_err(err)?;
-                        rows_per_file[file] += 1;
-                    }
-                }
-            }
-        }
+    let rows_per_file = fill_staging(&tx, &plan, files, &mut rx)?;
+
+    // 3–5. Drop what is not newer, keep one row per key, upsert.
+    let mut result = LoadResult { files: Vec::with_capacity(files.len()), rows_superseded: 0, rows_merged: 0 };
+    for step in plan.steps() {
+        let rows = tx.execute(&step.sql, []).map_err(err)? as u64;
+        step.counts.add(rows, &mut result);
     }
-
-    let fact = fact_table(spec);
-    let key_match: Vec<String> = spec
-        .key
-        .iter()
-        .map(|&k| format!("f.{} = glueless_staging.{}", quote(&spec.columns[k].name), staged(k)))
-        .collect();
-    let mut rows_superseded = 0u64;
-
-    // 3. Rows not newer than the fact row with their key.
-    if let Some(v) = spec.version {
-        let s = format!("glueless_staging.{}", staged(v));
-        let f = format!("f.{}", quote(&spec.columns[v].name));
-        let newer = match spec.columns[v].ty {
-            SqlType::Decimal { .. } => decimal_greater(&s, &f),
-            _ => format!("{s} > {f}"),
-        };
-        let sql = format!(
-            "DELETE FROM temp.glueless_staging WHERE EXISTS (SELECT 1 FROM {fact} AS f WHERE {} \
-             AND ({s} IS NULL OR ({f} IS NOT NULL AND NOT {newer})))",
-            key_match.join(" AND ")
-        );
-        rows_superseded += tx.execute(&sql, []).map_err(err)? as u64;
-    }
-
-    // 4. One row per key: highest version, then later file, then later row.
-    let partition: Vec<String> = spec.key.iter().map(|&k| staged(k)).collect();
-    let order = if spec.version.is_some() {
-        "sort_key DESC NULLS LAST, file_pos DESC, row_pos DESC"
-    } else {
-        "file_pos DESC, row_pos DESC"
-    };
-    let sql = format!(
-        "DELETE FROM temp.glueless_staging WHERE rowid IN (SELECT rid FROM (SELECT rowid AS rid, \
-         row_number() OVER (PARTITION BY {} ORDER BY {order}) AS rank FROM temp.glueless_staging) WHERE rank > 1)",
-        partition.join(", ")
-    );
-    rows_superseded += tx.execute(&sql, []).map_err(err)? as u64;
-
-    // 5. Upsert. `WHERE true` keeps SQLite from reading `ON CONFLICT` as a join constraint.
-    let names: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
-    let sources: Vec<String> = (0..n).map(staged).collect();
-    let updates: Vec<String> = (0..n)
-        .filter(|i| !spec.key.contains(i))
-        .map(|i| format!("{0} = excluded.{0}", quote(&spec.columns[i].name)))
-        .collect();
-    let keys: Vec<String> = spec.key.iter().map(|&k| quote(&spec.columns[k].name)).collect();
-    let action = if updates.is_empty() { "NOTHING".to_string() } else { format!("UPDATE SET {}", updates.join(", ")) };
-    let sql = format!(
-        "INSERT INTO {fact} ({}) SELECT {} FROM temp.glueless_staging WHERE true ON CONFLICT ({}) DO {action}",
-        names.join(", "),
-        sources.join(", "),
-        keys.join(", ")
-    );
-    let rows_merged = tx.execute(&sql, []).map_err(err)? as u64;
     crate::pipeline::faults::point("before-ledger");
 
     // 6. The ledger.
-    let mut results = Vec::with_capacity(files.len());
     {
-        let mut ledger = tx
-            .prepare(
-                "INSERT INTO main.glueless_loads (object_url, object_version, fingerprint, load_id, dataset, \
-                 table_name, rows_loaded, loaded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )
-            .map_err(err)?;
-        for (i, ((key, fingerprint), decision)) in files.iter().zip(&decisions).enumerate() {
-            match decision {
-                Some(id) => results.push(FileLoad::AlreadyLoaded { load_id: id.clone() }),
-                None => {
-                    let rows = rows_per_file[i];
-                    ledger
-                        .execute(rusqlite::params![
-                            key.url,
-                            key.version,
-                            fingerprint,
-                            load_id,
-                            spec.dataset,
-                            spec.table,
-                            rows as i64,
-                            now
-                        ])
-                        .map_err(err)?;
-                    results.push(FileLoad::Loaded { rows });
-                }
+        let mut ledger = tx.prepare(&plan.ledger_insert()).map_err(err)?;
+        for (((key, fingerprint), decision), &rows) in files.iter().zip(&decisions).zip(&rows_per_file) {
+            if decision.is_load() {
+                ledger
+                    .execute(rusqlite::params![
+                        key.url,
+                        key.version,
+                        fingerprint,
+                        load_id,
+                        spec.dataset,
+                        spec.table,
+                        rows as i64,
+                        now
+                    ])
+                    .map_err(err)?;
             }
+            result.files.push(decision.file_load(rows));
         }
     }
-    tx.execute_batch("DROP TABLE temp.glueless_staging").map_err(err)?;
+    tx.execute_batch(&format!("DROP TABLE {}", Sqlite.staging())).map_err(err)?;
     tx.commit().map_err(err)?;
-    Ok(LoadResult { files: results, rows_superseded, rows_merged })
+    Ok(result)
+}
+
+/// Inserts the batches the async side sends into the staging table until it says `Done`;
+/// returns the rows read per file.
+fn fill_staging(
+    tx: &rusqlite::Transaction<'_>,
+    plan: &LoadPlan<'_, Sqlite>,
+    files: &[(FileKey, String)],
+    rx: &mut mpsc::Receiver<Msg>,
+) -> Result<Vec<u64>, WarehouseError> {
+    let spec = plan.spec;
+    let t = spec.table.as_str();
+    let err = |e: rusqlite::Error| load_error(t, e);
+    let n = spec.columns.len();
+    let mut rows_per_file = vec![0u64; files.len()];
+    let mut row_number = 0i64;
+    let mut insert = tx.prepare(&fill_sql(plan)).map_err(err)?;
+    let mut buf = String::new();
+    loop {
+        let (file, columns, rows) = match rx.blocking_recv() {
+            None => return Err(aborted(t)),
+            Some(Msg::Done) => return Ok(rows_per_file),
+            Some(Msg::Batch { file, columns, rows }) => (file, columns, rows),
+        };
+        // A staged value this file's rows cannot be written as.
+        let bad = |message: String| {
+            let message = format!("staging file {} failed: {message}", files[file].0.url);
+            WarehouseError::load(t, message, LoadCause::Rows)
+        };
+        let cells = columns
+            .iter()
+            .zip(&spec.columns)
+            .map(|(a, c)| {
+                Cells::new(a, read_type(c.ty))
+                    .ok_or_else(|| bad(format!("column `{}` is of type {}, not {:?}", c.name, a.data_type(), c.ty)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if cells.len() != n {
+            return Err(bad(format!("{} columns instead of {n}", cells.len())));
+        }
+        for r in 0..rows {
+            for (j, c) in cells.iter().enumerate() {
+                c.bind(&mut insert, j + 1, r, &mut buf).map_err(&bad)?;
+            }
+            insert.raw_bind_parameter(n + 1, file as i64).map_err(err)?;
+            insert.raw_bind_parameter(n + 2, row_number).map_err(err)?;
+            match spec.version {
+                Some(v) => cells[v].bind_sort_key(&mut insert, n + 3, r, &mut buf).map_err(&bad)?,
+                None => insert.raw_bind_parameter(n + 3, Null).map_err(err)?,
+            }
+            insert.raw_execute().map_err(err)?;
+            row_number += 1;
+            rows_per_file[file] += 1;
+        }
+    }
 }
 
 fn aborted(table: &str) -> WarehouseError {
@@ -798,9 +729,7 @@ fn aborted(table: &str) -> WarehouseError {
 
 fn fact_rows_blocking(conn: &mut Connection, spec: &TableSpec) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
     let t = spec.table.as_str();
-    let names: Vec<String> = spec.columns.iter().map(|c| quote(&c.name)).collect();
-    let keys: Vec<String> = spec.key.iter().map(|&k| quote(&spec.columns[k].name)).collect();
-    let sql = format!("SELECT {} FROM {} ORDER BY {}", names.join(", "), fact_table(spec), keys.join(", "));
+    let sql = LoadPlan::new(spec, Sqlite)?.select_all();
     let mut stmt = conn.prepare(&sql).map_err(|e| table_error(t, e))?;
     let mut out = stmt
         .query_map([], |r| spec.columns.iter().enumerate().map(|(i, c)| Ok(canonical(r.get_ref(i)?, c.ty))).collect())

@@ -3,7 +3,7 @@
 //! | port | embedded default | AWS and servers |
 //! | --- | --- | --- |
 //! | [`StateStore`] per-file state machine | `SqliteStateStore` | DynamoDB |
-//! | [`Warehouse`] COPY + MERGE + ledger | `SqliteWarehouse` | PostgreSQL, Redshift Data API |
+//! | [`Warehouse`] COPY + MERGE + ledger ([`load_plan`]: one algorithm, a dialect each) | `SqliteWarehouse` | PostgreSQL, Redshift Data API |
 //! | [`Alerts`] REJECTED / DEAD notices | webhook or log | SNS |
 //! | [`Launcher`] large files | in-process | ECS RunTask |
 //! | [`Queue`] object events | folder watcher (no queue) | SQS (`glueless worker`) |
@@ -13,6 +13,7 @@
 //! acceptance suites can test lease expiry without sleeping.
 
 pub mod alerts;
+pub mod load_plan;
 pub mod queue;
 pub mod state;
 pub mod warehouse;

@@ -16,7 +16,8 @@
 //! 6. writes one ledger row per loaded file,
 //!
 //! and commits; on any error nothing of it is visible. The fact table is created from
-//! [`TableSpec`] if missing ([`Warehouse::ensure_table`]).
+//! [`TableSpec`] if missing ([`Warehouse::ensure_table`]). The algorithm and its statements are
+//! written once, in [`super::load_plan`].
 //!
 //! Rows are compared across adapters in one canonical JSON form ([`Warehouse::fact_rows`]):
 //! null; booleans; integers as numbers; floats as numbers; decimals as strings with exactly
@@ -286,6 +287,26 @@ impl WarehouseError {
                 if missing.len() == 1 { "it" } else { "them" },
                 alter.join(" ")
             ),
+            retryable: false,
+        }
+    }
+
+    /// Something that is not a table (`kind`: a view, a sequence, …) has the fact table's name.
+    pub fn not_a_table(table: &str, kind: &str) -> WarehouseError {
+        WarehouseError::Table {
+            table: table.to_string(),
+            message: format!(
+                "`{table}` exists in the database as a {kind}, not a table, so rows cannot be merged into it; drop the {kind} or set another `table` in the contract"
+            ),
+            retryable: false,
+        }
+    }
+
+    /// A load into a fact table that [`Warehouse::ensure_table`] did not create.
+    pub fn no_table(table: &str) -> WarehouseError {
+        WarehouseError::Table {
+            table: table.to_string(),
+            message: "the table does not exist; create it first (ensure_table)".into(),
             retryable: false,
         }
     }

@@ -20,12 +20,12 @@ use glueless_jobs::adapters::redshift_sql::{self, CopyFrom, LoadFile, LoadSql, M
 use glueless_jobs::ports::warehouse::Column;
 use glueless_jobs::ports::{SqlType, TableSpec};
 
-fn col(name: &str, ty: SqlType, nullable: bool) -> Column {
+pub(crate) fn col(name: &str, ty: SqlType, nullable: bool) -> Column {
     Column { name: name.into(), ty, nullable }
 }
 
 /// A table without a version column, one file of one part.
-fn simple() -> (TableSpec, LoadSql) {
+pub(crate) fn simple() -> (TableSpec, LoadSql) {
     let spec = TableSpec {
         dataset: "orders".into(),
         table: "fact_orders".into(),
@@ -57,7 +57,7 @@ fn simple() -> (TableSpec, LoadSql) {
 
 /// Every type, a version column, a two-column key and a schema-qualified name that needs
 /// quoting; a file with rows and one without.
-fn versioned_qualified() -> (TableSpec, LoadSql) {
+pub(crate) fn versioned_qualified() -> (TableSpec, LoadSql) {
     let spec = TableSpec {
         dataset: "shipments".into(),
         table: "logistics.Shipment Lines \"EU\"".into(),
@@ -137,29 +137,7 @@ fn manifest() -> (TableSpec, LoadSql) {
 }
 
 fn golden(name: &str, sql: &LoadSql) {
-    let path = crate::support::repo().join("tests/golden/redshift").join(format!("{name}.sql"));
-    let text = sql.render();
-    if std::env::var_os("GLUELESS_BLESS").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &text).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (GLUELESS_BLESS=1 writes it)", path.display()));
-    if want != text {
-        let line = want
-            .lines()
-            .zip(text.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or(want.lines().count().min(text.lines().count()));
-        panic!(
-            "the generated SQL differs from {} from line {}:\n  want: {:?}\n  got:  {:?}\nreview the change and run again with GLUELESS_BLESS=1 to accept it",
-            path.display(),
-            line + 1,
-            want.lines().nth(line),
-            text.lines().nth(line)
-        );
-    }
+    crate::support::golden("redshift", name, &sql.render());
 }
 
 /// The column list of `CREATE TEMP TABLE "<table>" (…)` in `sqls`: `(name, type)` pairs.

@@ -1,0 +1,42 @@
+-- PostgreSQL load of `tags` into "tags": one transaction
+
+-- 1. the ledger decision, per file
+
+SELECT "load_id" FROM glueless_loads WHERE "object_url" = $1 AND "object_version" = $2;
+
+SELECT "fingerprint", "load_id" FROM glueless_loads WHERE "object_url" = $1
+  ORDER BY "loaded_at" DESC, "seq" DESC LIMIT 1;
+
+-- 2. a fresh staging table, filled by the adapter
+
+DROP TABLE IF EXISTS pg_temp."glueless_staging";
+CREATE TEMP TABLE "glueless_staging" (c0 bigint, c1 text, "glueless_file" integer NOT NULL, "glueless_row" bigint NOT NULL) ON COMMIT DROP;
+
+COPY pg_temp."glueless_staging" FROM STDIN (FORMAT binary);
+
+-- 3. every column is the key: a staged row whose key is in the table changes nothing
+
+DELETE FROM pg_temp."glueless_staging" WHERE "glueless_row" IN (
+  SELECT s."glueless_row" FROM pg_temp."glueless_staging" AS s
+  JOIN "tags" AS f ON f."item" = s.c0 AND f."tag" = s.c1);
+
+-- 4. one row per key: the highest version, then the later file, then the later row
+
+DELETE FROM pg_temp."glueless_staging" WHERE "glueless_row" IN (
+  SELECT "glueless_row" FROM (
+    SELECT "glueless_row", ROW_NUMBER() OVER (PARTITION BY c0, c1 ORDER BY "glueless_file" DESC, "glueless_row" DESC) AS "glueless_rank"
+    FROM pg_temp."glueless_staging") AS d
+  WHERE d."glueless_rank" > 1);
+
+-- 5. the upsert on the key
+
+MERGE INTO "tags"
+  USING pg_temp."glueless_staging" AS s
+  ON "tags"."item" = s.c0 AND "tags"."tag" = s.c1
+  WHEN MATCHED THEN UPDATE SET "item" = s.c0
+  WHEN NOT MATCHED THEN INSERT ("item", "tag") VALUES (s.c0, s.c1);
+
+-- 6. one ledger row per loaded file
+
+INSERT INTO glueless_loads ("object_url", "object_version", "fingerprint", "load_id", "dataset", "table_name", "rows_loaded", "loaded_at")
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8);

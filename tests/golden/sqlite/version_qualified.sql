@@ -1,0 +1,41 @@
+-- SQLite load of `shipments` into "main"."logistics.Shipment Lines ""EU""": one transaction
+
+-- 1. the ledger decision, per file
+
+SELECT "load_id" FROM main."glueless_loads" WHERE "object_url" = ?1 AND "object_version" = ?2;
+
+SELECT "fingerprint", "load_id" FROM main."glueless_loads" WHERE "object_url" = ?1
+  ORDER BY "loaded_at" DESC, rowid DESC LIMIT 1;
+
+-- 2. a fresh staging table, filled by the adapter
+
+DROP TABLE IF EXISTS temp."glueless_staging";
+CREATE TEMP TABLE "glueless_staging" (c0 TEXT, c1 INTEGER, c2 REAL, c3 TEXT, c4 INTEGER, c5 TEXT, c6 TEXT, c7 TEXT, c8 INTEGER, "glueless_file" INTEGER NOT NULL, "glueless_row" INTEGER NOT NULL, "glueless_sort");
+
+INSERT INTO temp."glueless_staging" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12);
+
+-- 3. staged rows not newer than the fact row with their key
+
+DELETE FROM temp."glueless_staging" WHERE "glueless_row" IN (
+  SELECT s."glueless_row" FROM temp."glueless_staging" AS s
+  JOIN "main"."logistics.Shipment Lines ""EU""" AS f ON f."shipment" = s.c0 AND f."line" = s.c1
+  WHERE s.c7 IS NULL OR (f."updated" IS NOT NULL AND s.c7 <= f."updated"));
+
+-- 4. one row per key: the highest version, then the later file, then the later row
+
+DELETE FROM temp."glueless_staging" WHERE "glueless_row" IN (
+  SELECT "glueless_row" FROM (
+    SELECT "glueless_row", ROW_NUMBER() OVER (PARTITION BY c0, c1 ORDER BY "glueless_sort" DESC NULLS LAST, "glueless_file" DESC, "glueless_row" DESC) AS "glueless_rank"
+    FROM temp."glueless_staging") AS d
+  WHERE d."glueless_rank" > 1);
+
+-- 5. the upsert on the key
+
+INSERT INTO "main"."logistics.Shipment Lines ""EU""" ("shipment", "line", "weight kg", "unit ""price"" (EUR)", "fragile", "day", "at", "updated", "count")
+  SELECT c0, c1, c2, c3, c4, c5, c6, c7, c8 FROM temp."glueless_staging" WHERE true
+  ON CONFLICT ("shipment", "line") DO UPDATE SET "weight kg" = excluded."weight kg", "unit ""price"" (EUR)" = excluded."unit ""price"" (EUR)", "fragile" = excluded."fragile", "day" = excluded."day", "at" = excluded."at", "updated" = excluded."updated", "count" = excluded."count";
+
+-- 6. one ledger row per loaded file
+
+INSERT INTO main."glueless_loads" ("object_url", "object_version", "fingerprint", "load_id", "dataset", "table_name", "rows_loaded", "loaded_at")
+  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
