@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use glueless_jobs::adapters::DynamoDbStateStore;
-use glueless_jobs::adapters::dynamodb_state::{ERROR_MAX, LOADED_TTL_DAYS};
+use glueless_jobs::adapters::aws::dynamodb_state::{ERROR_MAX, LOADED_TTL_DAYS};
 use glueless_jobs::ports::*;
 
 const T0: Millis = 1_000_000;

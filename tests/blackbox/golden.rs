@@ -7,8 +7,8 @@
 
 use crate::redshift::{col, simple, versioned_qualified};
 use crate::support::golden;
-use glueless_jobs::adapters::redshift_sql;
-use glueless_jobs::adapters::sqlite_warehouse;
+use glueless_jobs::adapters::redshift::sql as redshift_sql;
+use glueless_jobs::adapters::sqlite::warehouse as sqlite_warehouse;
 use glueless_jobs::ports::{SqlType, TableSpec};
 
 /// A version column of exact decimals (SQLite compares them as text, exactly).
@@ -79,7 +79,7 @@ fn sqlite_golden_loads() {
 #[cfg(feature = "postgres")]
 #[test]
 fn postgres_golden_loads() {
-    use glueless_jobs::adapters::postgres_warehouse;
+    use glueless_jobs::adapters::postgres::warehouse as postgres_warehouse;
     for (name, spec) in specs() {
         let sql = postgres_warehouse::load_sql(&spec).unwrap();
         check_common(&sql);

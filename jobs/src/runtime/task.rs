@@ -1,7 +1,7 @@
 //! `glueless task`: the one file an ECS task was started for (or any one object, run by hand).
 //!
 //! The launcher names the file in the container's environment (`GLUELESS_TASK_URL`,
-//! `GLUELESS_TASK_VERSION`, `GLUELESS_TASK_OWNER`; see [`crate::adapters::ecs_launcher`]). The
+//! `GLUELESS_TASK_VERSION`, `GLUELESS_TASK_OWNER`; see [`crate::adapters::aws::ecs_launcher`]). The
 //! task takes over the launcher's claim by renewing it as that owner; if the claim lapsed
 //! meanwhile (the task started late), it claims the file like any worker. Without a version
 //! (by hand), the object's current ETag is read and the object registered first.

@@ -52,7 +52,7 @@ fn list(s: &str) -> Vec<String> {
 impl EcsLauncher {
     /// A launcher with the usual AWS environment (region, credentials, `AWS_ENDPOINT_URL`).
     pub async fn connect(settings: &EcsSettings) -> EcsLauncher {
-        let conf = super::aws_config_loader().load().await;
+        let conf = super::config_loader().load().await;
         EcsLauncher::with_client(Client::new(&conf), settings)
     }
 

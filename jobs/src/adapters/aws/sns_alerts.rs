@@ -84,7 +84,7 @@ impl SnsAlerts {
     /// accepts a publish in the topic's own region), else the environment's. No call is made
     /// until the first alert.
     pub async fn connect(topic_arn: &str) -> SnsAlerts {
-        let conf = super::aws_config_loader()
+        let conf = super::config_loader()
             // `send` makes its own two tries; one SDK attempt each keeps the total at two.
             .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
             .load()
@@ -214,7 +214,7 @@ impl Alerts for SnsAlerts {
 
 /// Worth another try: throttling, a 5xx, a timeout or a network failure.
 fn retryable<E: ProvideErrorMetadata>(e: &SdkError<E, aws_sdk_sns::config::http::HttpResponse>) -> bool {
-    super::aws_retryable(
+    super::retryable(
         e,
         &[
             "Throttling",

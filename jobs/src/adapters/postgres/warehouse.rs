@@ -73,7 +73,7 @@
 //! connection is kept, checked with an empty query at the start of each call and opened again
 //! when it broke; the calls of one process go through it one at a time.
 
-use super::staged_parquet::{Cells, PartReader};
+use crate::adapters::staged_parquet::{Cells, PartReader};
 use crate::ports::load_plan::{Decision, Dialect, LoadPlan, Recorded, decide, quote};
 use crate::ports::{
     LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, TableSpec, Warehouse, WarehouseError, WarehouseLimits,

@@ -9,7 +9,7 @@
 //!
 //! # A load
 //!
-//! See [`super::redshift_sql`] for the statements and why the load is exactly once: a ledger
+//! See [`super::sql`] for the statements and why the load is exactly once: a ledger
 //! read, then staging batches (temporary tables, `COPY … FORMAT AS PARQUET`) and one commit
 //! batch (one transaction: lock, guard, version filter, dedupe, `MERGE`, ledger rows) on one
 //! Data API session (`SessionKeepAliveSeconds`), then a ledger read of what was recorded.
@@ -29,7 +29,7 @@
 //! # Tables
 //!
 //! - The fact table of each dataset, created by [`Warehouse::ensure_table`] (types in
-//!   [`super::redshift_sql`]; the key is declared as the `PRIMARY KEY`, which Redshift does not
+//!   [`super::sql`]; the key is declared as the `PRIMARY KEY`, which Redshift does not
 //!   enforce: the load's dedupe keeps it unique). An existing table must have every spec
 //!   column (compared without case, as Redshift folds names).
 //! - The ledger `glueless_loads(object_url, object_version, fingerprint, load_id, dataset,
@@ -69,7 +69,7 @@
 //! `SubStatements.ResultRows` (used for `rows_merged` and `rows_superseded`; without a count
 //! for the `MERGE`, `rows_merged` is the rows read less the rows superseded).
 
-use super::redshift_sql::{self, CopyFrom, LoadFile, Redshift, statement_label};
+use super::sql::{self, CopyFrom, LoadFile, Redshift, statement_label};
 use crate::ports::load_plan::{Decision, LoadPlan, Recorded, decide};
 use crate::ports::{
     FileLoad, LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, StagedFile, TableSpec, Warehouse, WarehouseError,
@@ -223,7 +223,7 @@ impl RedshiftDataWarehouse {
     /// made until the first statement.
     pub async fn connect(s: &WarehouseSettings) -> Result<RedshiftDataWarehouse, WarehouseError> {
         let (_, region) = Target::parse(&s.url).map_err(|message| connect_error(&s.url, message))?;
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let mut loader = crate::adapters::aws::config_loader();
         if let Some(r) = region {
             loader = loader.region(aws_config::Region::new(r));
         }
@@ -355,7 +355,7 @@ impl RedshiftDataWarehouse {
     }
 
     async fn read_ledger(&self, urls: Option<&[&str]>) -> Result<Vec<LedgerEntry>, Failure> {
-        let sql = redshift_sql::ledger_query(urls);
+        let sql = sql::ledger_query(urls);
         self.query(&sql).await?.iter().map(|r| LedgerEntry::from_fields(r)).collect()
     }
 
@@ -382,7 +382,7 @@ impl RedshiftDataWarehouse {
             } else {
                 let manifest = manifest_location(&f.parts[0], req.load_id);
                 let entries: Vec<(String, u64)> = f.parts.iter().map(|p| p.url.clone()).zip(sizes).collect();
-                let body = redshift_sql::manifest_json(&entries);
+                let body = sql::manifest_json(&entries);
                 manifest.store.put(&manifest.path, body.into_bytes().into()).await.map_err(|e| {
                     WarehouseError::Staged {
                         url: manifest.url.clone(),
@@ -420,7 +420,7 @@ impl RedshiftDataWarehouse {
                 copy: copies[i].clone(),
             })
             .collect();
-        let sql = redshift_sql::plan_sql(plan, req.load_id, req.now, &files, &self.iam_role);
+        let sql = sql::plan_sql(plan, req.load_id, req.now, &files, &self.iam_role);
 
         // 1. Stage, on a session of its own.
         let mut session: Option<String> = None;
@@ -750,7 +750,7 @@ fn unique_urls(files: &[StagedFile]) -> Vec<&str> {
     files.iter().map(|f| f.key.url.as_str()).filter(|u| seen.insert(*u)).collect()
 }
 
-/// One row of [`redshift_sql::ledger_query`].
+/// One row of [`sql::ledger_query`].
 #[derive(Debug, Clone)]
 struct LedgerEntry {
     url: String,
@@ -770,11 +770,11 @@ impl LedgerEntry {
             cause: LoadCause::Setup,
             sub: None,
         };
-        if r.len() < redshift_sql::LEDGER_COLUMNS.len() {
+        if r.len() < sql::LEDGER_COLUMNS.len() {
             return Err(bad("too few columns"));
         }
-        let text = |i: usize| field_text(&r[i]).ok_or_else(|| bad(redshift_sql::LEDGER_COLUMNS[i]));
-        let int = |i: usize| field_i64(&r[i]).ok_or_else(|| bad(redshift_sql::LEDGER_COLUMNS[i]));
+        let text = |i: usize| field_text(&r[i]).ok_or_else(|| bad(sql::LEDGER_COLUMNS[i]));
+        let int = |i: usize| field_i64(&r[i]).ok_or_else(|| bad(sql::LEDGER_COLUMNS[i]));
         Ok(LedgerEntry {
             url: text(0)?,
             version: text(1)?,
@@ -897,8 +897,8 @@ impl Warehouse for RedshiftDataWarehouse {
     async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
         let t = table.table.as_str();
         let plan = LoadPlan::new(table, Redshift)?;
-        self.batch(&redshift_sql::ensure_statements(&plan)).await.map_err(|f| f.table(t))?;
-        let shape = self.query(&redshift_sql::table_shape_query(&plan)).await.map_err(|f| f.table(t))?;
+        self.batch(&sql::ensure_statements(&plan)).await.map_err(|f| f.table(t))?;
+        let shape = self.query(&sql::table_shape_query(&plan)).await.map_err(|f| f.table(t))?;
         let Some(kind) = shape.first().and_then(|r| r.first()).and_then(field_text) else {
             return Err(WarehouseError::Table {
                 table: t.to_string(),
@@ -952,7 +952,7 @@ impl Warehouse for RedshiftDataWarehouse {
 
     async fn ledger(&self, object_url: Option<&str>) -> Result<Vec<LedgerRow>, WarehouseError> {
         let urls = object_url.map(|u| [u]);
-        let rows = self.read_ledger(urls.as_ref().map(|u| &u[..])).await.map_err(|f| f.table(redshift_sql::LEDGER))?;
+        let rows = self.read_ledger(urls.as_ref().map(|u| &u[..])).await.map_err(|f| f.table(sql::LEDGER))?;
         Ok(rows
             .into_iter()
             .map(|e| LedgerRow {

@@ -127,7 +127,7 @@ impl DynamoDbStateStore {
     /// the first use; the table must exist (see the module docs).
     pub async fn connect(url: &str) -> Result<DynamoDbStateStore, StateError> {
         let table = table_name(url)?;
-        let conf = super::aws_config_loader().load().await;
+        let conf = super::config_loader().load().await;
         Ok(DynamoDbStateStore::with_client(Client::new(&conf), table))
     }
 
@@ -272,7 +272,7 @@ impl DynamoDbStateStore {
         match code {
             Some("ResourceNotFoundException") => format!(
                 "the table {table} (or its index {STATE_INDEX}) does not exist in region {region}: create it (see the \
-                 module docs of glueless_jobs::adapters::dynamodb_state, or the infrastructure template) or set \
+                 module docs of glueless_jobs::adapters::aws::dynamodb_state, or the infrastructure template) or set \
                  [state] url"
             ),
             Some("AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation") => format!(
@@ -290,7 +290,7 @@ impl DynamoDbStateStore {
             ) => "check the AWS credentials in the environment (expired or wrong keys, profile or role)".into(),
             Some("ValidationException") => format!(
                 "DynamoDB refused the request as invalid: check that the table {table} has the layout of the module \
-                 docs of glueless_jobs::adapters::dynamodb_state, or set [state] url to another table"
+                 docs of glueless_jobs::adapters::aws::dynamodb_state, or set [state] url to another table"
             ),
             _ if retryable && code.is_some() => "DynamoDB is busy or throttling: try again later".into(),
             Some(_) => format!("check the table {table} in region {region} and the credentials in use"),
@@ -506,7 +506,7 @@ fn code<E: ProvideErrorMetadata>(e: &SdkError<E, aws_sdk_dynamodb::config::http:
 
 /// Worth another try: throttling, a 5xx, a timeout or a network failure.
 fn retryable<E: ProvideErrorMetadata>(e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -> bool {
-    super::aws_retryable(
+    super::retryable(
         e,
         &[
             "ProvisionedThroughputExceededException",

@@ -22,7 +22,7 @@ pub struct SqsQueue {
 impl SqsQueue {
     /// The queue at `url`, with the usual AWS environment (region, credentials, `AWS_ENDPOINT_URL`).
     pub async fn connect(url: &str) -> SqsQueue {
-        let conf = super::aws_config_loader().load().await;
+        let conf = super::config_loader().load().await;
         SqsQueue { client: Client::new(&conf), url: url.to_string() }
     }
 
@@ -38,7 +38,7 @@ impl SqsQueue {
         let [_, _, "sqs", _region, account, name] = parts.as_slice() else {
             return Err(err("not an SQS queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME)".into()));
         };
-        let conf = super::aws_config_loader().load().await;
+        let conf = super::config_loader().load().await;
         let client = Client::new(&conf);
         let out = client
             .get_queue_url()

@@ -68,7 +68,7 @@
 //!   `(object_url, object_version)`, created when the file is opened;
 //! - a `TEMP` staging table per load (`temp.glueless_staging`), private to the connection.
 
-use super::staged_parquet::{Cells, PartReader};
+use crate::adapters::staged_parquet::{Cells, PartReader};
 use crate::ports::load_plan::{Decision, Dialect, LoadPlan, Recorded, TableName, Upsert, decide, quote};
 use crate::ports::warehouse::Column;
 use crate::ports::{
