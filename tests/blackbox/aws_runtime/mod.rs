@@ -8,6 +8,8 @@
 mod bootstrap;
 mod ecs;
 mod lambda;
+#[cfg(all(feature = "redshift", feature = "postgres"))]
+mod redshift;
 pub(crate) mod worker;
 
 use crate::support::*;
