@@ -112,7 +112,7 @@ impl Redshift {
     }
 }
 
-/// ~10 s. The worker, S3 event → EventBridge → SQS → `glueless worker` → Redshift Data API.
+/// About 7 s. The worker, S3 event → EventBridge → SQS → `glueless worker` → Redshift Data API.
 #[test]
 fn the_worker_loads_into_redshift_through_the_data_api_exactly_once() {
     rt().block_on(async {
@@ -159,7 +159,7 @@ fn the_worker_loads_into_redshift_through_the_data_api_exactly_once() {
     });
 }
 
-/// ~5 s. The Lambda handler, with the batch the stack's queue handed out.
+/// About 3 s. The Lambda handler, with the batch the stack's queue handed out.
 #[test]
 fn the_handler_loads_into_redshift_through_the_data_api_exactly_once() {
     rt().block_on(async {
@@ -217,7 +217,7 @@ enum Orphan {
 }
 
 /// A worker killed at `point` while loading `good.csv` (a `seed.csv` loaded before), then, after
-/// the visibility timeout and the lease, a new worker. About 12 s.
+/// the visibility timeout and the lease, a new worker. 12 to 16 s.
 fn killed_in_the_commit(point: &str, orphan: Orphan) {
     rt().block_on(async {
         let name = format!("rs-{orphan:?}").to_lowercase();
