@@ -148,7 +148,8 @@ impl DataApiServer {
 
     /// The statements (batches: their first SQL) submitted and not ended yet: SUBMITTED or
     /// STARTED. A statement runs to its end whether or not its client is still there, as in
-    /// the Data API.
+    /// the Data API. (Used by the AWS runtime tests, feature `lambda`.)
+    #[cfg(feature = "lambda")]
     pub fn in_flight(&self) -> Vec<String> {
         let statements = self.state.statements.lock().unwrap();
         statements
@@ -159,6 +160,7 @@ impl DataApiServer {
     }
 
     /// Waits until no statement is in flight ([`Self::in_flight`]); panics after `limit`.
+    #[cfg(feature = "lambda")]
     pub async fn wait_idle(&self, limit: std::time::Duration) {
         let started = std::time::Instant::now();
         loop {
