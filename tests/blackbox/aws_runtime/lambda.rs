@@ -35,7 +35,7 @@ pub fn event(stack: &Stack, messages: &[aws_sdk_sqs::types::Message], extra: &[&
     serde_json::from_value(serde_json::json!({ "Records": records })).expect("an SqsEvent")
 }
 
-fn failures(r: &SqsBatchResponse) -> Vec<String> {
+pub fn failures(r: &SqsBatchResponse) -> Vec<String> {
     r.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect()
 }
 

@@ -9,8 +9,10 @@
 mod bootstrap;
 mod ecs;
 pub mod lambda;
+#[cfg(all(feature = "redshift", feature = "postgres"))]
+mod redshift;
 pub mod runtime_api;
-mod worker;
+pub(crate) mod worker;
 
 use crate::support::*;
 use aws_sdk_sqs::Client as Sqs;
@@ -135,6 +137,17 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect()
+    }
+
+    /// [`Stack::env`] with the queue's visibility timeout and the claims' lease at 2 s, so that
+    /// a dead worker's messages come back and its claims lapse within a test (deploy the stack
+    /// with `QueueVisibilityTimeoutSeconds` = 2 as well).
+    pub fn env_short_lease(&self, contracts: &std::path::Path, warehouse: &str) -> Vec<(String, String)> {
+        let mut env = self.env(contracts, warehouse);
+        env.retain(|(k, _)| k != "GLUELESS__QUEUE__VISIBILITY_SECS");
+        env.push(("GLUELESS__QUEUE__VISIBILITY_SECS".into(), "2".into()));
+        env.push(("GLUELESS__RUN__LEASE_SECS".into(), "2".into()));
+        env
     }
 }
 

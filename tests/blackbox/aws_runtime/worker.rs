@@ -4,12 +4,28 @@ use super::*;
 use glueless_jobs::ports::FileState;
 
 /// Runs `glueless worker --once` (plus `args`) with the stack's settings.
-fn worker(env: &[(String, String)], args: &[&str]) -> Run {
+pub(crate) fn worker(env: &[(String, String)], args: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut all = vec!["worker", "--once"];
     all.extend_from_slice(args);
     glueless_with_env(dir.path(), &all, &env)
+}
+
+/// Runs `glueless worker --once` armed to die at the fault `point` (`GLUELESS_FAULT`, see
+/// `glueless_jobs::pipeline::faults`) and asserts that it died there: by SIGKILL, its marker
+/// file naming the point.
+pub(crate) fn worker_killed_at(env: &[(String, String)], point: &str) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("fault-reached");
+    let mut armed = env.to_vec();
+    armed.push(("GLUELESS_FAULT".into(), point.into()));
+    armed.push(("GLUELESS_FAULT_MARKER".into(), path_str(&marker).into()));
+    let killed = worker(&armed, &[]);
+    assert_eq!(killed.code, -1, "{point}: killed by SIGKILL: {}", killed.stderr);
+    assert_eq!(std::fs::read_to_string(&marker).ok().as_deref(), Some(point), "{point}: reached: {}", killed.stderr);
+    assert!(killed.stderr.contains(&format!("GLUELESS_FAULT={point}: killing")), "{point}: {}", killed.stderr);
+    killed
 }
 
 async fn count_rows(warehouse: &str, table: &str) -> i64 {

@@ -146,6 +146,33 @@ impl DataApiServer {
         self.state.requests.lock().unwrap().clone()
     }
 
+    /// The statements (batches: their first SQL) submitted and not ended yet: SUBMITTED or
+    /// STARTED. A statement runs to its end whether or not its client is still there, as in
+    /// the Data API. (Used by the AWS runtime tests, feature `lambda`.)
+    #[cfg(feature = "lambda")]
+    pub fn in_flight(&self) -> Vec<String> {
+        let statements = self.state.statements.lock().unwrap();
+        statements
+            .values()
+            .filter(|s| matches!(s.status, "SUBMITTED" | "STARTED"))
+            .map(|s| s.subs.first().map(|x| x.sql.clone()).unwrap_or_default())
+            .collect()
+    }
+
+    /// Waits until no statement is in flight ([`Self::in_flight`]); panics after `limit`.
+    #[cfg(feature = "lambda")]
+    pub async fn wait_idle(&self, limit: std::time::Duration) {
+        let started = std::time::Instant::now();
+        loop {
+            let running = self.in_flight();
+            if running.is_empty() {
+                return;
+            }
+            assert!(started.elapsed() < limit, "statements still running after {limit:?}: {running:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Every SQL statement submitted so far (batches flattened), in order.
     pub fn statements(&self) -> Vec<String> {
         let mut out = Vec::new();

@@ -16,8 +16,10 @@ use glueless_jobs::settings::WarehouseSettings;
 use object_store::ObjectStoreExt;
 use serde_json::json;
 
-const CLUSTER_URL: &str = "redshift-data://cluster/test-cluster/dev?db_user=glueless";
-const ROLE: &str = "arn:aws:iam::123456789012:role/glueless-copy";
+/// The URL every Redshift test loads into (the test server takes any cluster and database).
+pub(crate) const CLUSTER_URL: &str = "redshift-data://cluster/test-cluster/dev?db_user=glueless";
+/// The role COPY names.
+pub(crate) const ROLE: &str = "arn:aws:iam::123456789012:role/glueless-copy";
 
 /// The staging of the suite goes through `AWS_ENDPOINT_URL`: refuse to run against real AWS.
 fn require_s3_environment() {
@@ -46,7 +48,8 @@ pub(crate) fn warehouse_at(server: &DataApiServer, url: &str) -> RedshiftDataWar
     warehouse_with(server, &settings(url))
 }
 
-fn warehouse_with(server: &DataApiServer, settings: &WarehouseSettings) -> RedshiftDataWarehouse {
+/// The adapter with `settings`, its SDK pointed at `server`.
+pub(crate) fn warehouse_with(server: &DataApiServer, settings: &WarehouseSettings) -> RedshiftDataWarehouse {
     let conf = aws_sdk_redshiftdata::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))

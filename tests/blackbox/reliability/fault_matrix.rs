@@ -320,6 +320,7 @@ pub(super) mod postgres {
     #[cfg(feature = "lambda")]
     #[test]
     fn a_worker_killed_before_the_sqs_delete_or_after_the_commit_loads_exactly_once() {
+        use crate::aws_runtime::worker::{worker, worker_killed_at};
         use crate::aws_runtime::{Stack, contracts, queue_depth, rt, sales};
         use glueless_jobs::ports::FileState;
 
@@ -331,28 +332,16 @@ pub(super) mod postgres {
                 );
                 let contracts = contracts();
                 let warehouse = crate::support::postgres_database(&format!("fault_worker_{point}")).await;
-                let mut env = stack.env(contracts.path(), &warehouse);
-                env.retain(|(k, _)| k != "GLUELESS__QUEUE__VISIBILITY_SECS");
-                env.push(("GLUELESS__QUEUE__VISIBILITY_SECS".into(), "2".into()));
-                env.push(("GLUELESS__RUN__LEASE_SECS".into(), "2".into()));
+                let env = stack.env_short_lease(contracts.path(), &warehouse);
                 let good = stack.put("landing/sales/good.csv", &sales(1, 3, 1)).await;
                 let broken = stack.put("landing/sales/broken.csv", &sales(20, 0, 3)).await;
 
-                let dir = tempfile::tempdir().unwrap();
-                let marker = dir.path().join("fault-reached");
-                let mut armed: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                armed.push(("GLUELESS_FAULT", point));
-                armed.push(("GLUELESS_FAULT_MARKER", crate::support::path_str(&marker)));
-                let killed = crate::support::glueless_with_env(dir.path(), &["worker", "--once"], &armed);
-                assert_eq!(killed.code, -1, "{point}: killed by SIGKILL: {}", killed.stderr);
-                assert_eq!(std::fs::read_to_string(&marker).ok().as_deref(), Some(point), "{}", killed.stderr);
+                worker_killed_at(&env, point);
                 assert!(queue_depth(&stack.queue_url).await >= 1, "{point}: the messages were not deleted");
 
                 // The messages come back after their visibility timeout (and the claims lapse).
                 tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
-                let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                let run =
-                    crate::support::glueless_with_env(dir.path(), &["worker", "--once", "--format", "json"], &env);
+                let run = worker(&env, &["--format", "json"]);
                 assert_eq!(run.code, 0, "{point}: {}", run.stderr);
 
                 let rec = stack.record("landing/sales/good.csv", &good).await;
