@@ -9,6 +9,7 @@
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines, every metric name in one place.
 //! - [`settings`]: `glueless.toml` and its `GLUELESS__…` overrides.
 //! - [`redact`]: secrets out of every URL and message that is shown or stored.
+//! - [`telemetry`]: log lines (text or JSON, with dataset, URL and state as fields) and their events.
 //! - [`cli`]: argument parsing, the commands, their reports and exit codes.
 
 pub mod adapters;
@@ -20,3 +21,4 @@ pub mod ports;
 pub mod redact;
 pub mod runtime;
 pub mod settings;
+pub mod telemetry;

@@ -7,6 +7,7 @@ mod aws_runtime;
 #[cfg(feature = "aws")]
 mod dynamodb;
 mod hostile;
+mod logs;
 mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;
