@@ -10,6 +10,7 @@
 //! - [`settings`]: `glueless.toml` and its `GLUELESS__…` overrides.
 //! - [`redact`]: secrets out of every URL and message that is shown or stored.
 //! - [`startup`]: the composition root: settings → adapters → pipeline, for every entry point.
+//! - [`telemetry`]: log lines (text or JSON, with dataset, URL and state as fields) and their events.
 //! - [`cli`]: argument parsing, the commands, their reports and exit codes.
 
 pub mod adapters;
@@ -22,3 +23,4 @@ pub mod redact;
 pub mod runtime;
 pub mod settings;
 pub mod startup;
+pub mod telemetry;

@@ -9,6 +9,7 @@ mod docs;
 mod dynamodb;
 mod golden;
 mod hostile;
+mod logs;
 mod pipeline;
 #[cfg(feature = "postgres")]
 mod postgres;

@@ -12,9 +12,10 @@ use super::{Pipeline, faults};
 use crate::ports::{
     Alert, Claim, FileKey, FileLoad, FileRecord, FileState, Launched, LoadRequest, Millis, Outcome, StagedFile, now_ms,
 };
+use crate::telemetry::events::{self as logs, Event};
 use futures::StreamExt;
 use glueless_engine::job::ReportError;
-use glueless_engine::text::{MAX_MESSAGE_BYTES, MAX_QUOTED_BYTES, bounded, inert};
+use glueless_engine::text::{MAX_MESSAGE_BYTES, MAX_QUOTED_BYTES, bounded};
 use glueless_engine::{FileJob, JobError, Report};
 use object_store::ObjectStoreExt;
 use serde::Serialize;
@@ -80,14 +81,36 @@ struct Work {
     key_in_lake: String,
     started: std::time::Instant,
     result: Option<Result<Report, JobError>>,
+    /// The file's span ([`logs::file_span`]): its events carry dataset, URL and version.
+    span: tracing::Span,
+}
+
+impl Work {
+    fn new(dataset: &str, rec: FileRecord, key_in_lake: String) -> Work {
+        let span = logs::file_span(dataset, &rec.key.url, &rec.key.version);
+        Work { rec, key_in_lake, started: std::time::Instant::now(), result: None, span }
+    }
 }
 
 impl Pipeline {
-    /// Per-file and progress lines go to stderr: without secrets, and with control
-    /// characters escaped (a key or a cell must not repaint the terminal or forge a line).
+    /// Logs and counts `e` ([`crate::telemetry`]: redacted and inert, text or JSON); a quiet
+    /// pipeline only counts.
+    pub fn emit(&self, e: impl Event) {
+        if !self.quiet {
+            e.log();
+        }
+        e.count();
+    }
+
+    /// Logs `e` in the span of the file `w`.
+    fn emit_for(&self, w: &Work, e: impl Event) {
+        w.span.in_scope(|| self.emit(e));
+    }
+
+    /// An INFO line without fields, for call sites not yet turned into an [`Event`].
     pub fn log(&self, line: &str) {
         if !self.quiet {
-            eprintln!("glueless: {}", inert(&crate::redact::text(line)));
+            tracing::info!("{line}");
         }
     }
 
@@ -108,7 +131,9 @@ impl Pipeline {
             match self.state.claim(key, &claim).await {
                 Ok(Some(rec)) => claimed.push(rec),
                 Ok(None) => {}
-                Err(e) => self.log(&format!("cannot claim {}: {e}; it stays for the next pass", key.url)),
+                Err(e) => {
+                    self.emit(logs::ClaimFailed { url: &key.url, dataset: &entry.dataset.contract.name, error: &e })
+                }
             }
         }
         if !claimed.is_empty() {
@@ -124,7 +149,7 @@ impl Pipeline {
             .into_iter()
             .map(|rec| {
                 let key_in_lake = self.lake.key_of(&rec.key.url).unwrap_or(&rec.key.url).to_string();
-                Work { rec, key_in_lake, started: std::time::Instant::now(), result: None }
+                Work::new(&entry.dataset.contract.name, rec, key_in_lake)
             })
             .collect();
         if work.is_empty() {
@@ -154,8 +179,12 @@ impl Pipeline {
 
         // Transform each file into its own staging Parquet and quarantine.
         let concurrency = self.settings.run.max_concurrent_files;
-        let results: Vec<_> =
-            futures::stream::iter(work.iter().map(|w| self.transform(entry, w))).buffered(concurrency).collect().await;
+        let results: Vec<_> = futures::stream::iter(
+            work.iter().map(|w| tracing::Instrument::instrument(self.transform(entry, w), w.span.clone())),
+        )
+        .buffered(concurrency)
+        .collect()
+        .await;
         for (w, r) in work.iter_mut().zip(results) {
             w.result = Some(r);
         }
@@ -192,7 +221,7 @@ impl Pipeline {
         staged.retain(|(w, _)| {
             let keep = !lost_now.contains(&w.rec.key);
             if !keep {
-                self.log(&format!("lost the claim on {} (lease expired); leaving it to its new owner", w.rec.key.url));
+                self.emit_for(w, logs::ClaimLost { url: &w.rec.key.url });
             }
             keep
         });
@@ -232,9 +261,7 @@ impl Pipeline {
                             lost.lock().expect("lock").insert(k.clone());
                         }
                         // A store hiccup: the lease still has two thirds to run; try again next time.
-                        Err(e) => {
-                            eprintln!("glueless: {}", inert(&format!("cannot renew the lease on {}: {e}", k.url)))
-                        }
+                        Err(e) => logs::emit(logs::RenewFailed { url: &k.url, error: &e }),
                     }
                 }
             }
@@ -254,14 +281,15 @@ impl Pipeline {
         let output = self.lake.staging_for(name, &w.key_in_lake, &w.rec.key.version);
         let rejects = self.lake.quarantine_for(name, &w.key_in_lake, &w.rec.key.version);
         // Files of 64 MB and more report every tenth of the way on stderr.
-        let (url, quiet, big) = (inert(&w.rec.key.url).into_owned(), self.quiet, w.rec.size >= 64 << 20);
+        let (url, quiet, big) = (w.rec.key.url.clone(), self.quiet, w.rec.size >= 64 << 20);
+        let span = w.span.clone();
         let step = std::sync::atomic::AtomicU64::new(0);
         let progress: glueless_engine::job::ProgressFn = Arc::new(move |bytes, total, rows| {
             faults::point("during-transform");
             if big && !quiet && total > 0 {
                 let tenth = bytes * 10 / total;
                 if tenth > step.fetch_max(tenth, std::sync::atomic::Ordering::Relaxed) {
-                    eprintln!("glueless: {url}: {}% read, {rows} rows", tenth * 10);
+                    span.in_scope(|| logs::emit(logs::ReadProgress { url: &url, percent: tenth * 10, rows }));
                 }
             }
         });
@@ -344,10 +372,7 @@ impl Pipeline {
             match self.load_once(entry, part).await {
                 Ok(loaded) => out.extend(loaded),
                 Err(e) if e.is_refusal() && part.len() > 1 => {
-                    self.log(&format!(
-                        "the warehouse refused rows of a batch of {} files of `{name}`; loading them in two halves to find the file(s) at fault: {e}",
-                        part.len()
-                    ));
+                    self.emit(logs::BatchRefused { dataset: &name, files: part.len(), error: &e });
                     let mid = range.start + part.len() / 2;
                     pending.push_front(mid..range.end);
                     pending.push_front(range.start..mid);
@@ -471,10 +496,7 @@ impl Pipeline {
                 Ok(ok) => {
                     recorded = ok;
                     if !ok {
-                        self.log(&format!(
-                            "{}: the state store already holds another outcome (another worker took the claim over, or a resent write of this one was applied); that outcome stands",
-                            key.url
-                        ));
+                        self.emit_for(w, logs::OutcomeTaken { url: &key.url });
                     }
                     break;
                 }
@@ -482,10 +504,7 @@ impl Pipeline {
                 Err(e) => {
                     // The lease runs out and the file is claimed again; the ledger keeps a
                     // committed load from happening twice.
-                    self.log(&format!(
-                        "cannot record {state} for {}: {e}; it will be retried after its lease",
-                        key.url
-                    ));
+                    self.emit_for(w, logs::RecordFailed { url: &key.url, state, error: &e });
                     break;
                 }
             }
@@ -507,12 +526,9 @@ impl Pipeline {
             reason,
             seconds: w.started.elapsed().as_secs_f64(),
         };
-        self.log(&line(&o));
-        if let Some(runtime) = self.metrics_runtime
-            && recorded
-        {
-            println!("{}", self.file_metrics(&o, runtime, report, w.rec.event_time).emf(now_ms()));
-        }
+        let metrics =
+            self.metrics_runtime.filter(|_| recorded).map(|r| self.file_metrics(&o, r, report, w.rec.event_time));
+        self.emit_for(w, logs::FileFinished { outcome: &o, metrics });
         if recorded && matches!(state, FileState::Rejected | FileState::Dead) {
             let with_values = self.settings.alerts.include_values;
             let errors: Vec<ReportError> = report
@@ -530,7 +546,7 @@ impl Pipeline {
                 quarantine: o.quarantine.clone(),
             };
             if let Err(e) = self.alerts.send(&alert).await {
-                self.log(&format!("{e} (the file's state is recorded; `glueless status` shows it)"));
+                self.emit_for(w, logs::AlertFailed { error: &e });
             }
         }
         o
@@ -588,13 +604,13 @@ impl Pipeline {
         match self.launcher.launch(&rec).await {
             Ok(l) => {
                 if let Launched::Remote { id } = &l {
-                    self.log(&format!("{}: launched {route} task {id} ({} bytes)", key.url, rec.size));
+                    self.emit(logs::TaskLaunched { url: &key.url, route, task: id, bytes: rec.size });
                 }
                 Ok(Some(l))
             }
             Err(e) => {
                 if let Err(r) = self.state.finish(key, &owner, &Outcome::Released, now_ms()).await {
-                    self.log(&format!("cannot hand back {}: {r}; it is taken up again after its lease", key.url));
+                    self.emit(logs::HandBackFailed { url: &key.url, error: &r });
                 }
                 Err(e.to_string())
             }
@@ -610,7 +626,7 @@ impl Pipeline {
         let claim = Claim { owner: &self.owner, now: now_ms(), lease_ms: self.settings.lease_ms(), route: "none" };
         Ok(match self.state.claim(key, &claim).await? {
             Some(rec) => {
-                let w = Work { key_in_lake: String::new(), rec, started: std::time::Instant::now(), result: None };
+                let w = Work::new("", rec, String::new());
                 Some(self.record_failure("", &w, Failure::Reject(reason.to_string()), None).await)
             }
             None => None,
@@ -641,32 +657,4 @@ fn alert_row_error(e: &ReportError, with_values: bool) -> ReportError {
         value: if with_values { e.value.as_deref().map(cut) } else { None },
         message: if with_values { cut(&e.message) } else { String::new() },
     }
-}
-
-/// The per-file line on stderr (made inert by [`Pipeline::log`]).
-fn line(o: &FileOutcome) -> String {
-    let mut s = format!("{} {}", o.state, o.url);
-    if !o.dataset.is_empty() {
-        s.push_str(&format!(" [{}]", o.dataset));
-    }
-    match o.state {
-        FileState::Loaded => {
-            s.push_str(&format!(
-                ": {} rows loaded, {} rejected, load {} ({:.2} s, {})",
-                o.rows_loaded,
-                o.rows_rejected,
-                o.load_id.as_deref().unwrap_or("-"),
-                o.seconds,
-                o.route
-            ));
-        }
-        _ => s.push_str(&format!(" (attempt {})", o.attempts)),
-    }
-    if let Some(q) = &o.quarantine {
-        s.push_str(&format!("; rejected rows in {q}"));
-    }
-    if let Some(r) = &o.reason {
-        s.push_str(&format!(": {r}"));
-    }
-    s
 }

@@ -19,6 +19,7 @@
 use super::catalog::Route;
 use super::{Accepted, FileOutcome, Pipeline, unroutable_reason};
 use crate::ports::{FileKey, FileRecord, FileState, Filter, Millis, now_ms};
+use crate::telemetry::events as logs;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -231,10 +232,10 @@ pub fn on_signals(shutdown: std::sync::Arc<Shutdown>) {
                 _ = term.recv() => {}
             }
             if n == 0 {
-                eprintln!("glueless: stopping after the files in hand (signal again to stop at once)");
+                logs::emit(logs::Stopping { now: false });
                 shutdown.request();
             } else {
-                eprintln!("glueless: stopping now; claimed files are taken up again when their lease ends");
+                logs::emit(logs::Stopping { now: true });
                 std::process::exit(130);
             }
         }
@@ -273,7 +274,7 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
                 // One warning per unreadable entry, not one per pass.
                 let problems: HashSet<String> = listing.problems.into_iter().collect();
                 for line in problems.difference(&warned) {
-                    p.log(&format!("skipped a landing entry: {line}"));
+                    p.emit(logs::LandingEntrySkipped { problem: line });
                     summary.unreadable += 1;
                 }
                 warned = problems;
@@ -301,7 +302,7 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
                             summary.files.extend(outcome.map(|o| *o));
                         }
                         Err(e) => {
-                            p.log(&format!("cannot register {}: {e}; trying again next pass", ev.url));
+                            p.emit(logs::RegisterFailed { url: &ev.url, error: &e });
                             continue;
                         }
                     }
@@ -310,7 +311,8 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
             }
             Err(e) => {
                 summary.list_errors += 1;
-                p.log(&format!("cannot list {}/{}: {e}; trying again in {poll:?}", p.lake.root, p.lake.landing))
+                let location = format!("{}/{}", p.lake.root, p.lake.landing);
+                p.emit(logs::ListFailed { location: &location, error: &e, retry_in: poll })
             }
         }
 
@@ -320,7 +322,7 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
         let pending = match p.state.list(&filter).await {
             Ok(v) => v,
             Err(e) => {
-                p.log(&format!("cannot read the state store: {e}; trying again in {poll:?}"));
+                p.emit(logs::StateUnreadable { error: &e, retry_in: poll });
                 shutdown.sleep(poll).await;
                 if shutdown.is_requested() {
                     break;
@@ -345,14 +347,14 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
             match &route {
                 Route::Dataset(_) if r.size > p.settings.run.inline_max_bytes => match p.launch(&r).await {
                     Ok(_) => busy = true,
-                    Err(err) => p.log(&format!("{err}; it stays RECEIVED and is launched again next pass")),
+                    Err(err) => p.emit(logs::LaunchFailed { url: &r.key.url, error: &err }),
                 },
                 Route::Dataset(e) => ready.entry(e.dataset.contract.name.clone()).or_default().push(r),
                 _ => {
                     let reason = unroutable_reason(&route, key, &catalog).unwrap_or_default();
                     match p.reject_unroutable(&r.key, &reason).await {
                         Ok(outcome) => summary.files.extend(outcome),
-                        Err(e) => p.log(&format!("cannot record {}: {e}", r.key.url)),
+                        Err(e) => p.emit(logs::UnroutableNotRecorded { url: &r.key.url, error: &e }),
                     }
                 }
             }

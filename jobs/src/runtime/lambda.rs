@@ -21,6 +21,7 @@ use crate::cli::exit::Exit;
 use crate::pipeline::{Options, Pipeline};
 use crate::ports::{Queue, QueueMessage, now_ms};
 use crate::settings::{Settings, SettingsError};
+use crate::telemetry::events::{self as logs, emit};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,14 +54,14 @@ impl Function {
                     messages.push(Message { id: id.clone(), body: r.body.clone().unwrap_or_default() });
                     records.push(r);
                 }
-                None => p.log("a record without a messageId: nothing to report it by; skipped"),
+                None => p.emit(logs::RecordWithoutId),
             }
         }
         let handled = self.dispatcher.handle(p, &messages, "lambda", deadline).await;
         let mut delays: HashMap<(String, u64), Vec<QueueMessage>> = HashMap::new();
         for (r, h) in records.iter().zip(&handled) {
             if let Verdict::Retry { reason, after_secs } = &h.verdict {
-                p.log(&format!("message {} is retried: {reason}", h.id));
+                p.emit(logs::MessageRetried { message_id: &h.id, reason });
                 response.add_failure(h.id.clone());
                 if let (Some(secs), Some(arn), Some(receipt)) = (after_secs, &r.event_source_arn, &r.receipt_handle) {
                     let m = QueueMessage {
@@ -90,14 +91,14 @@ impl Function {
                     queues.insert(arn.to_string(), q);
                 }
                 Err(e) => {
-                    self.pipeline.log(&format!("{e}; retried messages come back after the queue's visibility timeout"));
+                    self.pipeline.emit(logs::DelayFailed { error: &e });
                     return;
                 }
             }
         }
         let q = &queues[arn];
         if let Err(e) = q.set_visibility(msgs, secs.min(43_200) as u32).await {
-            self.pipeline.log(&format!("{e}; retried messages come back after the queue's visibility timeout"));
+            self.pipeline.emit(logs::DelayFailed { error: &e });
         }
     }
 }
@@ -132,7 +133,7 @@ pub fn main() -> i32 {
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("glueless-lambda: cannot start the runtime: {e}");
+            emit(logs::LambdaFailed { error: &format_args!("cannot start the runtime: {e}") });
             return Exit::Failed.code();
         }
     };
@@ -141,7 +142,7 @@ pub fn main() -> i32 {
         let s = match settings() {
             Ok(s) => s,
             Err(e) => {
-                eprintln!("glueless-lambda: configuration error: {e}");
+                emit(logs::LambdaFailed { error: &format_args!("configuration error: {e}") });
                 return Exit::Usage.code();
             }
         };
@@ -150,32 +151,35 @@ pub fn main() -> i32 {
             Ok(p) => p,
             Err(e) => {
                 let e = crate::cli::CliError::from(e);
-                eprintln!("glueless-lambda: cannot start: {}", e.message());
+                emit(logs::LambdaFailed { error: &format_args!("cannot start: {}", e.message()) });
                 return Exit::of_error(&e).code();
             }
         };
-        eprintln!(
-            "glueless-lambda {}: ready in {} ms: lake {}, state {}, warehouse {}, large files via {}",
-            env!("CARGO_PKG_VERSION"),
-            started.elapsed().as_millis(),
-            p.lake.root,
-            p.state.describe(),
-            p.warehouse.describe(),
-            p.launcher.name()
-        );
+        emit(logs::LambdaReady {
+            millis: started.elapsed().as_millis(),
+            lake: &p.lake.root,
+            state: &p.state.describe(),
+            warehouse: &p.warehouse.describe(),
+            launcher: p.launcher.name(),
+        });
         let f = Arc::new(Function::new(p));
         let handler = lambda_runtime::service_fn(move |ev: lambda_runtime::LambdaEvent<SqsEvent>| {
             let f = f.clone();
-            async move {
-                let left = ev.context.deadline as i64 - now_ms();
-                let deadline = Instant::now() + Duration::from_millis(left.max(0) as u64);
-                Ok::<_, std::convert::Infallible>(f.handle(ev.payload, Some(deadline)).await)
-            }
+            // Every line of the invocation carries its request id.
+            let span = tracing::error_span!("invocation", request_id = %ev.context.request_id);
+            tracing::Instrument::instrument(
+                async move {
+                    let left = ev.context.deadline as i64 - now_ms();
+                    let deadline = Instant::now() + Duration::from_millis(left.max(0) as u64);
+                    Ok::<_, std::convert::Infallible>(f.handle(ev.payload, Some(deadline)).await)
+                },
+                span,
+            )
         });
         match lambda_runtime::run(handler).await {
             Ok(()) => Exit::Clean.code(),
             Err(e) => {
-                eprintln!("glueless-lambda: the Lambda runtime API failed: {e}");
+                emit(logs::LambdaFailed { error: &format_args!("the Lambda runtime API failed: {e}") });
                 Exit::Failed.code()
             }
         }
