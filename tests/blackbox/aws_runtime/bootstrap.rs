@@ -27,8 +27,8 @@ fn the_bootstrap_binary_serves_an_invocation_through_the_runtime_api() {
         let emf: serde_json::Value = serde_json::from_str(inv.stdout.lines().next().expect("an EMF line")).unwrap();
         assert_eq!((emf["state"].as_str(), emf["runtime"].as_str()), (Some("LOADED"), Some("lambda")));
         // In Lambda every log line is JSON, and the file's line names the file and the invocation.
-        let logs = crate::logs::json_lines(&stderr);
-        assert_eq!(logs.len(), stderr.lines().count(), "only JSON lines on stderr: {stderr}");
+        let logs = crate::logs::json_lines(&inv.stderr);
+        assert_eq!(logs.len(), inv.stderr.lines().count(), "only JSON lines on stderr: {}", inv.stderr);
         let loaded = crate::logs::file_line(&logs, "boot.csv", "LOADED");
         assert_eq!((loaded["dataset"].as_str(), loaded["request_id"].as_str()), (Some("sales"), Some("req-1")));
         assert_eq!((&loaded["url"], &loaded["version"]), (&emf["object"], &serde_json::json!(version)), "{loaded}");
