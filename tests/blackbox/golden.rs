@@ -101,7 +101,7 @@ fn redshift_golden_decimal_version_and_all_key() {
         copy: Some(redshift_sql::CopyFrom::Object("s3://lake/staging/x.parquet".into())),
     }];
     for (name, spec) in [("decimal_version", decimal_version()), ("all_key", all_key())] {
-        let sql = redshift_sql::load_sql(&spec, "load-0004", 1_763_646_300_000, &files, "").render();
+        let sql = redshift_sql::load_sql(&spec, "load-0004", 1_763_646_300_000, &files, "").unwrap().render();
         check_common(&sql);
         golden("redshift", name, &sql);
     }

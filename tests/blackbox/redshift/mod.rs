@@ -51,7 +51,8 @@ pub(crate) fn simple() -> (TableSpec, LoadSql) {
         1_763_646_300_000,
         &files,
         "arn:aws:iam::123456789012:role/glueless-copy",
-    );
+    )
+    .unwrap();
     (spec, sql)
 }
 
@@ -91,7 +92,7 @@ pub(crate) fn versioned_qualified() -> (TableSpec, LoadSql) {
             copy: None,
         },
     ];
-    let sql = redshift_sql::load_sql(&spec, "load-0002", 1_763_646_300_000, &files, "");
+    let sql = redshift_sql::load_sql(&spec, "load-0002", 1_763_646_300_000, &files, "").unwrap();
     (spec, sql)
 }
 
@@ -132,7 +133,8 @@ fn manifest() -> (TableSpec, LoadSql) {
         1_763_646_300_000,
         &files,
         "arn:aws:iam::123456789012:role/glueless-copy",
-    );
+    )
+    .unwrap();
     (spec, sql)
 }
 
@@ -255,7 +257,7 @@ fn redshift_many_files_split_the_staging_not_the_commit() {
             copy: Some(CopyFrom::Object(format!("{u}.parquet"))),
         })
         .collect();
-    let sql = redshift_sql::load_sql(&spec, "L", 0, &files, "");
+    let sql = redshift_sql::load_sql(&spec, "L", 0, &files, "").unwrap();
     check_rules(&spec, &sql);
     assert!(sql.staging_batches().len() >= 2);
     assert!(sql.commit.len() <= 8);
@@ -282,6 +284,6 @@ async fn redshift_copy_columns_follow_the_staged_parquet() {
         fingerprint: &f.fingerprint,
         copy: Some(CopyFrom::Object("s3://b/k.parquet".into())),
     }];
-    let sql = redshift_sql::load_sql(&st.spec, "L", 0, &files, "");
+    let sql = redshift_sql::load_sql(&st.spec, "L", 0, &files, "").unwrap();
     check_rules(&st.spec, &sql);
 }

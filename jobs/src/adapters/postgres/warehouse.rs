@@ -74,7 +74,7 @@
 //! when it broke; the calls of one process go through it one at a time.
 
 use crate::adapters::staged_parquet::{Cells, PartReader};
-use crate::ports::load_plan::{Decision, Dialect, LoadPlan, Recorded, decide, quote};
+use crate::ports::load_plan::{CheckedSpecs, Decision, Dialect, LoadPlan, Recorded, decide, quote};
 use crate::ports::{
     LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, TableSpec, Warehouse, WarehouseError, WarehouseLimits,
 };
@@ -126,6 +126,8 @@ pub struct PostgresWarehouse {
     config: Config,
     tls: Tls,
     client: tokio::sync::Mutex<Option<Client>>,
+    /// The table specs checked against PostgreSQL's limits.
+    checked: CheckedSpecs,
 }
 
 #[derive(Clone)]
@@ -177,7 +179,13 @@ impl PostgresWarehouse {
                 )));
             }
         };
-        let w = PostgresWarehouse { target, config, tls, client: tokio::sync::Mutex::new(None) };
+        let w = PostgresWarehouse {
+            target,
+            config,
+            tls,
+            client: tokio::sync::Mutex::new(None),
+            checked: CheckedSpecs::default(),
+        };
         let client = w.open().await?;
         *w.client.lock().await = Some(client);
         Ok(w)
@@ -597,7 +605,7 @@ impl Warehouse for PostgresWarehouse {
     }
 
     async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
-        let plan = LoadPlan::new(table, Postgres)?;
+        let plan = self.checked.plan(table, Postgres)?;
         let t = table.table.as_str();
         let mut guard = self.session().await?;
         let client = guard.as_mut().ok_or_else(|| self.lost())?;
@@ -607,7 +615,7 @@ impl Warehouse for PostgresWarehouse {
     }
 
     async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError> {
-        let plan = LoadPlan::new(req.table, Postgres)?;
+        let plan = self.checked.plan(req.table, Postgres)?;
         let mut guard = self.session().await?;
         let client = guard.as_mut().ok_or_else(|| self.lost())?;
         let t = req.table.table.as_str();
@@ -652,7 +660,7 @@ impl Warehouse for PostgresWarehouse {
     }
 
     async fn fact_rows(&self, table: &TableSpec) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
-        let fact = LoadPlan::new(table, Postgres)?.fact;
+        let fact = self.checked.plan(table, Postgres)?.fact;
         let t = table.table.as_str();
         let err = |e: tokio_postgres::Error| table_error(t, &e);
         let mut guard = self.session().await?;

@@ -70,7 +70,7 @@
 //! for the `MERGE`, `rows_merged` is the rows read less the rows superseded).
 
 use super::sql::{self, CopyFrom, LoadFile, Redshift, statement_label};
-use crate::ports::load_plan::{Decision, LoadPlan, Recorded, decide};
+use crate::ports::load_plan::{CheckedSpecs, Decision, LoadPlan, Recorded, decide};
 use crate::ports::{
     FileLoad, LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, StagedFile, TableSpec, Warehouse, WarehouseError,
     WarehouseLimits,
@@ -196,6 +196,8 @@ pub struct RedshiftDataWarehouse {
     target: Target,
     iam_role: String,
     timeout: Duration,
+    /// The table specs checked against Redshift's limits.
+    checked: CheckedSpecs,
 }
 
 /// Why a Data API call or statement failed.
@@ -248,6 +250,7 @@ impl RedshiftDataWarehouse {
             target,
             iam_role: s.iam_role.trim().to_string(),
             timeout: Duration::from_secs(s.statement_timeout_secs.max(1)),
+            checked: CheckedSpecs::default(),
         })
     }
 
@@ -896,7 +899,7 @@ impl Warehouse for RedshiftDataWarehouse {
 
     async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
         let t = table.table.as_str();
-        let plan = LoadPlan::new(table, Redshift)?;
+        let plan = self.checked.plan(table, Redshift)?;
         self.batch(&sql::ensure_statements(&plan)).await.map_err(|f| f.table(t))?;
         let shape = self.query(&sql::table_shape_query(&plan)).await.map_err(|f| f.table(t))?;
         let Some(kind) = shape.first().and_then(|r| r.first()).and_then(field_text) else {
@@ -923,7 +926,7 @@ impl Warehouse for RedshiftDataWarehouse {
     async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError> {
         let spec = req.table;
         let t = spec.table.as_str();
-        let plan = LoadPlan::new(spec, Redshift)?;
+        let plan = self.checked.plan(spec, Redshift)?;
 
         // 0. Which files the ledger already has (or an earlier file of this request).
         let urls = unique_urls(req.files);
@@ -970,7 +973,7 @@ impl Warehouse for RedshiftDataWarehouse {
 
     async fn fact_rows(&self, table: &TableSpec) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
         let t = table.table.as_str();
-        let sql = LoadPlan::new(table, Redshift)?.select_all();
+        let sql = self.checked.plan(table, Redshift)?.select_all();
         let rows = self.query(&sql).await.map_err(|f| f.table(t))?;
         Ok(rows.iter().map(|r| r.iter().zip(&table.columns).map(|(f, c)| canonical(f, c.ty)).collect()).collect())
     }

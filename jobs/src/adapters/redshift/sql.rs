@@ -80,7 +80,7 @@
 
 use crate::ports::load_plan::{Counts, Dialect, LoadPlan};
 pub use crate::ports::load_plan::{TableName, literal, quote};
-use crate::ports::{SqlType, TableSpec};
+use crate::ports::{SqlType, TableSpec, WarehouseError};
 use std::fmt::Write as _;
 
 /// The ledger table.
@@ -290,19 +290,19 @@ fn copy_table(pos: usize) -> String {
 }
 
 /// The statements of one load of `files` (those the ledger read decided to load) into the
-/// fact table of `spec`. `iam_role` empty means `IAM_ROLE default` (the cluster's default
-/// role).
-///
-/// # Panics
-///
-/// When Redshift cannot hold `spec` (the adapter checks it first, with [`LoadPlan::new`], and
-/// calls [`plan_sql`]).
-pub fn load_sql(spec: &TableSpec, load_id: &str, now: i64, files: &[LoadFile<'_>], iam_role: &str) -> LoadSql {
-    let plan = LoadPlan::new(spec, Redshift).unwrap_or_else(|e| panic!("{e}"));
-    plan_sql(&plan, load_id, now, files, iam_role)
+/// fact table of `spec`, or why Redshift cannot hold `spec`. `iam_role` empty means
+/// `IAM_ROLE default` (the cluster's default role).
+pub fn load_sql(
+    spec: &TableSpec,
+    load_id: &str,
+    now: i64,
+    files: &[LoadFile<'_>],
+    iam_role: &str,
+) -> Result<LoadSql, WarehouseError> {
+    Ok(plan_sql(&LoadPlan::new(spec, Redshift)?, load_id, now, files, iam_role))
 }
 
-/// [`load_sql`] of a checked plan.
+/// [`load_sql`] of a checked plan (the adapter's, checked once per table).
 pub fn plan_sql(
     plan: &LoadPlan<'_, Redshift>,
     load_id: &str,
@@ -451,8 +451,9 @@ mod tests {
         assert_eq!(column_type(SqlType::Text), "VARCHAR(65535)");
     }
 
+    /// Whether [`load_sql`] makes the statements of `spec` or says why Redshift cannot hold it.
     fn check_spec(spec: &TableSpec) -> Result<(), String> {
-        LoadPlan::new(spec, Redshift).map(|_| ()).map_err(|e| e.to_string())
+        load_sql(spec, "L1", 5, &[file(0, None)], "").map(|_| ()).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -472,7 +473,7 @@ mod tests {
     #[test]
     fn the_commit_batch_follows_the_redshift_rules() {
         let files = [file(0, Some(CopyFrom::Object("s3://b/a.parquet".into()))), file(2, None)];
-        let sql = load_sql(&spec(true), "L1", 5, &files, "");
+        let sql = load_sql(&spec(true), "L1", 5, &files, "").unwrap();
         assert!(sql.commit[0].starts_with("LOCK TABLE \"glueless_loads\""));
         let merge = &sql.commit[sql.merge];
         assert_eq!(merge.matches("WHEN MATCHED").count(), 1);
@@ -490,7 +491,7 @@ mod tests {
     fn many_files_stage_in_several_batches() {
         let copies: Vec<LoadFile<'_>> =
             (0..30).map(|i| file(i, Some(CopyFrom::Manifest(format!("s3://b/{i}.manifest"))))).collect();
-        let sql = load_sql(&spec(false), "L1", 5, &copies, "arn:aws:iam::1:role/r");
+        let sql = load_sql(&spec(false), "L1", 5, &copies, "arn:aws:iam::1:role/r").unwrap();
         assert_eq!(sql.staging.len(), 3 + 2 * 30 + 2);
         assert_eq!(sql.staging_batches().len(), 2);
         assert!(sql.staging_batches().iter().all(|b| b.len() <= MAX_BATCH_STATEMENTS));
@@ -502,7 +503,7 @@ mod tests {
     fn an_all_key_table_still_has_both_merge_clauses() {
         let mut s = spec(false);
         s.columns.truncate(1);
-        let sql = load_sql(&s, "L1", 5, &[file(0, None)], "");
+        let sql = load_sql(&s, "L1", 5, &[file(0, None)], "").unwrap();
         let merge = &sql.commit[sql.merge];
         assert!(merge.contains("WHEN MATCHED THEN UPDATE SET \"id\" = s.c0"), "{merge}");
         assert!(

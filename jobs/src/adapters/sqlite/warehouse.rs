@@ -69,7 +69,7 @@
 //! - a `TEMP` staging table per load (`temp.glueless_staging`), private to the connection.
 
 use crate::adapters::staged_parquet::{Cells, PartReader};
-use crate::ports::load_plan::{Decision, Dialect, LoadPlan, Recorded, TableName, Upsert, decide, quote};
+use crate::ports::load_plan::{CheckedSpecs, Decision, Dialect, LoadPlan, Recorded, TableName, Upsert, decide, quote};
 use crate::ports::warehouse::Column;
 use crate::ports::{
     FileKey, LedgerRow, LoadCause, LoadRequest, LoadResult, Millis, SqlType, TableSpec, Warehouse, WarehouseError,
@@ -107,6 +107,8 @@ const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS main.glueless_loads (
 pub struct SqliteWarehouse {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    /// The table specs checked against SQLite's limits.
+    checked: Arc<CheckedSpecs>,
 }
 
 impl SqliteWarehouse {
@@ -133,7 +135,7 @@ impl SqliteWarehouse {
             });
         }
         super::sqlite_busy_retry(BUSY_TIMEOUT, || conn.execute_batch(LEDGER_DDL)).map_err(connect)?;
-        Ok(SqliteWarehouse { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)) })
+        Ok(SqliteWarehouse { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)), checked: Arc::default() })
     }
 
     /// Runs `f` with the connection on a blocking thread.
@@ -284,8 +286,8 @@ fn object_kind(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>
     .optional()
 }
 
-fn ensure_table_blocking(conn: &mut Connection, spec: &TableSpec) -> Result<(), WarehouseError> {
-    let plan = LoadPlan::new(spec, Sqlite)?;
+fn ensure_table_blocking(conn: &mut Connection, plan: &LoadPlan<'_, Sqlite>) -> Result<(), WarehouseError> {
+    let spec = plan.spec;
     let t = spec.table.as_str();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| table_error(t, e))?;
     tx.execute_batch(LEDGER_DDL).map_err(|e| table_error(t, e))?;
@@ -370,8 +372,8 @@ impl Warehouse for SqliteWarehouse {
     }
 
     async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
-        let spec = table.clone();
-        self.blocking(&table.table, move |conn| ensure_table_blocking(conn, &spec)).await
+        let (spec, checked) = (table.clone(), self.checked.clone());
+        self.blocking(&table.table, move |conn| ensure_table_blocking(conn, &checked.plan(&spec, Sqlite)?)).await
     }
 
     async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError> {
@@ -381,9 +383,9 @@ impl Warehouse for SqliteWarehouse {
         let now = req.now;
         let (decided_tx, decided_rx) = oneshot::channel::<Decisions>();
         let (tx, rx) = mpsc::channel::<Msg>(CHANNEL_BATCHES);
-        let conn = self.conn.clone();
+        let (conn, checked) = (self.conn.clone(), self.checked.clone());
         let worker = tokio::task::spawn_blocking(move || {
-            load_blocking(&mut lock(&conn), &spec, &files, &load_id, now, decided_tx, rx)
+            load_blocking(&mut lock(&conn), &checked.plan(&spec, Sqlite)?, &files, &load_id, now, decided_tx, rx)
         });
 
         // When the thread fails before it decides, its error comes out of the join below.
@@ -433,8 +435,8 @@ impl Warehouse for SqliteWarehouse {
     }
 
     async fn fact_rows(&self, table: &TableSpec) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
-        let spec = table.clone();
-        self.blocking(&table.table, move |conn| fact_rows_blocking(conn, &spec)).await
+        let (spec, checked) = (table.clone(), self.checked.clone());
+        self.blocking(&table.table, move |conn| fact_rows_blocking(conn, &checked.plan(&spec, Sqlite)?)).await
     }
 }
 
@@ -592,14 +594,14 @@ fn decimal_greater(a: &str, b: &str) -> String {
 
 fn load_blocking(
     conn: &mut Connection,
-    spec: &TableSpec,
+    plan: &LoadPlan<'_, Sqlite>,
     files: &[(FileKey, String)],
     load_id: &str,
     now: Millis,
     decided: oneshot::Sender<Decisions>,
     mut rx: mpsc::Receiver<Msg>,
 ) -> Result<LoadResult, WarehouseError> {
-    let plan = LoadPlan::new(spec, Sqlite)?;
+    let spec = plan.spec;
     let t = spec.table.as_str();
     let err = |e: rusqlite::Error| load_error(t, e);
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
@@ -629,7 +631,7 @@ fn load_blocking(
     if decided.send(decisions.clone()).is_err() {
         return Err(aborted(t));
     }
-    let rows_per_file = fill_staging(&tx, &plan, files, &mut rx)?;
+    let rows_per_file = fill_staging(&tx, plan, files, &mut rx)?;
 
     // 3–5. Drop what is not newer, keep one row per key, upsert.
     let mut result = LoadResult { files: Vec::with_capacity(files.len()), rows_superseded: 0, rows_merged: 0 };
@@ -727,9 +729,13 @@ fn aborted(table: &str) -> WarehouseError {
 // ---------------------------------------------------------------------------------------------
 // Reading back.
 
-fn fact_rows_blocking(conn: &mut Connection, spec: &TableSpec) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
+fn fact_rows_blocking(
+    conn: &mut Connection,
+    plan: &LoadPlan<'_, Sqlite>,
+) -> Result<Vec<Vec<serde_json::Value>>, WarehouseError> {
+    let spec = plan.spec;
     let t = spec.table.as_str();
-    let sql = LoadPlan::new(spec, Sqlite)?.select_all();
+    let sql = plan.select_all();
     let mut stmt = conn.prepare(&sql).map_err(|e| table_error(t, e))?;
     let mut out = stmt
         .query_map([], |r| spec.columns.iter().enumerate().map(|(i, c)| Ok(canonical(r.get_ref(i)?, c.ty))).collect())

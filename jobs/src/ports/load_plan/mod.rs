@@ -48,9 +48,12 @@
 //!
 //! # Validation
 //!
-//! [`LoadPlan::new`] checks a [`TableSpec`] once (indices in range, a key; then the dialect's
+//! [`LoadPlan::new`] checks a [`TableSpec`] (indices in range, a key; then the dialect's
 //! limits: name lengths, NUL characters, decimal precisions, reserved names) and every
-//! statement is made from the checked plan.
+//! statement is made from the checked plan. Each adapter keeps the specs it checked in a
+//! [`CheckedSpecs`], so a table's spec is checked once per warehouse (at `ensure_table`, which
+//! the pipeline calls before it loads), not again at every load: a later call with the same
+//! spec reuses the check, a different spec for the table is checked anew.
 
 pub mod dialect;
 
@@ -60,6 +63,7 @@ use crate::ports::FileKey;
 use crate::ports::warehouse::{Column, FileLoad, LoadResult, SqlType, TableSpec, WarehouseError};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::Mutex;
 
 /// Staging column: the file's position in the request.
 pub const FILE_COLUMN: &str = "\"glueless_file\"";
@@ -206,6 +210,25 @@ pub struct LoadPlan<'a, D: Dialect> {
     pub fact: String,
 }
 
+/// The specs one warehouse has checked, by table (see the module documentation).
+#[derive(Debug, Default)]
+pub struct CheckedSpecs {
+    by_table: Mutex<HashMap<String, TableSpec>>,
+}
+
+impl CheckedSpecs {
+    /// The plan of `spec`: checked by [`LoadPlan::new`] unless this very spec was checked
+    /// before (for the same dialect: one `CheckedSpecs` per warehouse).
+    pub fn plan<'a, D: Dialect>(&self, spec: &'a TableSpec, dialect: D) -> Result<LoadPlan<'a, D>, WarehouseError> {
+        if self.by_table.lock().expect("lock").get(&spec.table) == Some(spec) {
+            return Ok(LoadPlan::checked(spec, dialect));
+        }
+        let plan = LoadPlan::new(spec, dialect)?;
+        self.by_table.lock().expect("lock").insert(spec.table.clone(), spec.clone());
+        Ok(plan)
+    }
+}
+
 impl<'a, D: Dialect> LoadPlan<'a, D> {
     /// Checks `spec` (what every dialect needs, then `dialect`'s limits): the one place a spec
     /// is refused.
@@ -222,9 +245,14 @@ impl<'a, D: Dialect> LoadPlan<'a, D> {
             return Err(bad(format!("the table spec refers to column {i}, but it has {n} columns")));
         }
         dialect.check(spec).map_err(bad)?;
+        Ok(LoadPlan::checked(spec, dialect))
+    }
+
+    /// A plan of a spec that [`LoadPlan::new`] accepted for this dialect before.
+    fn checked(spec: &'a TableSpec, dialect: D) -> LoadPlan<'a, D> {
         let name = dialect.table_name(&spec.table);
         let fact = name.sql();
-        Ok(LoadPlan { spec, dialect, name, fact })
+        LoadPlan { spec, dialect, name, fact }
     }
 
     fn col(&self, i: usize) -> &Column {
@@ -546,6 +574,52 @@ mod tests {
         assert!(err(spec(vec![0], Some(2))).contains("refers to column 2"));
         assert!(err(TableSpec { table: "a!".into(), ..spec(vec![0], None) }).contains("no `!` here"));
         assert!(err(TableSpec { columns: vec![], ..spec(vec![], None) }).contains("no columns"));
+    }
+
+    /// [`Plain`] that counts the specs it checks.
+    #[derive(Debug, Clone, Copy)]
+    struct Counting(&'static std::sync::atomic::AtomicUsize);
+
+    impl Dialect for Counting {
+        fn name(&self) -> &'static str {
+            "counting"
+        }
+        fn column_type(&self, ty: SqlType) -> String {
+            Plain.column_type(ty)
+        }
+        fn check(&self, spec: &TableSpec) -> Result<(), String> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Plain.check(spec)
+        }
+        fn ledger_order(&self) -> &'static str {
+            Plain.ledger_order()
+        }
+    }
+
+    #[test]
+    fn a_warehouse_checks_a_table_spec_once_and_a_changed_one_again() {
+        static CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let checks = || CHECKS.load(std::sync::atomic::Ordering::SeqCst);
+        let (checked, d) = (CheckedSpecs::default(), Counting(&CHECKS));
+        let s = spec(vec![0], Some(1));
+        let first = checked.plan(&s, d).unwrap();
+        for _ in 0..3 {
+            let copy = s.clone();
+            let again = checked.plan(&copy, d).unwrap();
+            assert_eq!((again.fact.as_str(), again.steps()), (first.fact.as_str(), first.steps()));
+        }
+        assert_eq!(checks(), 1, "the same spec is checked once");
+        // A different spec for the same table is checked, and refused when it is wrong.
+        assert!(checked.plan(&spec(vec![0], Some(2)), d).unwrap_err().to_string().contains("refers to column 2"));
+        let wrong = TableSpec { table: "a!".into(), ..spec(vec![0], None) };
+        assert!(checked.plan(&wrong, d).unwrap_err().to_string().contains("no `!` here"));
+        assert!(checked.plan(&wrong, d).is_err(), "a refused spec is never taken as checked");
+        let other = spec(vec![0, 1], None);
+        assert_eq!(checked.plan(&other, d).unwrap().steps()[0].counts, Counts::Nothing);
+        assert_eq!(checks(), 4);
+        // A second warehouse checks for itself.
+        CheckedSpecs::default().plan(&s, d).unwrap();
+        assert_eq!(checks(), 5);
     }
 
     #[test]
