@@ -155,14 +155,7 @@ async fn task(
     let owner = owner.filter(|o| !o.is_empty());
     let take_over = owner.is_some();
     let p = pipeline(settings(args)?, args, threads, metrics, owner).await?;
-    // A path in a local lake is named by its URL in the state store.
-    let url = if url.contains("://") || !p.lake.is_local {
-        url.to_string()
-    } else {
-        let abs = std::path::absolute(url)
-            .map_err(|e| CliError::Failed { message: format!("{url}: {e}"), retryable: false })?;
-        format!("file://{}", abs.display())
-    };
+    let url = p.lake.url_of(url);
     let end = task::run(&p, &url, version.as_deref(), take_over).await?;
     let (state, file) = match &end {
         TaskEnd::Processed(o) => (o.state, serde_json::to_value(o).expect("serializes")),
@@ -372,9 +365,8 @@ async fn replay(
     let state = startup::open_state(&s).await?;
     let lake = Lake::from_settings(&s, &glueless_engine::Stores::new())
         .map_err(|e| startup::StartError::Setup(crate::pipeline::SetupError::Lake(e)))?;
-    let absolute = |u: &str| if u.contains("://") || u.starts_with('/') { u.to_string() } else { lake.location(u).url };
-    let url = url.as_deref().map(absolute);
-    let url_prefix = url.clone().or_else(|| prefix.as_deref().map(absolute));
+    let url = url.as_deref().map(|u| lake.url_of(u));
+    let url_prefix = url.clone().or_else(|| prefix.as_deref().map(|u| lake.url_of(u)));
     let states = if states.is_empty() { vec![FileState::Rejected, FileState::Failed, FileState::Dead] } else { states };
     let candidates = state.list(&Filter { states: states.clone(), url_prefix, ..Filter::default() }).await?;
     let mut replayed = Vec::new();

@@ -155,6 +155,31 @@ impl Lake {
         if self.is_local { version.to_string() } else { format!("\"{version}\"") }
     }
 
+    /// The object URL that a command-line argument names: a URL (`s3://…`), a key relative to
+    /// the root (`landing/orders/a.csv`), or, in a local lake, a path (absolute, or relative to
+    /// the current folder) or a `file://` URL. An argument outside the lake is returned as it is
+    /// (as a path, in a local lake), for [`Lake::key_of`] to refuse; a relative path that names
+    /// nothing (and has no `..`) is taken as a key.
+    pub fn url_of(&self, arg: &str) -> String {
+        let other_scheme = arg.contains("://") && !arg.starts_with("file://");
+        if !self.is_local || other_scheme {
+            return if arg.contains("://") { arg.to_string() } else { self.location(arg).url };
+        }
+        let path = std::path::Path::new(arg.strip_prefix("file://").unwrap_or(arg));
+        let Ok(abs) = std::path::absolute(path) else { return self.location(arg).url };
+        let outside = || {
+            std::fs::symlink_metadata(&abs).is_ok() || path.components().any(|c| c == std::path::Component::ParentDir)
+        };
+        if path.is_relative() && !abs.starts_with(&self.root) && !outside() {
+            return self.location(arg).url;
+        }
+        let mut url = abs.display().to_string();
+        if arg.ends_with('/') && !url.ends_with('/') {
+            url.push('/');
+        }
+        url
+    }
+
     /// The key (relative to the root) of an object URL of this lake.
     pub fn key_of<'a>(&self, url: &'a str) -> Option<&'a str> {
         url.strip_prefix(&self.root).and_then(|k| k.strip_prefix('/'))

@@ -29,7 +29,7 @@ pub enum TaskEnd {
 /// A task that cannot run its file.
 #[derive(Debug, thiserror::Error)]
 pub enum TaskError {
-    #[error("{url} is not in the lake {lake} (set [lake] url / GLUELESS__LAKE__URL to its bucket)")]
+    #[error("{url} is not in the lake {lake} (set [lake] url / GLUELESS__LAKE__URL to its bucket or folder)")]
     NotInLake { url: String, lake: String },
     #[error("{url} does not exist")]
     Missing { url: String },

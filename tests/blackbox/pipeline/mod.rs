@@ -194,6 +194,45 @@ fn files_dropped_into_the_lake_end_up_in_the_warehouse() {
     assert!(st["attention"].as_array().unwrap().is_empty());
 }
 
+/// `glueless task` on a local lake names its file by a key, a path (relative to the current
+/// folder, or absolute) or a `file://` URL; a file outside the lake is refused (exit 2) with a
+/// message naming the file and the lake.
+#[test]
+fn task_on_a_local_lake_takes_a_key_a_path_or_a_file_url() {
+    let lake = Lake::new("");
+    let row = |id: u32| format!("{HEADER}{id},2026-11-20T10:00:00Z,{id},1.50\n");
+    let name = |id: u32| format!("sales/{id}.csv");
+    let paths: Vec<PathBuf> = (1..=4).map(|id| lake.drop_file(&name(id), &row(id))).collect();
+    let args = [
+        "landing/sales/1.csv".to_string(),
+        "lake/landing/sales/2.csv".to_string(),
+        paths[2].display().to_string(),
+        format!("file://{}", paths[3].display()),
+    ];
+    for (arg, path) in args.iter().zip(&paths) {
+        let r = lake.glueless(&["task", "--url", arg, "--format", "json"], &[]);
+        assert_eq!(r.code, 0, "task --url {arg}: {}\n{}", r.stdout, r.stderr);
+        let v = r.json();
+        assert_eq!((v["state"].as_str(), v["file"]["rows_loaded"].as_u64()), (Some("LOADED"), Some(1)), "{arg}: {v}");
+        assert_eq!(v["file"]["url"], path.display().to_string(), "{arg}: the state store names the file by its path");
+    }
+    assert_eq!(lake.facts(), vec!["1|1|1.50", "2|2|1.50", "3|3|1.50", "4|4|1.50"]);
+    assert_eq!(count(&lake.status(), "LOADED"), 4);
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let outside = elsewhere.path().join("5.csv");
+    std::fs::write(&outside, row(5)).unwrap();
+    let lake_dir = lake.root.join("lake").display().to_string();
+    for arg in [outside.display().to_string(), format!("file://{}", outside.display())] {
+        let r = lake.glueless(&["task", "--url", &arg, "--format", "json"], &[]);
+        assert_eq!(r.code, 2, "task --url {arg}: {}\n{}", r.stdout, r.stderr);
+        let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+        let says = format!("{} is not in the lake {lake_dir} ", outside.display());
+        assert!(message.contains(&says), "{message}");
+    }
+    assert_eq!(lake.status()["counts"], serde_json::json!({"LOADED": 4}), "nothing outside the lake was registered");
+}
+
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
