@@ -11,7 +11,7 @@
 //! file) goes through [`crate::redact`].
 
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -436,10 +436,14 @@ impl Settings {
         Ok(())
     }
 
-    /// A path from the config, resolved against the config file's folder.
+    /// A path from the config, resolved against the config file's folder, without `.`
+    /// components (`./lake` in a config in `.` is `lake`, not `././lake`). `..` is kept: with
+    /// symbolic links, dropping it with the component before it could name another folder.
     pub fn path(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
-        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+        let joined = if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) };
+        let out: PathBuf = joined.components().filter(|c| *c != Component::CurDir).collect();
+        if out.as_os_str().is_empty() { PathBuf::from(".") } else { out }
     }
 
     /// The lease in milliseconds.
@@ -510,6 +514,20 @@ mod tests {
         assert!(e.contains("separate prefixes"), "{e}");
         let e = Settings::load(Some(&dir.path().join("missing.toml")), env(&[])).unwrap_err().to_string();
         assert!(e.contains("missing.toml") && e.contains("--config"), "{e}");
+    }
+
+    #[test]
+    fn config_paths_drop_dot_components_and_keep_dot_dot() {
+        let mut s = Settings::load(None, env(&[])).unwrap();
+        assert_eq!(s.base_dir, Path::new("."));
+        assert_eq!(s.path("./lake"), Path::new("lake"));
+        assert_eq!(s.path("."), Path::new("."));
+        assert_eq!(s.path("./a/./b/"), Path::new("a/b"));
+        assert_eq!(s.path("../lake/./x"), Path::new("../lake/x"));
+        s.base_dir = PathBuf::from("/srv/./conf");
+        assert_eq!(s.path("./lake").display().to_string(), "/srv/conf/lake");
+        assert_eq!(s.path("a/../b").display().to_string(), "/srv/conf/a/../b", "`..` is never resolved lexically");
+        assert_eq!(s.path("/abs/./x").display().to_string(), "/abs/x");
     }
 
     #[test]
