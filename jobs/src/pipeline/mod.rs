@@ -14,6 +14,7 @@ pub use process::FileOutcome;
 
 use crate::ports::{Alerts, FileKey, Launcher, NewFile, ObjectEvent, Queue, StateStore, Warehouse, now_ms};
 use crate::settings::Settings;
+use crate::telemetry::events as logs;
 use catalog::{Catalog, Route};
 use glueless_engine::Stores;
 use lake::Lake;
@@ -143,16 +144,16 @@ impl Pipeline {
         match Catalog::load(&self.contracts_dir) {
             Ok(c) => {
                 let c = Arc::new(c);
-                self.log(&format!("contracts reloaded from {}", self.contracts_dir.display()));
+                self.emit(logs::ContractsReloaded { dir: &self.contracts_dir });
                 for b in &c.broken {
-                    self.log(&format!("contract error: {}", b.error));
+                    self.emit(logs::ContractBroken { path: &b.path, error: &b.error });
                 }
                 *self.catalog.write().expect("catalog lock") = c.clone();
                 self.ready_tables.lock().expect("lock").clear();
                 c
             }
             Err(e) => {
-                self.log(&format!("{e}; keeping the contracts loaded before"));
+                self.emit(logs::ContractsNotReloaded { error: &e });
                 current
             }
         }

@@ -107,13 +107,6 @@ impl Pipeline {
         w.span.in_scope(|| self.emit(e));
     }
 
-    /// An INFO line without fields, for call sites not yet turned into an [`Event`].
-    pub fn log(&self, line: &str) {
-        if !self.quiet {
-            tracing::info!("{line}");
-        }
-    }
-
     fn retry_at(&self, attempts: u32, now: Millis) -> Millis {
         let r = &self.settings.run;
         let exp = r.retry_base_secs * 2f64.powi(attempts.saturating_sub(1).min(30) as i32);

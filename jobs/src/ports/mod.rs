@@ -64,7 +64,15 @@ pub struct LaunchError {
     pub launcher: &'static str,
     pub url: String,
     pub message: String,
+    /// The SDK's error, when there is one (its words are in `message` too).
+    #[source]
+    pub source: Option<ErrorSource>,
 }
+
+/// The error an adapter got from its driver or SDK, kept as the `source()` of a port error
+/// ([`StateError`], [`QueueError`], [`LaunchError`]) so that `{e:#}` and error reporters can
+/// walk the chain.
+pub type ErrorSource = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Runs the file job for files above `inline_max_bytes` somewhere else than the dispatcher.
 #[async_trait::async_trait]

@@ -19,6 +19,9 @@ pub struct QueueMessage {
 pub struct QueueError {
     pub queue: String,
     pub message: String,
+    /// The SDK's error, when there is one (its words are in `message` too).
+    #[source]
+    pub source: Option<super::ErrorSource>,
 }
 
 #[async_trait::async_trait]

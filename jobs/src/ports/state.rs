@@ -168,6 +168,9 @@ pub struct StateError {
     pub message: String,
     /// Whether asking again later can help (busy, throttled, unreachable).
     pub retryable: bool,
+    /// The driver's or SDK's error, when there is one (its words are in `message` too).
+    #[source]
+    pub source: Option<super::ErrorSource>,
 }
 
 /// The per-file state machine, stored with conditional writes.

@@ -30,6 +30,7 @@ use crate::events::{Parsed, S3Object, parse_body};
 use crate::pipeline::catalog::{Entry, Route};
 use crate::pipeline::{Accepted, FileOutcome, Pipeline};
 use crate::ports::{FileKey, FileRecord, FileState, Filter, Launched, Millis, ObjectEvent, Outcome, now_ms};
+use crate::telemetry::events as logs;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -123,7 +124,7 @@ impl Dispatcher {
         for (i, m) in messages.iter().enumerate() {
             match parse_body(&m.body) {
                 Parsed::Ignored { reason } => {
-                    p.log(&format!("message {}: ignored: {reason}", m.id));
+                    p.emit(logs::MessageIgnored { message_id: &m.id, reason: &reason });
                     out[i].ignored = Some(reason);
                 }
                 Parsed::Objects(objects) => {
@@ -143,7 +144,7 @@ impl Dispatcher {
         let url = o.url();
         let Some(key) = p.lake.key_of(&url).map(str::to_string) else {
             let reason = format!("{url} is not in this lake ({}); check the EventBridge rule's bucket", p.lake.root);
-            p.log(&format!("message {}: ignored: {reason}", h.id));
+            p.emit(logs::MessageIgnored { message_id: &h.id, reason: &reason });
             h.ignored = Some(reason);
             return;
         };
@@ -159,9 +160,8 @@ impl Dispatcher {
                     ..now
                 },
                 Ok(None) => {
-                    let reason = format!("{url} is gone (deleted after the event); nothing to load");
-                    p.log(&format!("message {}: {reason}", h.id));
-                    h.ignored = Some(reason);
+                    p.emit(logs::ObjectGone { message_id: &h.id, url: &url });
+                    h.ignored = Some(logs::object_gone(&url));
                     return;
                 }
                 Err(e) => {
@@ -300,8 +300,8 @@ impl Dispatcher {
     async fn release(&self, p: &Pipeline, keys: &[FileKey]) {
         for k in keys {
             match p.state.finish(k, &p.owner, &Outcome::Released, now_ms()).await {
-                Ok(_) => p.log(&format!("{}: handed back before the deadline", k.url)),
-                Err(e) => p.log(&format!("cannot hand back {}: {e}; it is taken up again after its lease", k.url)),
+                Ok(_) => p.emit(logs::HandedBack { url: &k.url }),
+                Err(e) => p.emit(logs::HandBackFailed { url: &k.url, error: &e }),
             }
         }
     }
@@ -311,7 +311,7 @@ impl Dispatcher {
             Ok(Some(Launched::Remote { id })) => h.launched.push(id),
             Ok(_) => {} // another dispatcher launched it first
             Err(e) => {
-                p.log(&format!("{e}; the message is retried"));
+                p.emit(logs::LaunchRetried { url: &key.url, error: &e });
                 h.retry(e, None);
             }
         }
@@ -334,7 +334,7 @@ impl Dispatcher {
         let running = match p.state.list(&filter).await {
             Ok(r) => r,
             Err(e) => {
-                p.log(&format!("sweep: cannot list RUNNING files: {e}"));
+                p.emit(logs::SweepListFailed { error: &e });
                 return Vec::new();
             }
         };
@@ -350,13 +350,12 @@ impl Dispatcher {
             .collect();
         let mut launched = Vec::new();
         for r in lapsed {
-            p.log(&format!(
-                "sweep: {} ({} on {}, owner {:?}) is due again; launching it",
-                r.key.url,
-                r.state,
-                p.launcher.name(),
-                r.owner
-            ));
+            p.emit(logs::SweepRelaunch {
+                url: &r.key.url,
+                state: r.state,
+                launcher: p.launcher.name(),
+                owner: r.owner.as_deref(),
+            });
             let mut h = Handled::new("sweep");
             self.launch(p, &r.key, &mut h).await;
             launched.extend(h.launched);

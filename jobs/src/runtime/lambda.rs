@@ -61,7 +61,7 @@ impl Function {
         let mut delays: HashMap<(String, u64), Vec<QueueMessage>> = HashMap::new();
         for (r, h) in records.iter().zip(&handled) {
             if let Verdict::Retry { reason, after_secs } = &h.verdict {
-                p.emit(logs::MessageRetried { message_id: &h.id, reason });
+                p.emit(logs::MessageRetried { message_id: &h.id, reason, receive_count: None });
                 response.add_failure(h.id.clone());
                 if let (Some(secs), Some(arn), Some(receipt)) = (after_secs, &r.event_source_arn, &r.receipt_handle) {
                     let m = QueueMessage {

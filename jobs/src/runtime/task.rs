@@ -14,6 +14,7 @@
 use crate::pipeline::catalog::Route;
 use crate::pipeline::{FileOutcome, Pipeline};
 use crate::ports::{FileKey, FileRecord, FileState, StateError, now_ms};
+use crate::telemetry::events as logs;
 
 /// What a task run ended with.
 #[derive(Debug)]
@@ -89,11 +90,11 @@ pub async fn run(p: &Pipeline, url: &str, version: Option<&str>, take_over: bool
         let held = p.state.renew(&key, owner, now_ms(), p.settings.lease_ms()).await?;
         if held {
             let rec = get(p, &key).await?;
-            p.log(&format!("{url}: took over the claim of {owner} (attempt {})", rec.attempts));
+            p.emit(logs::ClaimTakenOver { url, owner, attempts: rec.attempts });
             let outcomes = p.process_claimed(entry, vec![rec]).await;
             return finish(p, &key, outcomes).await;
         }
-        p.log(&format!("{url}: the claim of {owner} has lapsed; claiming the file anew"));
+        p.emit(logs::ClaimLapsed { url, owner });
     }
     let outcomes = p.process(entry, std::slice::from_ref(&key), "ecs").await;
     finish(p, &key, outcomes).await

@@ -15,6 +15,7 @@ use super::dispatch::{Dispatcher, Handled, Message, Verdict};
 use crate::pipeline::service::Shutdown;
 use crate::pipeline::{FileOutcome, Pipeline};
 use crate::ports::{Queue, QueueMessage};
+use crate::telemetry::events as logs;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -51,7 +52,7 @@ pub async fn run(p: &Pipeline, queue: &dyn Queue, once: bool, shutdown: &Shutdow
                 b
             }
             Err(e) => {
-                p.log(&format!("{e}; trying again in {backoff:?}"));
+                p.emit(logs::ReceiveFailed { error: &e, retry_in: backoff });
                 shutdown.sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
                 continue;
@@ -84,7 +85,7 @@ async fn in_work(p: &Pipeline, queue: &dyn Queue, batch: &[QueueMessage], d: &Di
             handled = &mut work => return handled,
             _ = tokio::time::sleep(every) => {
                 if let Err(e) = queue.set_visibility(batch, visibility).await {
-                    p.log(&format!("cannot extend the visibility of {} message(s): {e}", batch.len()));
+                    p.emit(logs::VisibilityNotExtended { messages: batch.len(), error: &e });
                 }
             }
         }
@@ -104,7 +105,7 @@ async fn settle(p: &Pipeline, queue: &dyn Queue, batch: &[QueueMessage], handled
         match &h.verdict {
             Verdict::Done => done.push(m.clone()),
             Verdict::Retry { reason, after_secs } => {
-                p.log(&format!("message {} (receive {}) is retried: {reason}", m.id, m.receive_count));
+                p.emit(logs::MessageRetried { message_id: &m.id, reason, receive_count: Some(m.receive_count) });
                 s.retried += 1;
                 // No due time (the state store or S3 did not answer, another worker has the
                 // file): the message comes back when its visibility runs out, not at once, so
@@ -119,14 +120,14 @@ async fn settle(p: &Pipeline, queue: &dyn Queue, batch: &[QueueMessage], handled
         Ok(failed) => {
             s.deleted += (done.len() - failed.len()) as u64;
             for id in failed {
-                p.log(&format!("message {id} could not be deleted; it comes back and is seen as a duplicate"));
+                p.emit(logs::DeleteFailed { message_id: &id });
             }
         }
-        Err(e) => p.log(&format!("{e}; the messages come back and are seen as duplicates")),
+        Err(e) => p.emit(logs::BatchDeleteFailed { error: &e }),
     }
     for (secs, msgs) in retry {
         if let Err(e) = queue.set_visibility(&msgs, secs).await {
-            p.log(&format!("{e}; the message(s) come back after the queue's visibility timeout"));
+            p.emit(logs::RetryNotTimed { error: &e });
         }
     }
 }

@@ -354,16 +354,241 @@ impl Event for RecordWithoutId {
     }
 }
 
-/// An SQS message goes back to the queue (it is in `batchItemFailures`).
+/// An SQS message goes back to the queue (in `batchItemFailures` for the Lambda; made visible
+/// again by the worker, which knows how often it was received).
 pub struct MessageRetried<'a> {
     pub message_id: &'a str,
     pub reason: &'a str,
+    pub receive_count: Option<u32>,
 }
 
 impl Event for MessageRetried<'_> {
     fn log(&self) {
+        let Self { message_id, reason, receive_count } = *self;
+        match receive_count {
+            Some(n) => {
+                info!(message_id, reason, receive_count = n, "message {message_id} (receive {n}) is retried: {reason}")
+            }
+            None => info!(message_id, reason, "message {message_id} is retried: {reason}"),
+        }
+    }
+}
+
+/// A message names nothing to load (another event type, another bucket).
+pub struct MessageIgnored<'a> {
+    pub message_id: &'a str,
+    pub reason: &'a str,
+}
+
+impl Event for MessageIgnored<'_> {
+    fn log(&self) {
         let Self { message_id, reason } = *self;
-        info!(message_id, reason, "message {message_id} is retried: {reason}");
+        info!(message_id, reason, "message {message_id}: ignored: {reason}");
+    }
+}
+
+/// The object a message names was deleted after the event: nothing to load.
+pub struct ObjectGone<'a> {
+    pub message_id: &'a str,
+    pub url: &'a str,
+}
+
+impl Event for ObjectGone<'_> {
+    fn log(&self) {
+        let Self { message_id, url } = *self;
+        info!(message_id, url, "message {message_id}: {}", object_gone(url));
+    }
+}
+
+/// Why a message whose object is gone is done ([`ObjectGone`]'s words, and the message's
+/// `ignored` reason).
+pub fn object_gone(url: &str) -> String {
+    format!("{url} is gone (deleted after the event); nothing to load")
+}
+
+/// A claim was handed back (RECEIVED again, the attempt not counted) before the deadline.
+pub struct HandedBack<'a> {
+    pub url: &'a str,
+}
+
+impl Event for HandedBack<'_> {
+    fn log(&self) {
+        let url = self.url;
+        info!(url, "{url}: handed back before the deadline");
+    }
+}
+
+/// A large file could not be launched for a message; the message is retried.
+pub struct LaunchRetried<'a> {
+    pub url: &'a str,
+    pub error: &'a dyn Display,
+}
+
+impl Event for LaunchRetried<'_> {
+    fn log(&self) {
+        let Self { url, error } = *self;
+        warn!(url, %error, "{error}; the message is retried");
+    }
+}
+
+/// The sweep for lapsed remote tasks could not read the state store.
+pub struct SweepListFailed<'a> {
+    pub error: &'a dyn Display,
+}
+
+impl Event for SweepListFailed<'_> {
+    fn log(&self) {
+        let error = self.error;
+        warn!(%error, "sweep: cannot list RUNNING files: {error}");
+    }
+}
+
+/// The sweep launches again a file whose remote task died (lease lapsed) or failed (retry due).
+pub struct SweepRelaunch<'a> {
+    pub url: &'a str,
+    pub state: FileState,
+    pub launcher: &'a str,
+    pub owner: Option<&'a str>,
+}
+
+impl Event for SweepRelaunch<'_> {
+    fn log(&self) {
+        let Self { url, state, launcher, owner } = *self;
+        info!(
+            url,
+            state = state.as_str(),
+            launcher,
+            owner,
+            "sweep: {url} ({state} on {launcher}, owner {owner:?}) is due again; launching it"
+        );
+    }
+}
+
+/// The worker's receive from the queue failed; it tries again after `retry_in`.
+pub struct ReceiveFailed<'a> {
+    pub error: &'a dyn Display,
+    pub retry_in: std::time::Duration,
+}
+
+impl Event for ReceiveFailed<'_> {
+    fn log(&self) {
+        let Self { error, retry_in } = *self;
+        warn!(%error, "{error}; trying again in {retry_in:?}");
+    }
+}
+
+/// The visibility of a batch in work could not be extended (tried again a third of it later).
+pub struct VisibilityNotExtended<'a> {
+    pub messages: usize,
+    pub error: &'a dyn Display,
+}
+
+impl Event for VisibilityNotExtended<'_> {
+    fn log(&self) {
+        let Self { messages, error } = *self;
+        warn!(messages, %error, "cannot extend the visibility of {messages} message(s): {error}");
+    }
+}
+
+/// A done message could not be deleted: it comes back and is seen as a duplicate.
+pub struct DeleteFailed<'a> {
+    pub message_id: &'a str,
+}
+
+impl Event for DeleteFailed<'_> {
+    fn log(&self) {
+        let message_id = self.message_id;
+        warn!(message_id, "message {message_id} could not be deleted; it comes back and is seen as a duplicate");
+    }
+}
+
+/// The delete of a batch of done messages failed as a whole.
+pub struct BatchDeleteFailed<'a> {
+    pub error: &'a dyn Display,
+}
+
+impl Event for BatchDeleteFailed<'_> {
+    fn log(&self) {
+        let error = self.error;
+        warn!(%error, "{error}; the messages come back and are seen as duplicates");
+    }
+}
+
+/// The worker could not time retried messages: they come back after the visibility timeout
+/// (the Lambda's counterpart is [`DelayFailed`]).
+pub struct RetryNotTimed<'a> {
+    pub error: &'a dyn Display,
+}
+
+impl Event for RetryNotTimed<'_> {
+    fn log(&self) {
+        let error = self.error;
+        warn!(%error, "{error}; the message(s) come back after the queue's visibility timeout");
+    }
+}
+
+/// An ECS task took over the claim its launcher made for it.
+pub struct ClaimTakenOver<'a> {
+    pub url: &'a str,
+    pub owner: &'a str,
+    pub attempts: u32,
+}
+
+impl Event for ClaimTakenOver<'_> {
+    fn log(&self) {
+        let Self { url, owner, attempts } = *self;
+        info!(url, owner, attempts, "{url}: took over the claim of {owner} (attempt {attempts})");
+    }
+}
+
+/// The claim an ECS task was launched under lapsed before it started: it claims the file anew.
+pub struct ClaimLapsed<'a> {
+    pub url: &'a str,
+    pub owner: &'a str,
+}
+
+impl Event for ClaimLapsed<'_> {
+    fn log(&self) {
+        let Self { url, owner } = *self;
+        warn!(url, owner, "{url}: the claim of {owner} has lapsed; claiming the file anew");
+    }
+}
+
+/// A contract file was added, removed or changed: the contracts were loaded again.
+pub struct ContractsReloaded<'a> {
+    pub dir: &'a std::path::Path,
+}
+
+impl Event for ContractsReloaded<'_> {
+    fn log(&self) {
+        let dir = self.dir.display();
+        info!(%dir, "contracts reloaded from {dir}");
+    }
+}
+
+/// A contract file cannot be used.
+pub struct ContractBroken<'a> {
+    pub path: &'a std::path::Path,
+    pub error: &'a str,
+}
+
+impl Event for ContractBroken<'_> {
+    fn log(&self) {
+        let Self { path, error } = *self;
+        let path = path.display();
+        warn!(%path, error, "contract error: {error}");
+    }
+}
+
+/// The contracts could not be loaded again: the ones loaded before stay in use.
+pub struct ContractsNotReloaded<'a> {
+    pub error: &'a dyn Display,
+}
+
+impl Event for ContractsNotReloaded<'_> {
+    fn log(&self) {
+        let error = self.error;
+        warn!(%error, "{error}; keeping the contracts loaded before");
     }
 }
 

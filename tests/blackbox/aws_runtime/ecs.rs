@@ -108,11 +108,19 @@ fn a_large_object_is_launched_on_ecs_and_the_task_loads_it() {
             ("GLUELESS_TASK_VERSION", v.as_str()),
             ("GLUELESS_TASK_OWNER", o.as_str()),
         ]);
-        let run = glueless_with_env(dir.path(), &["task", "--format", "json"], &task_env);
+        // JSON log lines, as in the ECS container: the takeover line carries its fields.
+        let json_env = [task_env.as_slice(), &[("GLUELESS_LOG_FORMAT", "json")]].concat();
+        let run = glueless_with_env(dir.path(), &["task", "--format", "json"], &json_env);
         assert_eq!(run.code, 0, "task: {}", run.stderr);
         let report = run.json();
         assert_eq!(report["state"], "LOADED", "{report}");
-        assert!(run.stderr.contains("took over the claim"), "{}", run.stderr);
+        let lines = crate::logs::json_lines(&run.stderr);
+        let took_over = lines
+            .iter()
+            .find(|l| l["message"].as_str().is_some_and(|m| m.contains("took over the claim")))
+            .unwrap_or_else(|| panic!("a takeover line: {}", run.stderr));
+        assert_eq!((&took_over["owner"], &took_over["attempts"]), (&o.as_str().into(), &1.into()), "{took_over}");
+        assert_eq!(took_over["url"], u.as_str(), "{took_over}");
         let rec = stack.record("landing/sales/big.csv", &version).await;
         assert_eq!((rec.state, rec.rows_loaded, rec.attempts), (FileState::Loaded, Some(20), 1), "{rec:?}");
         let n: i64 = rusqlite::Connection::open(&db)

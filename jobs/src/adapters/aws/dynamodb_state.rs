@@ -165,6 +165,7 @@ impl DynamoDbStateStore {
                         TABLE_READY_TIMEOUT.as_secs()
                     ),
                     retryable: true,
+                    source: None,
                 });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -190,6 +191,7 @@ impl DynamoDbStateStore {
             store: self.describe(),
             message: format!("cannot build the table definition: {e}"),
             retryable: false,
+            source: Some(e.into()),
         };
         let attr = |name: &str, t: ScalarAttributeType| {
             AttributeDefinition::builder().attribute_name(name).attribute_type(t).build().map_err(built)
@@ -247,7 +249,7 @@ impl DynamoDbStateStore {
     }
 
     /// An SDK error as a [`StateError`] that says what was being done and what may help.
-    fn fail<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    fn fail<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
         &self,
         doing: &str,
         e: SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
@@ -259,7 +261,12 @@ impl DynamoDbStateStore {
             _ => DisplayErrorContext(&e).to_string(),
         };
         let hint = self.hint(e.code(), retryable);
-        StateError { store: self.describe(), message: format!("{doing}: {what}; {hint}"), retryable }
+        StateError {
+            store: self.describe(),
+            message: format!("{doing}: {what}; {hint}"),
+            retryable,
+            source: Some(e.into()),
+        }
     }
 
     fn region(&self) -> String {
@@ -313,6 +320,7 @@ impl DynamoDbStateStore {
                  Set [state] url to a table of its own"
             ),
             retryable: false,
+            source: None,
         })
     }
 
@@ -479,7 +487,8 @@ impl DynamoDbStateStore {
 
 /// The table named by `dynamodb://TABLE`.
 fn table_name(url: &str) -> Result<String, StateError> {
-    let refuse = |message: String| StateError { store: crate::redact::url(url), message, retryable: false };
+    let refuse =
+        |message: String| StateError { store: crate::redact::url(url), message, retryable: false, source: None };
     let Some(rest) = url.trim().strip_prefix("dynamodb://") else {
         return Err(refuse("expected a URL such as dynamodb://glueless-state".into()));
     };
@@ -852,6 +861,17 @@ impl StateStore for DynamoDbStateStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 13: the SDK's error is the source of a state error, not only words in it.
+    #[tokio::test]
+    async fn a_failed_call_keeps_the_sdk_error() {
+        let conf = super::super::refused_config().await;
+        let store = DynamoDbStateStore::with_client(Client::new(&conf), "glueless-state");
+        let key = FileKey { url: "s3://lake/landing/a.csv".into(), version: "v1".into() };
+        let e = store.get(&key).await.expect_err("nobody listens");
+        assert!(e.retryable, "{e}");
+        super::super::assert_sdk_source(&e);
+    }
 
     #[test]
     fn the_table_comes_from_the_url() {

@@ -24,7 +24,7 @@
 //! Permissions of the dispatcher: `ecs:RunTask` on the task definition, and `iam:PassRole` on
 //! the task's task role and execution role.
 
-use crate::ports::{FileRecord, LaunchError, Launched, Launcher};
+use crate::ports::{ErrorSource, FileRecord, LaunchError, Launched, Launcher};
 use crate::settings::EcsSettings;
 use aws_sdk_ecs::Client;
 use aws_sdk_ecs::error::DisplayErrorContext;
@@ -60,8 +60,8 @@ impl EcsLauncher {
         EcsLauncher { client, settings: settings.clone() }
     }
 
-    fn error(&self, file: &FileRecord, message: String) -> LaunchError {
-        LaunchError { launcher: "ecs", url: file.key.url.clone(), message }
+    fn error(&self, file: &FileRecord, message: String, source: Option<ErrorSource>) -> LaunchError {
+        LaunchError { launcher: "ecs", url: file.key.url.clone(), message, source }
     }
 }
 
@@ -90,7 +90,7 @@ impl Launcher for EcsLauncher {
             .set_security_groups(Some(list(&s.security_groups)))
             .assign_public_ip(if s.assign_public_ip { AssignPublicIp::Enabled } else { AssignPublicIp::Disabled })
             .build()
-            .map_err(|e| self.error(file, format!("bad [ecs] network settings: {e}")))?;
+            .map_err(|e| self.error(file, format!("bad [ecs] network settings: {e}"), Some(e.into())))?;
         let mut req = self
             .client
             .run_task()
@@ -106,7 +106,7 @@ impl Launcher for EcsLauncher {
                     .capacity_provider("FARGATE_SPOT")
                     .weight(1)
                     .build()
-                    .map_err(|e| self.error(file, e.to_string()))?,
+                    .map_err(|e| self.error(file, e.to_string(), Some(e.into())))?,
             ),
             other => req.launch_type(LaunchType::from(other)),
         };
@@ -119,6 +119,7 @@ impl Launcher for EcsLauncher {
                     s.task_definition,
                     DisplayErrorContext(&e)
                 ),
+                Some(e.into()),
             )
         })?;
         if let Some(f) = out.failures().first() {
@@ -129,11 +130,52 @@ impl Launcher for EcsLauncher {
                     f.reason().unwrap_or("no reason given"),
                     f.detail().unwrap_or("")
                 ),
+                None,
             ));
         }
         match out.tasks().first().and_then(|t| t.task_arn()) {
             Some(arn) => Ok(Launched::Remote { id: arn.to_string() }),
-            None => Err(self.error(file, "ecs:RunTask answered without a task and without a failure".into())),
+            None => Err(self.error(file, "ecs:RunTask answered without a task and without a failure".into(), None)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{FileKey, FileState};
+
+    /// Issue 13: the SDK's error is the source of a launch error, not only words in it.
+    #[tokio::test]
+    async fn a_failed_run_task_keeps_the_sdk_error() {
+        let conf = super::super::refused_config().await;
+        let settings = EcsSettings {
+            cluster: "c".into(),
+            task_definition: "glueless".into(),
+            subnets: "subnet-1".into(),
+            ..EcsSettings::default()
+        };
+        let launcher = EcsLauncher::with_client(Client::new(&conf), &settings);
+        let file = FileRecord {
+            key: FileKey { url: "s3://lake/landing/a.csv".into(), version: "v1".into() },
+            dataset: "a".into(),
+            size: 1,
+            state: FileState::Running,
+            owner: None,
+            lease_until: None,
+            attempts: 1,
+            retry_at: None,
+            route: None,
+            last_error: None,
+            event_time: None,
+            received_at: 0,
+            updated_at: 0,
+            load_id: None,
+            rows_loaded: None,
+            rows_rejected: None,
+        };
+        let e = launcher.launch(&file).await.expect_err("nobody listens");
+        assert!(e.message.starts_with("ecs:RunTask on cluster c"), "{e}");
+        super::super::assert_sdk_source(&e);
     }
 }

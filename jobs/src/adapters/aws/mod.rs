@@ -47,3 +47,28 @@ pub(crate) fn config_loader() -> aws_config::ConfigLoader {
             .build(),
     )
 }
+
+/// For unit tests of the adapters' errors: a real SDK configuration whose endpoint is a
+/// loopback port nobody listens on, without retries, so every call fails at once with a
+/// dispatch failure (a connection refused).
+#[cfg(all(test, feature = "aws"))]
+pub(crate) async fn refused_config() -> aws_config::SdkConfig {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    config_loader()
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "test"))
+        .retry_config(aws_config::retry::RetryConfig::disabled())
+        .load()
+        .await
+}
+
+/// For unit tests: `e`'s source is the SDK's error, and its words are in `e`'s message.
+#[cfg(all(test, feature = "aws"))]
+pub(crate) fn assert_sdk_source(e: &(dyn std::error::Error + 'static)) {
+    use aws_sdk_sqs::error::DisplayErrorContext;
+    let source = e.source().unwrap_or_else(|| panic!("no source: {e}"));
+    let sdk = DisplayErrorContext(source).to_string();
+    assert!(sdk.contains("dispatch failure"), "{sdk}");
+    assert!(e.to_string().contains(&sdk), "{e} does not say {sdk}");
+}

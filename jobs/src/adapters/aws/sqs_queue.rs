@@ -34,9 +34,9 @@ impl SqsQueue {
     /// record's `eventSourceARN`), looked up with `GetQueueUrl`.
     pub async fn from_arn(arn: &str) -> Result<SqsQueue, QueueError> {
         let parts: Vec<&str> = arn.split(':').collect();
-        let err = |message: String| QueueError { queue: arn.to_string(), message };
+        let err = |message: String, source| QueueError { queue: arn.to_string(), message, source };
         let [_, _, "sqs", _region, account, name] = parts.as_slice() else {
-            return Err(err("not an SQS queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME)".into()));
+            return Err(err("not an SQS queue ARN (arn:aws:sqs:REGION:ACCOUNT:NAME)".into(), None));
         };
         let conf = super::config_loader().load().await;
         let client = Client::new(&conf);
@@ -46,13 +46,14 @@ impl SqsQueue {
             .queue_owner_aws_account_id(*account)
             .send()
             .await
-            .map_err(|e| err(format!("GetQueueUrl failed: {}", DisplayErrorContext(&e))))?;
-        let url = out.queue_url().ok_or_else(|| err("GetQueueUrl answered without a URL".into()))?;
+            .map_err(|e| err(format!("GetQueueUrl failed: {}", DisplayErrorContext(&e)), Some(e.into())))?;
+        let url = out.queue_url().ok_or_else(|| err("GetQueueUrl answered without a URL".into(), None))?;
         Ok(SqsQueue::with_client(client, url))
     }
 
-    fn error(&self, what: &str, e: impl std::error::Error) -> QueueError {
-        QueueError { queue: self.url.clone(), message: format!("{what} failed: {}", DisplayErrorContext(e)) }
+    fn error(&self, what: &str, e: impl std::error::Error + Send + Sync + 'static) -> QueueError {
+        let message = format!("{what} failed: {}", DisplayErrorContext(&e));
+        QueueError { queue: self.url.clone(), message, source: Some(e.into()) }
     }
 }
 
@@ -154,5 +155,20 @@ impl Queue for SqsQueue {
                 .map_err(|e| self.error("ChangeMessageVisibilityBatch", e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 13: the SDK's error is the source of a queue error, not only words in it.
+    #[tokio::test]
+    async fn a_failed_call_keeps_the_sdk_error() {
+        let conf = super::super::refused_config().await;
+        let q = SqsQueue::with_client(Client::new(&conf), "http://127.0.0.1/000000000000/q");
+        let e = q.send("{}").await.expect_err("nobody listens");
+        assert!(e.message.starts_with("SendMessage failed: "), "{e}");
+        super::super::assert_sdk_source(&e);
     }
 }

@@ -87,6 +87,7 @@ impl SqliteStateStore {
                 "cannot open it: {e}; check that the folder {folder} exists and is writable, or set [state] url"
             ),
             retryable: super::sqlite_is_busy(&e),
+            source: Some(e.into()),
         })?;
         let inner = Inner { conn: Mutex::new(conn), path: path.to_path_buf() };
         {
@@ -114,6 +115,7 @@ impl SqliteStateStore {
             store: self.inner.store(),
             message: format!("the state store call did not finish: {e}"),
             retryable: false,
+            source: Some(e.into()),
         })?
     }
 }
@@ -141,7 +143,8 @@ impl Inner {
             Some(ErrorCode::SystemIoFailure) => format!("; check the disk and the file system holding {path}"),
             _ => String::new(),
         };
-        StateError { store: self.store(), message: format!("{doing}: {e}{hint}"), retryable: super::sqlite_is_busy(&e) }
+        let retryable = super::sqlite_is_busy(&e);
+        StateError { store: self.store(), message: format!("{doing}: {e}{hint}"), retryable, source: Some(e.into()) }
     }
 }
 
@@ -157,7 +160,7 @@ fn prepare(conn: &Connection) -> rusqlite::Result<()> {
 
 /// Creates the table in a new file, or checks that an existing file has a layout this code knows.
 fn migrate(inner: &Inner, conn: &Connection) -> Result<(), StateError> {
-    let refuse = |message: String| StateError { store: inner.store(), message, retryable: false };
+    let refuse = |message: String| StateError { store: inner.store(), message, retryable: false, source: None };
     let version: i64 =
         conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| inner.fail("cannot read it", e))?;
     if version == SCHEMA_VERSION {
@@ -497,6 +500,10 @@ mod tests {
         assert!(!err.retryable);
         assert_eq!(err.store, path.display().to_string());
         assert!(err.message.contains("exists and is writable"), "{err}");
+        // Issue 13: rusqlite's error is the source, not only words in the message.
+        let source = std::error::Error::source(&err).expect("a source");
+        let sqlite = source.downcast_ref::<rusqlite::Error>().expect("a rusqlite error");
+        assert!(err.message.contains(&sqlite.to_string()), "{err}");
     }
 
     #[test]
