@@ -76,6 +76,11 @@ pub async fn open_adapters(settings: &Settings) -> Result<Adapters, StartError> 
     })
 }
 
+/// The scheme of `url` (`postgres` of `postgres://…`), or `""` for a plain path.
+fn scheme(url: &str) -> &str {
+    url.split_once("://").map_or("", |(s, _)| s)
+}
+
 fn sqlite_path<'a>(section: &'static str, url: &'a str) -> Result<&'a str, StartError> {
     match url.split_once("://") {
         Some(("sqlite", p)) if !p.is_empty() => Ok(p),
@@ -109,7 +114,7 @@ fn missing_feature(section: &'static str, url: &str, feature: &str) -> StartErro
 /// `dynamodb://TABLE` (feature `aws`).
 pub async fn open_state(settings: &Settings) -> Result<Arc<dyn StateStore>, StartError> {
     let url = settings.state.url.as_str();
-    match url.split_once("://").map(|(s, _)| s).unwrap_or("") {
+    match scheme(url) {
         #[cfg(feature = "aws")]
         "dynamodb" => Ok(Arc::new(crate::adapters::DynamoDbStateStore::connect(url).await?)),
         #[cfg(not(feature = "aws"))]
@@ -125,7 +130,7 @@ pub async fn open_state(settings: &Settings) -> Result<Arc<dyn StateStore>, Star
 /// `redshift-data://…` (feature `redshift`).
 pub async fn open_warehouse(settings: &Settings) -> Result<Arc<dyn Warehouse>, StartError> {
     let url = settings.warehouse.url.as_str();
-    match url.split_once("://").map(|(s, _)| s).unwrap_or("") {
+    match scheme(url) {
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => {
             Ok(Arc::new(crate::adapters::PostgresWarehouse::connect(&settings.warehouse, &settings.base_dir).await?))
