@@ -32,6 +32,7 @@ use crate::validate::{Counts, FileProblem, RejectedRow, Validator};
 use crate::write::{Output, ParquetSink, Quarantine, WriteError};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
+use checker::{Checked, Checker, Chunk, IN_FLIGHT};
 use futures::StreamExt;
 use serde::Serialize;
 use std::sync::Arc;
@@ -286,7 +287,7 @@ impl<'a> FileJob<'a> {
         let mut input = Input::open_version(&self.input, c.dialect.encoding, self.if_match.as_deref()).await?;
         let total = input.size;
 
-        let mut quarantine = match (&self.rejects, &self.output) {
+        let quarantine = match (&self.rejects, &self.output) {
             (Some(r), _) => Some(Quarantine::new(r.clone())),
             (None, Some(o)) => {
                 let name = o.file_name();
@@ -318,11 +319,16 @@ impl<'a> FileJob<'a> {
         let mut v = Validator::new(c.clone());
         v.set_warehouse_limits(self.warehouse_limits.clone());
         v.set_limits(&limits);
+        if !c.dialect.header {
+            v.bind_by_position();
+            tok.set_max_fields(v.width().unwrap_or(0) + 1);
+        }
+        // The validator binds the header here, then moves to its own thread (see `checker`).
+        let mut validator = Some(v);
+        let mut checker: Option<Checker> = None;
+        let mut verdicts = Verdicts { quarantine, errors: Vec::new(), max_errors: self.max_errors, spare: Vec::new() };
         let mut buf: Vec<u8> = Vec::new();
         let mut recs = Records::default();
-        let mut batches = Vec::new();
-        let mut rejects: Vec<RejectedRow> = Vec::new();
-        let mut errors = Vec::new();
         let mut warnings = Vec::new();
         let mut problem: Option<FileProblem> = None;
         let mut lines_to_skip = c.dialect.skip_lines;
@@ -334,10 +340,6 @@ impl<'a> FileJob<'a> {
         // that a long record is tokenized a few times, not once per chunk.
         let mut wait_for = 0usize;
         let compressed = input.compression() != Compression::None;
-        if !need_header {
-            v.bind_by_position();
-            tok.set_max_fields(v.width().unwrap_or(0) + 1);
-        }
         loop {
             if !more {
                 if eof {
@@ -407,6 +409,7 @@ impl<'a> FileJob<'a> {
             if need_header {
                 let h = recs.records.remove(0);
                 need_header = false;
+                let v_bound = validator.as_mut().expect("the header is bound before the validator starts");
                 if h.field_count + h.extra_fields > limits.max_columns {
                     problem = Some(FileProblem {
                         rule: "too-many-columns",
@@ -425,7 +428,7 @@ impl<'a> FileJob<'a> {
                         problem = Some(p);
                         break;
                     }
-                    Ok(names) => match v.bind_header(&names) {
+                    Ok(names) => match v_bound.bind_header(&names) {
                         Ok(w) => warnings.extend(w),
                         Err(p) => {
                             problem = Some(p);
@@ -434,42 +437,55 @@ impl<'a> FileJob<'a> {
                     },
                 }
                 // Cells past the header's width are only counted: one more is kept to quote.
-                tok.set_max_fields(v.width().unwrap_or(0) + 1);
+                tok.set_max_fields(v_bound.width().unwrap_or(0) + 1);
             }
-            v.push_records(&buf, &recs, &mut batches, &mut rejects);
-            buf.drain(..consumed);
-            for b in batches.drain(..) {
-                if let Some(tx) = &tx
-                    && tx.send(b).await.is_err()
-                {
-                    break; // the writer failed; its error is collected below
+            if !recs.records.is_empty() {
+                // The records go to the validator with the bytes they span; the unconsumed
+                // tail moves to a buffer of an earlier chunk, to be filled further.
+                let Chunk { buf: mut next, recs: spare_recs } = verdicts.spare.pop().unwrap_or_default();
+                next.clear();
+                next.extend_from_slice(&buf[consumed..]);
+                let mut bytes = std::mem::replace(&mut buf, next);
+                bytes.truncate(consumed);
+                let chunk = Chunk { buf: bytes, recs: std::mem::replace(&mut recs, spare_recs) };
+                let ch = checker.get_or_insert_with(|| {
+                    Checker::start(validator.take().expect("the validator is not started twice"), tx.clone())
+                });
+                ch.send(chunk).await;
+                // Keep one chunk in the validator while the next is read.
+                while ch.in_flight() >= IN_FLIGHT {
+                    match ch.next().await {
+                        Some(checked) => {
+                            problem = verdicts.take(checked, &input, &limits, self.progress.as_ref()).await?
+                        }
+                        None => break,
+                    }
+                    if problem.is_some() {
+                        break;
+                    }
                 }
-            }
-            collect_errors(&rejects, &mut errors, self.max_errors);
-            if let Some(q) = &mut quarantine {
-                q.write(&rejects).await?;
-                let allowed = limits.max_quarantine(input.decompressed_bytes());
-                if q.bytes() > allowed {
-                    problem = Some(FileProblem {
-                        rule: "quarantine-size",
-                        message: format!(
-                            "the quarantine of this file passed {allowed} bytes ({} times the {} bytes read plus {} MiB) after {} rejected rows: the file is mostly rejected rows (blank lines, stray delimiters?); fix the file at the first lines of the quarantine, or raise [limits] quarantine_ratio",
-                            limits.quarantine_ratio,
-                            input.decompressed_bytes(),
-                            limits.quarantine_floor_bytes >> 20,
-                            v.counts().rows_rejected
-                        ),
-                    });
-                }
-            }
-            rejects.clear();
-            if let Some(p) = &self.progress {
-                p(input.bytes_read(), total, v.counts().rows_read);
+            } else {
+                buf.drain(..consumed);
             }
             if problem.is_some() {
                 break;
             }
         }
+        // The verdicts still out: a chunk validated is counted, so its rejected rows go to the
+        // quarantine even after a file-level problem; chunks not yet validated are not.
+        let mut v = match checker {
+            Some(mut ch) => {
+                if problem.is_some() {
+                    ch.stop();
+                }
+                while let Some(checked) = ch.next().await {
+                    let late = verdicts.take(checked, &input, &limits, self.progress.as_ref()).await?;
+                    problem = problem.or(late);
+                }
+                ch.finish().await
+            }
+            None => validator.take().expect("the validator is here when it was never started"),
+        };
         if problem.is_none() && need_header {
             problem = Some(FileProblem {
                 rule: "empty-file",
@@ -517,7 +533,7 @@ impl<'a> FileJob<'a> {
                 outputs.extend(sink.finish().await?);
             }
         }
-        if let Some(q) = quarantine {
+        if let Some(q) = verdicts.quarantine {
             outputs.extend(q.finish().await?);
         }
         let seconds = started.elapsed().as_secs_f64();
@@ -541,7 +557,7 @@ impl<'a> FileJob<'a> {
             e_tag: input.e_tag.clone(),
             seconds,
             rows_per_second: if seconds > 0.0 { counts.rows_read as f64 / seconds } else { 0.0 },
-            errors,
+            errors: verdicts.errors,
             outputs,
             warnings: warnings
                 .iter()
@@ -582,6 +598,51 @@ fn header_names(
         }
     }
     Ok(names)
+}
+
+/// Where the verdicts of the chunks go: the quarantine, the report's first errors, the progress.
+struct Verdicts {
+    quarantine: Option<Quarantine>,
+    errors: Vec<ReportError>,
+    max_errors: usize,
+    /// Chunks handed back, whose buffers the next chunks reuse.
+    spare: Vec<Chunk>,
+}
+
+impl Verdicts {
+    /// Writes a chunk's rejected rows; returns the problem if the quarantine grew past its bound.
+    async fn take(
+        &mut self,
+        checked: Checked,
+        input: &Input,
+        limits: &Limits,
+        progress: Option<&ProgressFn>,
+    ) -> Result<Option<FileProblem>, JobError> {
+        let Checked { chunk, rejects, counts } = checked;
+        self.spare.push(chunk);
+        collect_errors(&rejects, &mut self.errors, self.max_errors);
+        let mut problem = None;
+        if let Some(q) = &mut self.quarantine {
+            q.write(&rejects).await?;
+            let allowed = limits.max_quarantine(input.decompressed_bytes());
+            if q.bytes() > allowed {
+                problem = Some(FileProblem {
+                    rule: "quarantine-size",
+                    message: format!(
+                        "the quarantine of this file passed {allowed} bytes ({} times the {} bytes read plus {} MiB) after {} rejected rows: the file is mostly rejected rows (blank lines, stray delimiters?); fix the file at the first lines of the quarantine, or raise [limits] quarantine_ratio",
+                        limits.quarantine_ratio,
+                        input.decompressed_bytes(),
+                        limits.quarantine_floor_bytes >> 20,
+                        counts.rows_rejected
+                    ),
+                });
+            }
+        }
+        if let Some(p) = progress {
+            p(input.bytes_read(), input.size, counts.rows_read);
+        }
+        Ok(problem)
+    }
 }
 
 fn collect_errors(rejects: &[RejectedRow], errors: &mut Vec<ReportError>, max: usize) {
@@ -645,5 +706,6 @@ fn explain_memory(e: datafusion::error::DataFusionError, memory_bytes: usize) ->
     }
 }
 
+mod checker;
 #[cfg(test)]
 mod tests;

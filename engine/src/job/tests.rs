@@ -69,3 +69,61 @@ fn the_quarantine_bound_stops_a_dry_run_too() {
     assert_eq!(rule(&r), Some("quarantine-size"));
     assert!(r.rows_rejected < 100_000, "stopped before the end: {}", r.rows_rejected);
 }
+
+/// Runs `body` with Parquet and quarantine outputs; returns the report and the quarantine's lines.
+fn run_to_outputs(dataset: &Dataset, body: &[u8], limits: Limits) -> (Report, Vec<serde_json::Value>) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let stores = Stores::new();
+    rt.block_on(stores.memory().put(&StorePath::from("in.csv"), PutPayload::from(body.to_vec()))).expect("put");
+    let job = FileJob::new(dataset, stores.resolve("memory://in.csv").expect("url"))
+        .output(stores.resolve("memory://out.parquet").expect("url"))
+        .rejects(stores.resolve("memory://out.rejects.jsonl").expect("url"))
+        .limits(limits);
+    let report = rt.block_on(job.run()).expect("runs");
+    assert_eq!(report.rows_read, report.rows_valid + report.rows_rejected);
+    let text = match rt.block_on(stores.memory().get(&StorePath::from("out.rejects.jsonl"))) {
+        Ok(got) => String::from_utf8(rt.block_on(got.bytes()).expect("bytes").to_vec()).expect("utf8"),
+        Err(_) => String::new(),
+    };
+    let lines = text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    (report, lines)
+}
+
+#[test]
+fn validation_on_its_own_thread_keeps_file_order_and_every_rejected_row() {
+    // Many chunks (each read is 1 MiB), a key repeated across chunks, a bad value every 997 rows.
+    let toml = "name = \"t\"\n[load]\nmax_rejected_ratio = 1.0\n[schema]\nprimaryKey = [\"id\"]\nfields = [{ name = \"id\", type = \"integer\" }, { name = \"n\", type = \"integer\" }]\n";
+    let d =
+        Dataset::from_contract(crate::contract::load_str(toml, "t.toml", std::path::Path::new(".")).expect("contract"))
+            .expect("dataset");
+    let mut body = b"id,n\n".to_vec();
+    let rows = 400_000u64;
+    for i in 0..rows {
+        let id = if i == rows - 1 { 5 } else { i };
+        let n = if i % 997 == 0 { "x".to_string() } else { i.to_string() };
+        body.extend_from_slice(format!("{id},{n}\n").as_bytes());
+    }
+    assert!(body.len() > 4 << 20, "several chunks: {} bytes", body.len());
+    let (r, quarantine) = run_to_outputs(&d, &body, Limits::default());
+    let bad = rows.div_ceil(997);
+    assert_eq!((r.rows_read, r.rows_rejected), (rows, bad + 1), "{:?}", r.file_problem);
+    assert_eq!(quarantine.len() as u64, r.rows_rejected);
+    let lines: Vec<u64> = quarantine.iter().map(|q| q["line"].as_u64().expect("line")).collect();
+    assert!(lines.windows(2).all(|w| w[0] < w[1]), "the quarantine is in file order");
+    let last = quarantine.last().expect("the duplicate");
+    assert_eq!(last["errors"][0]["rule"], "primary-key");
+    assert_eq!(last["errors"][0]["first_line"], 7, "id 5 was first seen on line 7");
+    let listed: Vec<u64> = r.errors.iter().map(|e| e.line).collect();
+    assert_eq!(listed, lines[..listed.len()].to_vec(), "the report lists the first errors of the file");
+}
+
+#[test]
+fn a_file_rejected_mid_stream_still_quarantines_every_row_it_counted() {
+    // Blank rows only: the quarantine bound trips while chunks are still in the validator.
+    let body = [b"a\n".as_slice(), &[b'\n'; 3 << 20]].concat();
+    let limits = Limits { quarantine_floor_bytes: 0, quarantine_ratio: 40, ..Limits::default() };
+    let (r, quarantine) = run_to_outputs(&dataset(""), &body, limits);
+    assert_eq!(rule(&r), Some("quarantine-size"));
+    assert!(r.rows_rejected < 3 << 20, "stopped before the end: {}", r.rows_rejected);
+    assert_eq!(quarantine.len() as u64, r.rows_rejected, "counted = quarantined");
+}
