@@ -15,6 +15,7 @@ use object_store::buffered::BufWriter;
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
@@ -57,10 +58,56 @@ fn upload(loc: &Location) -> BufWriter {
 }
 
 pub fn writer_properties() -> WriterProperties {
-    WriterProperties::builder()
+    properties_for(&[])
+}
+
+/// [`writer_properties`], with the columns named in `plain` written without a dictionary.
+fn properties_for(plain: &[String]) -> WriterProperties {
+    let mut b = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build()
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    for name in plain {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);
+    }
+    b.build()
+}
+
+/// Rows of the first batch looked at to decide each column's encoding.
+const SAMPLE_ROWS: usize = 8192;
+
+/// The columns of `batch` whose values are mostly distinct, so that a dictionary would only cost
+/// time: the writer interns every value, then gives the dictionary up once it passes its page
+/// size, in every row group. Decided once per file on the start of the first batch, as DuckDB and
+/// Polars decide per column; the file is the same data either way, only its encoding differs.
+pub fn mostly_distinct_columns(batch: &RecordBatch) -> Vec<String> {
+    use arrow::array::{Array, AsArray};
+    use std::collections::HashSet;
+    let rows = batch.num_rows().min(SAMPLE_ROWS);
+    let mut plain = Vec::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        let column = column.slice(0, rows);
+        let valid = rows - column.null_count();
+        if valid < 64 {
+            continue;
+        }
+        let distinct = if let Some(strings) = column.as_string_opt::<i32>() {
+            strings.iter().flatten().collect::<HashSet<&str>>().len()
+        } else if let Some(width) = column.data_type().primitive_width() {
+            let data = column.to_data();
+            let bytes = &data.buffers()[0].as_slice()[data.offset() * width..(data.offset() + rows) * width];
+            (0..rows)
+                .filter(|&i| column.is_valid(i))
+                .map(|i| &bytes[i * width..(i + 1) * width])
+                .collect::<HashSet<_>>()
+                .len()
+        } else {
+            continue;
+        };
+        if distinct * 2 > valid {
+            plain.push(field.name().clone());
+        }
+    }
+    plain
 }
 
 /// Parquet output, optionally split by size.
@@ -69,13 +116,16 @@ pub struct ParquetSink {
     max_part_bytes: Option<u64>,
     schema: SchemaRef,
     current: Option<(AsyncArrowWriter<BufWriter>, Location, u64)>,
+    /// Columns written without a dictionary, decided on the first batch (see
+    /// [`mostly_distinct_columns`]) and kept for every part.
+    plain: Option<Vec<String>>,
     /// Parts closed so far, with where they are (to remove them if the file is rejected).
     written: Vec<(Location, Output)>,
 }
 
 impl ParquetSink {
     pub fn new(base: Location, schema: SchemaRef, max_part_bytes: Option<u64>) -> Self {
-        ParquetSink { base, max_part_bytes, schema, current: None, written: Vec::new() }
+        ParquetSink { base, max_part_bytes, schema, current: None, plain: None, written: Vec::new() }
     }
 
     fn part_location(&self) -> Location {
@@ -89,10 +139,17 @@ impl ParquetSink {
         }
     }
 
-    fn open(&mut self) -> Result<(), WriteError> {
+    /// Opens the next part, its encodings chosen on `first`, the first batch it will hold.
+    fn open(&mut self, first: Option<&RecordBatch>) -> Result<(), WriteError> {
         let loc = self.part_location();
         let w = upload(&loc);
-        let writer = AsyncArrowWriter::try_new(w, self.schema.clone(), Some(writer_properties()))
+        if let Some(b) = first
+            && self.plain.is_none()
+        {
+            self.plain = Some(mostly_distinct_columns(b));
+        }
+        let props = properties_for(self.plain.as_deref().unwrap_or_default());
+        let writer = AsyncArrowWriter::try_new(w, self.schema.clone(), Some(props))
             .map_err(|source| WriteError::Parquet { url: loc.url.clone(), source })?;
         self.current = Some((writer, loc, 0));
         Ok(())
@@ -103,7 +160,7 @@ impl ParquetSink {
             return Ok(());
         }
         if self.current.is_none() {
-            self.open()?;
+            self.open(Some(batch))?;
         }
         let (w, loc, rows) = self.current.as_mut().expect("opened");
         w.write(batch).await.map_err(|source| WriteError::Parquet { url: loc.url.clone(), source })?;
@@ -133,7 +190,7 @@ impl ParquetSink {
     /// that the output always exists and carries the schema.
     pub async fn finish(mut self) -> Result<Vec<Output>, WriteError> {
         if self.current.is_none() && self.written.is_empty() {
-            self.open()?;
+            self.open(None)?;
         }
         self.close_part().await?;
         Ok(self.written.into_iter().map(|(_, o)| o).collect())
@@ -211,5 +268,50 @@ impl Quarantine {
             }
             _ => Ok(None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batch(ids: Vec<Option<i64>>, codes: Vec<Option<&str>>) -> RecordBatch {
+        let schema =
+            Schema::new(vec![Field::new("id", DataType::Int64, true), Field::new("code", DataType::Utf8, true)]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(codes))],
+        )
+        .expect("batch")
+    }
+
+    #[test]
+    fn mostly_distinct_columns_go_without_a_dictionary() {
+        let n = 10_000;
+        let b =
+            batch((0..n).map(Some).collect(), (0..n).map(|i| Some(["USD", "EUR", "GBP"][i as usize % 3])).collect());
+        assert_eq!(mostly_distinct_columns(&b), vec!["id".to_string()]);
+        // Text, the other way round: unique codes, repeated ids.
+        let codes: Vec<String> = (0..n).map(|i| format!("SKU-{i}")).collect();
+        let b = batch((0..n).map(|i| Some(i % 7)).collect(), codes.iter().map(|c| Some(c.as_str())).collect());
+        assert_eq!(mostly_distinct_columns(&b), vec!["code".to_string()]);
+    }
+
+    #[test]
+    fn nulls_and_short_samples_keep_the_dictionary() {
+        // Mostly null: the few values decide nothing.
+        let b = batch((0..1000).map(|i| (i < 10).then_some(i)).collect(), vec![None; 1000]);
+        assert!(mostly_distinct_columns(&b).is_empty());
+        // Distinct values past the sample do not count, and a slice's offset is honoured.
+        let b = batch(
+            (0..20_000).map(|i| Some(if i < SAMPLE_ROWS as i64 { 1 } else { i })).collect(),
+            vec![Some("x"); 20_000],
+        );
+        assert!(mostly_distinct_columns(&b).is_empty());
+        let sliced = b.slice(SAMPLE_ROWS, 10_000);
+        assert_eq!(mostly_distinct_columns(&sliced), vec!["id".to_string()]);
     }
 }

@@ -677,7 +677,11 @@ fn check_constraints(field: &crate::contract::Field, cell: &Cell, s: &str) -> Op
         })
     };
     if let Some(list) = &c.enumeration
-        && !list.iter().any(|v| cell.cmp_value(s, v) == Some(Ordering::Equal))
+        && !list.iter().any(|v| match (cell, v) {
+            // Equality, not order: unequal lengths answer without comparing bytes.
+            (Cell::Str { .. }, Value::Str(member)) => member == s,
+            _ => cell.cmp_value(s, v) == Some(Ordering::Equal),
+        })
     {
         let shown: Vec<String> = list.iter().map(|v| show(v, field)).collect();
         return fail("enum", format!("`{s}` in `{}` is not one of: {}", field.name, shown.join(", ")));
