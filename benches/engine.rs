@@ -2,14 +2,18 @@
 //!
 //! The data is made in-process by [`orders_csv`], a port of `gen_orders.py` (the generator of the
 //! peer benchmark in `../shared/bench`): the same seed gives the same bytes, so MB/s here and
-//! there are over the same input. It is validated against `schemas/orders.toml`. Three
+//! there are over the same input. It is validated against `schemas/orders.toml`. The
 //! measurements, each in input bytes per second:
 //!
 //! - `tokenize`: [`Tokenizer::parse`] over the buffer in 1 MiB windows, as the file job reads it;
 //! - `tokenize_validate`: the same plus [`Validator::push_records`] (typed Arrow batches, which
 //!   are then dropped);
+//! - `parquet_write`: the validated batches of the file through [`ParquetSink`] (per-column
+//!   encodings, zstd) into the in-memory store;
 //! - `file_job`: the whole [`FileJob`] from the in-memory store to zstd Parquet in the in-memory
-//!   store, on a current-thread runtime (one core).
+//!   store, on a current-thread runtime: reading and encoding share its thread, the validator
+//!   has its own;
+//! - `file_job_2_threads`: the same on a runtime of two worker threads (as `--threads 2`).
 //!
 //! Run with `cargo bench -p glueless-engine --bench engine` (about two minutes the first time
 //! after the release build); `-- tokenize` picks one.
@@ -18,6 +22,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use glueless_engine::decode::CHUNK_BYTES;
 use glueless_engine::decode::tokenizer::{Records, Tokenizer};
 use glueless_engine::validate::Validator;
+use glueless_engine::write::ParquetSink;
 use glueless_engine::{Dataset, FileJob, Stores};
 use object_store::{ObjectStoreExt, PutPayload, path::Path as StorePath};
 use std::hint::black_box;
@@ -187,11 +192,37 @@ fn engine(c: &mut Criterion) {
         })
     });
 
+    // The validated batches of the whole file, once, for the writer alone.
+    let batches = {
+        let mut tok = Tokenizer::new(b',', b'"');
+        let mut v = Validator::new(dataset.contract.clone());
+        v.bind_header(&header).expect("the header matches the contract");
+        let (mut batches, mut rejects) = (Vec::new(), Vec::new());
+        for_each_window(body, &mut tok, &mut recs, |window, r| v.push_records(window, r, &mut batches, &mut rejects));
+        batches.extend(v.finish());
+        batches
+    };
+
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     let stores = Stores::new();
+    // The Parquet writer alone (encodings chosen per column, zstd): what the validator's batches
+    // cost to encode.
+    group.bench_function("parquet_write", |b| {
+        b.iter(|| {
+            let out = stores.resolve("memory://staging/write.parquet").expect("memory URL");
+            let mut sink = ParquetSink::new(out, dataset.validated_schema.clone(), None);
+            rt.block_on(async {
+                for batch in &batches {
+                    sink.write(batch).await.expect("writes");
+                }
+                black_box(sink.finish().await.expect("closes"))
+            })
+        })
+    });
+
     rt.block_on(stores.memory().put(&StorePath::from("landing/orders.csv"), PutPayload::from(csv.clone())))
         .expect("put");
-    let run = || {
+    let run = |rt: &tokio::runtime::Runtime| {
         let job = FileJob::new(&dataset, stores.resolve("memory://landing/orders.csv").expect("memory URL"))
             .output(stores.resolve("memory://staging/orders.parquet").expect("memory URL"))
             .rejects(stores.resolve("memory://rejected/orders.jsonl").expect("memory URL"));
@@ -201,7 +232,10 @@ fn engine(c: &mut Criterion) {
     };
     // About 0.2 s an iteration in release: give it room for 10 samples.
     group.measurement_time(Duration::from_secs(12));
-    group.bench_function("file_job", |b| b.iter(|| black_box(run())));
+    group.bench_function("file_job", |b| b.iter(|| black_box(run(&rt))));
+    // The same on two worker threads: validation overlaps reading and encoding.
+    let rt2 = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
+    group.bench_function("file_job_2_threads", |b| b.iter(|| black_box(run(&rt2))));
     group.finish();
 }
 

@@ -1,9 +1,11 @@
 //! Validation on its own thread, one chunk behind the reader.
 //!
-//! The file job's task reads and tokenizes chunk `k + 1` while this thread validates chunk `k`
-//! and hands its typed batches to the Parquet writer: reading, validating and encoding overlap,
-//! so a second core is used. The order of rows is kept (one validator, chunks in file order),
-//! and so is what a row's verdict depends on: the key indexes see the rows in file order.
+//! With more than one thread, the file job's task reads and tokenizes chunk `k + 1` while a
+//! thread of its own validates chunk `k` and hands its typed batches to the Parquet writer:
+//! reading, validating and encoding overlap, so a second core is used. With one thread the
+//! chunks are validated in place, on the job's task, and the job keeps to one core. Either way
+//! the order of rows is kept (one validator, chunks in file order), and so is what a row's
+//! verdict depends on: the key indexes see the rows in file order.
 //!
 //! Memory stays bounded: at most [`IN_FLIGHT`] chunks are queued or being validated, and their
 //! buffers come back with the verdict to be reused for the next chunks.
@@ -11,6 +13,7 @@
 use crate::decode::tokenizer::Records;
 use crate::validate::{Counts, RejectedRow, Validator};
 use arrow::array::RecordBatch;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::mpsc;
@@ -35,19 +38,40 @@ pub struct Checked {
 }
 
 pub struct Checker {
-    to: Option<mpsc::Sender<Chunk>>,
-    from: mpsc::Receiver<Checked>,
-    worker: tokio::task::JoinHandle<Validator>,
+    mode: Mode,
     in_flight: usize,
-    /// Set once the file is rejected: the chunks still queued are handed back unread, so that
-    /// no row past the verdict is counted.
-    stop: Arc<AtomicBool>,
+}
+
+enum Mode {
+    Thread {
+        to: Option<mpsc::Sender<Chunk>>,
+        from: mpsc::Receiver<Checked>,
+        worker: tokio::task::JoinHandle<Validator>,
+        /// Set once the file is rejected: the chunks still queued are handed back unread, so
+        /// that no row past the verdict is counted.
+        stop: Arc<AtomicBool>,
+    },
+    Inline {
+        v: Box<Validator>,
+        batches: Option<mpsc::Sender<RecordBatch>>,
+        done: VecDeque<Checked>,
+        ready: Vec<RecordBatch>,
+    },
 }
 
 impl Checker {
-    /// Starts validating with `v` (bound to its header); valid rows go to `batches` (none in a
-    /// dry run).
-    pub fn start(mut v: Validator, batches: Option<mpsc::Sender<RecordBatch>>) -> Checker {
+    /// Starts validating with `v` (bound to its header) on a thread of its own when `threads`
+    /// is more than one, in place otherwise; valid rows go to `batches` (none in a dry run).
+    pub fn start(v: Validator, batches: Option<mpsc::Sender<RecordBatch>>, threads: usize) -> Checker {
+        let mode = if threads > 1 {
+            Self::thread(v, batches)
+        } else {
+            Mode::Inline { v: Box::new(v), batches, done: VecDeque::new(), ready: Vec::new() }
+        };
+        Checker { mode, in_flight: 0 }
+    }
+
+    fn thread(mut v: Validator, batches: Option<mpsc::Sender<RecordBatch>>) -> Mode {
         let (to, mut chunks) = mpsc::channel::<Chunk>(IN_FLIGHT);
         let (back, from) = mpsc::channel::<Checked>(IN_FLIGHT);
         let stop = Arc::new(AtomicBool::new(false));
@@ -71,15 +95,30 @@ impl Checker {
             }
             v
         });
-        Checker { to: Some(to), from, worker, in_flight: 0, stop }
+        Mode::Thread { to: Some(to), from, worker, stop }
     }
 
-    /// Queues a chunk; waits only while [`IN_FLIGHT`] chunks are queued.
+    /// Queues a chunk (validates it, in place); waits only while [`IN_FLIGHT`] chunks are queued.
     pub async fn send(&mut self, chunk: Chunk) {
-        if let Some(to) = &self.to
-            && to.send(chunk).await.is_ok()
-        {
-            self.in_flight += 1;
+        match &mut self.mode {
+            Mode::Thread { to, .. } => {
+                if let Some(to) = to
+                    && to.send(chunk).await.is_ok()
+                {
+                    self.in_flight += 1;
+                }
+            }
+            Mode::Inline { v, batches, done, ready } => {
+                let mut rejects = Vec::new();
+                v.push_records(&chunk.buf, &chunk.recs, ready, &mut rejects);
+                for b in ready.drain(..) {
+                    if let Some(tx) = batches {
+                        let _ = tx.send(b).await;
+                    }
+                }
+                done.push_back(Checked { chunk, rejects, counts: v.counts() });
+                self.in_flight += 1;
+            }
         }
     }
 
@@ -93,21 +132,31 @@ impl Checker {
         if self.in_flight == 0 {
             return None;
         }
-        let checked = self.from.recv().await;
+        let checked = match &mut self.mode {
+            Mode::Thread { from, .. } => from.recv().await,
+            Mode::Inline { done, .. } => done.pop_front(),
+        };
         self.in_flight -= 1;
         checked
     }
 
     /// Validates nothing more: chunks still queued come back with no verdict.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        if let Mode::Thread { stop, .. } = &self.mode {
+            stop.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Closes the queue and gives the validator back. Every verdict must have been taken with
     /// [`Checker::next`] first: a verdict left behind would be rows counted and never reported.
-    pub async fn finish(mut self) -> Validator {
+    pub async fn finish(self) -> Validator {
         debug_assert_eq!(self.in_flight, 0, "verdicts left behind");
-        self.to = None;
-        self.worker.await.expect("the validator does not panic")
+        match self.mode {
+            Mode::Thread { to, worker, .. } => {
+                drop(to);
+                worker.await.expect("the validator does not panic")
+            }
+            Mode::Inline { v, .. } => *v,
+        }
     }
 }

@@ -263,7 +263,8 @@ impl<'a> FileJob<'a> {
         self
     }
 
-    /// Threads for the transform.
+    /// Threads the job may keep busy: with more than one, validation runs on a thread of its
+    /// own while the file is read and the Parquet encoded; the transform gets `n` partitions.
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = n.max(1);
         self
@@ -449,7 +450,11 @@ impl<'a> FileJob<'a> {
                 bytes.truncate(consumed);
                 let chunk = Chunk { buf: bytes, recs: std::mem::replace(&mut recs, spare_recs) };
                 let ch = checker.get_or_insert_with(|| {
-                    Checker::start(validator.take().expect("the validator is not started twice"), tx.clone())
+                    Checker::start(
+                        validator.take().expect("the validator is not started twice"),
+                        tx.clone(),
+                        self.threads,
+                    )
                 });
                 ch.send(chunk).await;
                 // Keep one chunk in the validator while the next is read.

@@ -71,13 +71,14 @@ fn the_quarantine_bound_stops_a_dry_run_too() {
 }
 
 /// Runs `body` with Parquet and quarantine outputs; returns the report and the quarantine's lines.
-fn run_to_outputs(dataset: &Dataset, body: &[u8], limits: Limits) -> (Report, Vec<serde_json::Value>) {
+fn run_to_outputs(dataset: &Dataset, body: &[u8], limits: Limits, threads: usize) -> (Report, Vec<serde_json::Value>) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let stores = Stores::new();
     rt.block_on(stores.memory().put(&StorePath::from("in.csv"), PutPayload::from(body.to_vec()))).expect("put");
     let job = FileJob::new(dataset, stores.resolve("memory://in.csv").expect("url"))
         .output(stores.resolve("memory://out.parquet").expect("url"))
         .rejects(stores.resolve("memory://out.rejects.jsonl").expect("url"))
+        .threads(threads)
         .limits(limits);
     let report = rt.block_on(job.run()).expect("runs");
     assert_eq!(report.rows_read, report.rows_valid + report.rows_rejected);
@@ -104,7 +105,13 @@ fn validation_on_its_own_thread_keeps_file_order_and_every_rejected_row() {
         body.extend_from_slice(format!("{id},{n}\n").as_bytes());
     }
     assert!(body.len() > 4 << 20, "several chunks: {} bytes", body.len());
-    let (r, quarantine) = run_to_outputs(&d, &body, Limits::default());
+    for threads in [1, 2] {
+        let (r, quarantine) = run_to_outputs(&d, &body, Limits::default(), threads);
+        check_order(rows, &r, &quarantine);
+    }
+}
+
+fn check_order(rows: u64, r: &Report, quarantine: &[serde_json::Value]) {
     let bad = rows.div_ceil(997);
     assert_eq!((r.rows_read, r.rows_rejected), (rows, bad + 1), "{:?}", r.file_problem);
     assert_eq!(quarantine.len() as u64, r.rows_rejected);
@@ -122,8 +129,10 @@ fn a_file_rejected_mid_stream_still_quarantines_every_row_it_counted() {
     // Blank rows only: the quarantine bound trips while chunks are still in the validator.
     let body = [b"a\n".as_slice(), &[b'\n'; 3 << 20]].concat();
     let limits = Limits { quarantine_floor_bytes: 0, quarantine_ratio: 40, ..Limits::default() };
-    let (r, quarantine) = run_to_outputs(&dataset(""), &body, limits);
-    assert_eq!(rule(&r), Some("quarantine-size"));
-    assert!(r.rows_rejected < 3 << 20, "stopped before the end: {}", r.rows_rejected);
-    assert_eq!(quarantine.len() as u64, r.rows_rejected, "counted = quarantined");
+    for threads in [1, 2] {
+        let (r, quarantine) = run_to_outputs(&dataset(""), &body, limits, threads);
+        assert_eq!(rule(&r), Some("quarantine-size"));
+        assert!(r.rows_rejected < 3 << 20, "stopped before the end: {}", r.rows_rejected);
+        assert_eq!(quarantine.len() as u64, r.rows_rejected, "counted = quarantined ({threads} threads)");
+    }
 }
