@@ -90,6 +90,9 @@ pub enum JobError {
     Input(#[from] DecodeError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// A key index could not spill past its memory (disk full, temp dir unwritable).
+    #[error(transparent)]
+    KeyIndex(#[from] crate::validate::keys::KeyIndexError),
     #[error("dataset `{dataset}`: the transform failed: {source}")]
     Transform {
         dataset: String,
@@ -103,7 +106,7 @@ impl JobError {
     pub fn is_retryable(&self) -> bool {
         match self {
             JobError::Input(e) => e.is_retryable(),
-            JobError::Write(_) => true,
+            JobError::Write(_) | JobError::KeyIndex(_) => true,
             JobError::Transform { .. } => false,
         }
     }
@@ -437,6 +440,9 @@ impl<'a> FileJob<'a> {
                 tok.set_max_fields(v.width().unwrap_or(0) + 1);
             }
             v.push_records(&buf, &recs, &mut batches, &mut rejects);
+            if let Some(e) = v.take_key_error() {
+                return Err(e.into());
+            }
             buf.drain(..consumed);
             for b in batches.drain(..) {
                 if let Some(tx) = &tx
