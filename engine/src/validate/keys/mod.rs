@@ -21,8 +21,8 @@
 
 mod spill;
 
-use spill::{Run, SpillDir};
 pub use spill::KeyIndexError;
+use spill::{Run, SpillDir};
 use std::path::PathBuf;
 
 /// One slot: a mixed key (0 = empty) and, for integer keys, the line it was first seen on; for
@@ -375,7 +375,10 @@ impl KeyIndex {
         let (used, have) = (t.arena.len(), t.arena.capacity());
         let new_arena = if used + need > have { (used + need).max(have * 2).max(4096) } else { have };
         // While growing, the old table (or arena) and the new one are both held.
-        let peak = other.bytes() + t.bytes() + if grow { new_cap * 12 } else { 0 } + if new_arena > have { new_arena } else { 0 };
+        let peak = other.bytes()
+            + t.bytes()
+            + if grow { new_cap * 12 } else { 0 }
+            + if new_arena > have { new_arena } else { 0 };
         let fits = peak <= self.budget && new_arena <= u32::MAX as usize;
         if !fits && t.len > 0 {
             let t = if text { &mut self.texts } else { &mut self.ints };
