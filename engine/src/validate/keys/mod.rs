@@ -11,7 +11,8 @@
 //! the index's budget ([`crate::Limits::key_index_bytes`], shared by the file's indexes). Past the
 //! budget the index spills: its keys are sorted and written to a run on disk (see [`spill`]), the
 //! table is emptied and reused. A key is then looked up in the table and in the runs (a Bloom
-//! filter of 10 bits a key, 1.3 bytes, stays in memory per run). A spill that fails (disk full)
+//! filter of 10 bits a key, 1.3 bytes, stays in memory per run); after a spill the emptied table
+//! is made as large as the rest of the budget allows. A spill that fails (disk full)
 //! is kept as a [`KeyIndexError`] for the caller ([`KeyIndex::take_error`]); the keys stay in
 //! memory meanwhile, so the answers stay right.
 //!
@@ -350,6 +351,8 @@ impl KeyIndex {
     #[cold]
     fn find_in_runs(&mut self, text: bool, k: u64, bytes: &[u8]) -> Option<u32> {
         let t = if text { &self.texts } else { &self.ints };
+        // Each run's filter is a cache miss: start them all before waiting for any.
+        t.runs.iter().for_each(|r| r.prefetch(k));
         for run in &t.runs {
             match run.find(k, bytes, &mut self.block) {
                 Ok(Some(line)) => return Some(line),
@@ -386,6 +389,17 @@ impl KeyIndex {
                 Ok(()) => {
                     if t.arena.capacity() < need {
                         t.arena.reserve_exact(need);
+                    }
+                    // The empty table is made as large as the budget now allows (the runs'
+                    // filters take a share of it): the old one is freed first, so this holds
+                    // no two tables at once, and fewer, longer runs make lookups cheaper.
+                    let other = if text { self.ints.bytes() } else { self.texts.bytes() };
+                    let t = if text { &mut self.texts } else { &mut self.ints };
+                    let rest = other + t.bytes() - t.slots.capacity() * 12;
+                    let cap = (self.budget.saturating_sub(rest) / 12).max(1024);
+                    if cap != t.slots.len() {
+                        t.slots = Vec::new();
+                        t.rehash(cap);
                     }
                     return;
                 }

@@ -83,6 +83,18 @@ impl Bloom {
         }
     }
 
+    fn prefetch(&self, k: u64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let block = ((k as u128 * (self.words.len() / 8) as u128) >> 64) as usize;
+            let p = &self.words[block * 8] as *const u64 as *const i8;
+            // SAFETY: a prefetch is a hint; it never faults, and `p` points into `words`.
+            unsafe { std::arch::x86_64::_mm_prefetch(p, std::arch::x86_64::_MM_HINT_T0) };
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = k;
+    }
+
     fn may_contain(&self, k: u64) -> bool {
         let (block, bits) = self.bits(k);
         bits.iter().all(|&b| self.words[block * 8 + b as usize / 64] & (1 << (b % 64)) != 0)
@@ -133,6 +145,11 @@ impl Run {
         let file = out.into_inner().map_err(|e| e.into_error())?;
         fences.shrink_to_fit();
         Ok(Run { file, len: at, text, bloom, fences })
+    }
+
+    /// Starts loading the filter's block of `k` into the cache.
+    pub(super) fn prefetch(&self, k: u64) {
+        self.bloom.prefetch(k);
     }
 
     /// Memory this run keeps (its filter and fences).
