@@ -11,7 +11,7 @@
 //! the index's budget ([`crate::Limits::key_index_bytes`], shared by the file's indexes). Past the
 //! budget the index spills: its keys are sorted and written to a run on disk (see [`spill`]), the
 //! table is emptied and reused. A key is then looked up in the table and in the runs (a Bloom
-//! filter of 10 bits a key, 1.3 bytes, stays in memory per run); after a spill the emptied table
+//! filter of 10 bits a key and a fence a KiB, 1.45 bytes a key, stay in memory per run); after a spill the emptied table
 //! is made as large as the rest of the budget allows. A spill that fails (disk full)
 //! is kept as a [`KeyIndexError`] for the caller ([`KeyIndex::take_error`]); the keys stay in
 //! memory meanwhile, so the answers stay right.
