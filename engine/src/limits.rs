@@ -14,6 +14,11 @@ pub struct Limits {
     /// 256 MB budget of a file job, the rest being the reader, the batches in flight and the
     /// Parquet row group being encoded.
     pub transform_memory_bytes: usize,
+    /// Memory for the file's in-file key indexes (`primaryKey` and `unique`, shared equally),
+    /// in bytes (`[limits] memory_mb` / 4): past it, an index spills its keys to sorted runs in
+    /// the OS temp dir (`TMPDIR`), removed when the file is done. Default 64 MiB, about four
+    /// million integer keys in memory.
+    pub key_index_bytes: usize,
     /// A record (with its quoted newlines) longer than this rejects the file: almost always a
     /// quote that is never closed. Also bounds each line skipped by `dialect.skip_lines`.
     /// Checked while a record is incomplete, so a value below one read (1 MiB) acts as 1 MiB.
@@ -51,6 +56,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             transform_memory_bytes: 128 << 20,
+            key_index_bytes: 64 << 20,
             max_record_bytes: crate::job::MAX_RECORD_BYTES,
             batch_bytes: 16 << 20,
             max_row_errors: 100,
@@ -69,6 +75,7 @@ impl Limits {
     pub fn clamped(self) -> Limits {
         Limits {
             transform_memory_bytes: self.transform_memory_bytes.max(1 << 20),
+            key_index_bytes: self.key_index_bytes.max(1 << 16),
             max_record_bytes: self.max_record_bytes.clamp(1, MAX_RECORD_BYTES_CAP),
             batch_bytes: self.batch_bytes.clamp(1, BATCH_BYTES_CAP),
             max_row_errors: self.max_row_errors.max(2),

@@ -11,6 +11,7 @@
 //! buffers come back with the verdict to be reused for the next chunks.
 
 use crate::decode::tokenizer::Records;
+use crate::validate::keys::KeyIndexError;
 use crate::validate::{Counts, RejectedRow, Validator};
 use arrow::array::RecordBatch;
 use std::collections::VecDeque;
@@ -35,6 +36,8 @@ pub struct Checked {
     pub chunk: Chunk,
     pub rejects: Vec<RejectedRow>,
     pub counts: Counts,
+    /// A key index that could not spill to disk: the file cannot be checked within its memory.
+    pub key_error: Option<KeyIndexError>,
 }
 
 pub struct Checker {
@@ -89,7 +92,8 @@ impl Checker {
                         }
                     }
                 }
-                if back.blocking_send(Checked { chunk, rejects, counts: v.counts() }).is_err() {
+                let checked = Checked { chunk, rejects, counts: v.counts(), key_error: v.take_key_error() };
+                if back.blocking_send(checked).is_err() {
                     break;
                 }
             }
@@ -116,7 +120,7 @@ impl Checker {
                         let _ = tx.send(b).await;
                     }
                 }
-                done.push_back(Checked { chunk, rejects, counts: v.counts() });
+                done.push_back(Checked { chunk, rejects, counts: v.counts(), key_error: v.take_key_error() });
                 self.in_flight += 1;
             }
         }

@@ -91,6 +91,9 @@ pub enum JobError {
     Input(#[from] DecodeError),
     #[error(transparent)]
     Write(#[from] WriteError),
+    /// A key index could not spill past its memory (disk full, temp dir unwritable).
+    #[error(transparent)]
+    KeyIndex(#[from] crate::validate::keys::KeyIndexError),
     #[error("dataset `{dataset}`: the transform failed: {source}")]
     Transform {
         dataset: String,
@@ -104,7 +107,7 @@ impl JobError {
     pub fn is_retryable(&self) -> bool {
         match self {
             JobError::Input(e) => e.is_retryable(),
-            JobError::Write(_) => true,
+            JobError::Write(_) | JobError::KeyIndex(_) => true,
             JobError::Transform { .. } => false,
         }
     }
@@ -623,8 +626,11 @@ impl Verdicts {
         limits: &Limits,
         progress: Option<&ProgressFn>,
     ) -> Result<Option<FileProblem>, JobError> {
-        let Checked { chunk, rejects, counts } = checked;
+        let Checked { chunk, rejects, counts, key_error } = checked;
         self.spare.push(chunk);
+        if let Some(e) = key_error {
+            return Err(e.into());
+        }
         collect_errors(&rejects, &mut self.errors, self.max_errors);
         let mut problem = None;
         if let Some(q) = &mut self.quarantine {

@@ -17,7 +17,7 @@ use crate::decode::tokenizer::{RecordSpan, Records, unescape_into};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use columns::{Cell, Column};
-use keys::{KeyHasher, KeyIndex, Probe};
+use keys::{Key, KeyHasher, KeyIndex, Probe};
 pub use report::{FileProblem, RejectedRow, RowError};
 use std::cmp::Ordering;
 use std::hash::RandomState;
@@ -138,6 +138,17 @@ impl Validator {
         let l = limits.clamped();
         self.batch_bytes = l.batch_bytes;
         self.max_row_errors = l.max_row_errors;
+        let indexes = self.primary_key.iter_mut().chain(self.unique.iter_mut().flatten());
+        let n = indexes.count().max(1);
+        for k in self.primary_key.iter_mut().chain(self.unique.iter_mut().flatten()) {
+            k.set_budget(l.key_index_bytes / n, None);
+        }
+    }
+
+    /// The failure of a key index to spill to disk, if one failed: the file cannot be checked
+    /// within its memory, which is a job error (retryable), not a verdict on the file.
+    pub fn take_key_error(&mut self) -> Option<keys::KeyIndexError> {
+        self.primary_key.iter_mut().chain(self.unique.iter_mut().flatten()).find_map(KeyIndex::take_error)
     }
 
     /// The columns the header declares (cells past them are `extra-cell`), once bound.
@@ -446,7 +457,7 @@ impl Validator {
                         && let Some(index) = &self.primary_key
                     {
                         let key = self.key_of(text, &contract.schema.primary_key);
-                        index.prefetch(key);
+                        index.prefetch(&key);
                         pk_key = Some(key);
                     }
                     if let Some(e) = check_constraints(field, &cell, s) {
@@ -562,11 +573,11 @@ impl Validator {
         }
     }
 
-    fn key_of(&self, text: &str, fields: &[usize]) -> u64 {
+    fn key_of(&self, text: &str, fields: &[usize]) -> Key {
         if let [fi] = fields
             && let Cell::Int(v) = self.cells[*fi]
         {
-            return v as u64;
+            return Key::Int(v as u64);
         }
         let mut h = KeyHasher::new(&self.key_hash);
         for &fi in fields {

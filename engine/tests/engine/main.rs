@@ -1,4 +1,5 @@
 //! The engine's one integration-test binary (`cargo test -p glueless-engine --test engine`).
 
 mod conformance;
+mod keys;
 mod property;
