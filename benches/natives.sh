@@ -10,7 +10,10 @@
 #
 #   CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 cargo build --release --bin glueless
 #   GLUELESS_BIN=target/release/glueless [GLUELESS_BENCH_PG=postgres://…] [GLUELESS_THREADS=2] \
-#     benches/natives.sh [ROWS] [ROUNDS]
+#     [GLUELESS_BASELINE_BIN=/tmp/glueless-before] benches/natives.sh [ROWS] [ROUNDS]
+#
+# GLUELESS_BASELINE_BIN, another build (say, of the commit before a change), runs in every round
+# too, next to GLUELESS_BIN: its lines and ratios are "baseline", for a before/after in one run.
 #
 # Every run starts from an empty fact table (a fresh SQLite file, a fresh PostgreSQL database)
 # with the same durability: SQLite in WAL mode with its default `synchronous`, PostgreSQL with
@@ -26,6 +29,7 @@ REPO="$PWD"
 ROWS="${1:-1000000}"
 ROUNDS="${2:-3}"
 BIN="$(realpath "${GLUELESS_BIN:-target/release/glueless}")"
+BASELINE="${GLUELESS_BASELINE_BIN:+$(realpath "$GLUELESS_BASELINE_BIN")}"
 GEN="../shared/bench/gen_orders.py"
 WORK="$(mktemp -d -t glueless-natives-bench.XXXXXX)"
 PG_BIN="${GLUELESS_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2> /dev/null | sort -V | tail -1)}"
@@ -114,12 +118,12 @@ timed() {
 }
 
 # glueless run --once with the file in the landing folder, from an empty state and warehouse.
-glueless_run() { # label round env…
+glueless_run() { # label round env… (the binary: $RUN_BIN, else $BIN)
   local label="$1" round="$2"
   shift 2
   rm -rf "$WORK/lake/staging" "$WORK/lake/rejected" "$WORK"/*.db "$WORK"/*.db-*
   ln -f "$WORK/orders.csv" "$WORK/lake/landing/orders/orders.csv"
-  timed "$label" "$round" env "$@" "$BIN" run --once --quiet --config "$WORK/glueless.toml" --format json
+  timed "$label" "$round" env "$@" "${RUN_BIN:-$BIN}" run --once --quiet --config "$WORK/glueless.toml" --format json
   python3 - "$WORK/out" "$ROWS" <<'PY'
 import json, sys
 v = json.load(open(sys.argv[1]))
@@ -155,9 +159,17 @@ native_postgres() { # round
   [ "$n" = "$ROWS" ] || { echo "native postgres loaded $n rows, not $ROWS"; exit 1; }
 }
 
-glueless_postgres() { # round
+glueless_postgres() { # round [label prefix]
   fresh_db natives_glueless
-  glueless_run "glueless postgres" "$1" GLUELESS__WAREHOUSE__URL="$(db_url natives_glueless)"
+  glueless_run "${2:-glueless} postgres" "$1" GLUELESS__WAREHOUSE__URL="$(db_url natives_glueless)"
+}
+
+# The baseline build, when given, right after the one under test.
+baseline() { # round
+  if [ -n "$BASELINE" ]; then
+    RUN_BIN="$BASELINE" glueless_run "baseline sqlite" "$1" GLUELESS_X=1
+    RUN_BIN="$BASELINE" glueless_postgres "$1" baseline
+  fi
 }
 
 # Alternated: odd rounds glueless first, even rounds the native paths first.
@@ -167,7 +179,9 @@ for round in $(seq 1 "$ROUNDS"); do
     native_sqlite "$round"
     glueless_postgres "$round"
     native_postgres "$round"
+    baseline "$round"
   else
+    baseline "$round"
     native_sqlite "$round"
     glueless_run "glueless sqlite" "$round" GLUELESS_X=1
     native_postgres "$round"
@@ -192,4 +206,7 @@ for w in ("sqlite", "postgres"):
     g, n = statistics.median(secs[f"glueless {w}"]), statistics.median(secs[f"native {w}"])
     gm, nm = max(rss[f"glueless {w}"]) / 1024, max(rss[f"native {w}"]) / 1024
     print(f"| {w} | {g:.2f} | {n:.2f} | {n / g:.2f}× | {gm:.0f} MiB | {nm:.0f} MiB |")
+    if secs[f"baseline {w}"]:
+        b, bm = statistics.median(secs[f"baseline {w}"]), max(rss[f"baseline {w}"]) / 1024
+        print(f"| {w}, baseline build | {b:.2f} | {n:.2f} | {n / b:.2f}× | {bm:.0f} MiB | {nm:.0f} MiB |")
 PY

@@ -14,7 +14,8 @@ use glueless_jobs::ports::{SqlType, TableSpec};
 /// The benchmarks' `orders` contract (`schemas/orders.toml`): `benches/natives.sh` runs the
 /// native paths with these very statements, so its comparison is with what glueless runs.
 fn orders() -> TableSpec {
-    let dataset = glueless_engine::Dataset::load(&repo().join("schemas/orders.toml")).expect("schemas/orders.toml loads");
+    let dataset =
+        glueless_engine::Dataset::load(&repo().join("schemas/orders.toml")).expect("schemas/orders.toml loads");
     TableSpec::from_dataset(&dataset).expect("orders has a table spec")
 }
 

@@ -39,3 +39,11 @@ INSERT INTO "main"."fact_orders" ("order_id", "order_ts", "customer_id", "sku", 
 
 INSERT INTO main."glueless_loads" ("object_url", "object_version", "fingerprint", "load_id", "dataset", "table_name", "rows_loaded", "loaded_at")
   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
+
+-- 2-5 when the fact table is empty and has no trigger: the rows straight into it
+
+SELECT 1 FROM "main"."fact_orders" LIMIT 1;
+
+INSERT INTO "main"."fact_orders" ("order_id", "order_ts", "customer_id", "sku", "quantity", "unit_price", "currency", "country", "status", "note") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+  ON CONFLICT ("order_id") DO UPDATE SET "order_ts" = excluded."order_ts", "customer_id" = excluded."customer_id", "sku" = excluded."sku", "quantity" = excluded."quantity", "unit_price" = excluded."unit_price", "currency" = excluded."currency", "country" = excluded."country", "status" = excluded."status", "note" = excluded."note"
+  WHERE "main"."fact_orders"."order_ts" IS NULL OR (excluded."order_ts" IS NOT NULL AND "main"."fact_orders"."order_ts" <= excluded."order_ts");
