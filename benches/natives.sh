@@ -17,7 +17,8 @@
 #
 # Every run starts from an empty fact table (a fresh SQLite file, a fresh PostgreSQL database)
 # with the same durability: SQLite in WAL mode with its default `synchronous`, PostgreSQL with
-# the server's settings. Without GLUELESS_BENCH_PG the script makes a throwaway PostgreSQL cluster
+# the server's settings. On the server of GLUELESS_BENCH_PG (a role that may create databases) it
+# drops and creates the databases natives_glueless and natives_native. Without GLUELESS_BENCH_PG the script makes a throwaway PostgreSQL cluster
 # (initdb in its temporary folder, default durability, a free port), stopped when it exits.
 # The native paths get a clean file (no bad rows: they would refuse it); glueless validates
 # every row of it all the same. Peak RSS is the client process's (glueless, sqlite3, psql): the
