@@ -6,10 +6,18 @@
 //! specs is in `redshift/mod.rs`, with its files and COPYs).
 
 use crate::redshift::{col, simple, versioned_qualified};
-use crate::support::golden;
+use crate::support::{golden, repo};
 use glueless_jobs::adapters::redshift::sql as redshift_sql;
 use glueless_jobs::adapters::sqlite::warehouse as sqlite_warehouse;
 use glueless_jobs::ports::{SqlType, TableSpec};
+
+/// The benchmarks' `orders` contract (`schemas/orders.toml`): `benches/natives.sh` runs the
+/// native paths with these very statements, so its comparison is with what glueless runs.
+fn orders() -> TableSpec {
+    let dataset =
+        glueless_engine::Dataset::load(&repo().join("schemas/orders.toml")).expect("schemas/orders.toml loads");
+    TableSpec::from_dataset(&dataset).expect("orders has a table spec")
+}
 
 /// A version column of exact decimals (SQLite compares them as text, exactly).
 fn decimal_version() -> TableSpec {
@@ -43,6 +51,7 @@ fn specs() -> Vec<(&'static str, TableSpec)> {
         ("version_qualified", versioned_qualified().0),
         ("decimal_version", decimal_version()),
         ("all_key", all_key()),
+        ("orders", orders()),
     ]
 }
 

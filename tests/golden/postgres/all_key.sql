@@ -40,3 +40,14 @@ MERGE INTO "tags"
 
 INSERT INTO glueless_loads ("object_url", "object_version", "fingerprint", "load_id", "dataset", "table_name", "rows_loaded", "loaded_at")
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- 2-5 when the fact table is empty: the rows straight into it (a key twice, or anything else
+-- it refuses, rolls back to the savepoint and the load takes steps 2-5)
+
+SELECT 1 FROM "tags" LIMIT 1;
+
+SAVEPOINT glueless_direct;
+
+COPY "tags" ("item", "tag") FROM STDIN (FORMAT binary);
+
+RELEASE SAVEPOINT glueless_direct;

@@ -41,3 +41,14 @@ MERGE INTO "logistics"."Shipment Lines ""EU"""
 
 INSERT INTO glueless_loads ("object_url", "object_version", "fingerprint", "load_id", "dataset", "table_name", "rows_loaded", "loaded_at")
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
+
+-- 2-5 when the fact table is empty: the rows straight into it (a key twice, or anything else
+-- it refuses, rolls back to the savepoint and the load takes steps 2-5)
+
+SELECT 1 FROM "logistics"."Shipment Lines ""EU""" LIMIT 1;
+
+SAVEPOINT glueless_direct;
+
+COPY "logistics"."Shipment Lines ""EU""" ("shipment", "line", "weight kg", "unit ""price"" (EUR)", "fragile", "day", "at", "updated", "count") FROM STDIN (FORMAT binary);
+
+RELEASE SAVEPOINT glueless_direct;

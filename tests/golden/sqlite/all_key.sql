@@ -38,3 +38,10 @@ INSERT INTO "main"."tags" ("item", "tag")
 
 INSERT INTO main."glueless_loads" ("object_url", "object_version", "fingerprint", "load_id", "dataset", "table_name", "rows_loaded", "loaded_at")
   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
+
+-- 2-5 when the fact table is empty and has no trigger: the rows straight into it
+
+SELECT 1 FROM "main"."tags" LIMIT 1;
+
+INSERT INTO "main"."tags" ("item", "tag") VALUES (?1, ?2)
+  ON CONFLICT ("item", "tag") DO NOTHING;

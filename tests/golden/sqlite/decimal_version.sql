@@ -39,3 +39,11 @@ INSERT INTO "main"."prices" ("sku", "price", "revision")
 
 INSERT INTO main."glueless_loads" ("object_url", "object_version", "fingerprint", "load_id", "dataset", "table_name", "rows_loaded", "loaded_at")
   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
+
+-- 2-5 when the fact table is empty and has no trigger: the rows straight into it
+
+SELECT 1 FROM "main"."prices" LIMIT 1;
+
+INSERT INTO "main"."prices" ("sku", "price", "revision") VALUES (?1, ?2, ?3)
+  ON CONFLICT ("sku") DO UPDATE SET "price" = excluded."price", "revision" = excluded."revision"
+  WHERE "main"."prices"."revision" IS NULL OR (excluded."revision" IS NOT NULL AND NOT (CAST("main"."prices"."revision" AS REAL) > CAST(excluded."revision" AS REAL) OR (CAST("main"."prices"."revision" AS REAL) = CAST(excluded."revision" AS REAL) AND CASE WHEN (substr("main"."prices"."revision", 1, 1) = '-') <> (substr(excluded."revision", 1, 1) = '-') THEN substr(excluded."revision", 1, 1) = '-' WHEN substr("main"."prices"."revision", 1, 1) = '-' THEN length("main"."prices"."revision") < length(excluded."revision") OR (length("main"."prices"."revision") = length(excluded."revision") AND "main"."prices"."revision" < excluded."revision") ELSE length("main"."prices"."revision") > length(excluded."revision") OR (length("main"."prices"."revision") = length(excluded."revision") AND "main"."prices"."revision" > excluded."revision") END)));

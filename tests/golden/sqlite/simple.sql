@@ -32,3 +32,10 @@ INSERT INTO "main"."fact_orders" ("order_id", "customer", "quantity", "amount")
 
 INSERT INTO main."glueless_loads" ("object_url", "object_version", "fingerprint", "load_id", "dataset", "table_name", "rows_loaded", "loaded_at")
   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
+
+-- 2-5 when the fact table is empty and has no trigger: the rows straight into it
+
+SELECT 1 FROM "main"."fact_orders" LIMIT 1;
+
+INSERT INTO "main"."fact_orders" ("order_id", "customer", "quantity", "amount") VALUES (?1, ?2, ?3, ?4)
+  ON CONFLICT ("order_id") DO UPDATE SET "customer" = excluded."customer", "quantity" = excluded."quantity", "amount" = excluded."amount";

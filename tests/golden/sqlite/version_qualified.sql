@@ -39,3 +39,11 @@ INSERT INTO "main"."logistics.Shipment Lines ""EU""" ("shipment", "line", "weigh
 
 INSERT INTO main."glueless_loads" ("object_url", "object_version", "fingerprint", "load_id", "dataset", "table_name", "rows_loaded", "loaded_at")
   VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8);
+
+-- 2-5 when the fact table is empty and has no trigger: the rows straight into it
+
+SELECT 1 FROM "main"."logistics.Shipment Lines ""EU""" LIMIT 1;
+
+INSERT INTO "main"."logistics.Shipment Lines ""EU""" ("shipment", "line", "weight kg", "unit ""price"" (EUR)", "fragile", "day", "at", "updated", "count") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+  ON CONFLICT ("shipment", "line") DO UPDATE SET "weight kg" = excluded."weight kg", "unit ""price"" (EUR)" = excluded."unit ""price"" (EUR)", "fragile" = excluded."fragile", "day" = excluded."day", "at" = excluded."at", "updated" = excluded."updated", "count" = excluded."count"
+  WHERE "main"."logistics.Shipment Lines ""EU"""."updated" IS NULL OR (excluded."updated" IS NOT NULL AND "main"."logistics.Shipment Lines ""EU"""."updated" <= excluded."updated");

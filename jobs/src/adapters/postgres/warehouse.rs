@@ -74,7 +74,7 @@
 //! when it broke; the calls of one process go through it one at a time.
 
 use crate::adapters::staged_parquet::{Cells, PartReader};
-use crate::ports::load_plan::{CheckedSpecs, Decision, Dialect, LoadPlan, Recorded, decide, quote};
+use crate::ports::load_plan::{CheckedSpecs, Decision, Dialect, LoadPlan, Recorded, decide, quote, staged};
 use crate::ports::{
     LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, TableSpec, Warehouse, WarehouseError, WarehouseLimits,
 };
@@ -92,7 +92,6 @@ use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Config, NoTls, Transaction};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// Rows per record batch read from the staged Parquet.
 /// First key of glueless's advisory locks ("glue"); the second is a table's oid, or 0 for DDL.
 const LOCK_SPACE: i32 = 0x676c_7565;
 /// How long opening a connection may take when the URL does not say.
@@ -106,6 +105,8 @@ const DAY_MICROS: i64 = 86_400_000_000;
 const MAX_NAME_BYTES: usize = 63;
 
 const LEDGER: &str = "glueless_loads";
+/// The savepoint of a COPY straight into an empty fact table.
+const DIRECT: &str = "glueless_direct";
 const LEDGER_DDL: &str = "CREATE TABLE IF NOT EXISTS glueless_loads (
     object_url text NOT NULL,
     object_version text NOT NULL,
@@ -446,9 +447,32 @@ fn fill_sql() -> String {
     format!("COPY {} FROM STDIN (FORMAT binary)", Postgres.staging())
 }
 
+/// Statistics of the staging table for the planner of steps 3–5: of the columns they join,
+/// partition and order on (the key and the version) only. Of every column, it cost as much as
+/// the MERGE in a batch of small files (text columns are the dear ones).
+fn analyze_sql(spec: &TableSpec) -> String {
+    let columns: Vec<String> = spec.key.iter().chain(&spec.version).map(|&i| staged(i)).collect();
+    format!("ANALYZE {} ({})", Postgres.staging(), columns.join(", "))
+}
+
+/// How rows go straight into an empty fact table: one binary COPY of the spec's columns.
+fn direct_sql(plan: &LoadPlan<'_, Postgres>) -> String {
+    format!("COPY {} ({}) FROM STDIN (FORMAT binary)", plan.fact, plan.column_names().join(", "))
+}
+
 /// The statements of one load into `spec`'s table, as reviewable text (the golden files).
 pub fn load_sql(spec: &TableSpec) -> Result<String, WarehouseError> {
-    Ok(LoadPlan::new(spec, Postgres)?.render(&fill_sql()))
+    let plan = LoadPlan::new(spec, Postgres)?;
+    let mut sql = plan.render(&fill_sql());
+    let _ = write!(
+        sql,
+        "\n-- 2-5 when the fact table is empty: the rows straight into it (a key twice, or anything else\n\
+         -- it refuses, rolls back to the savepoint and the load takes steps 2-5)\n\n{};\n\n\
+         SAVEPOINT {DIRECT};\n\n{};\n\nRELEASE SAVEPOINT {DIRECT};\n",
+        plan.fact_has_rows(),
+        direct_sql(&plan)
+    );
+    Ok(sql)
 }
 
 fn check_name(name: &str, what: &str) -> Result<(), String> {
@@ -752,17 +776,14 @@ async fn load_in(
 
     let mut rows_per_file = vec![0u64; req.files.len()];
     let mut result = LoadResult { files: Vec::with_capacity(req.files.len()), rows_superseded: 0, rows_merged: 0 };
-    if req.files.iter().zip(&decisions).any(|(f, d)| d.is_load() && !f.parts.is_empty()) {
+    let any_rows = req.files.iter().zip(&decisions).any(|(f, d)| d.is_load() && !f.parts.is_empty());
+    let direct = any_rows && copy_direct(tx, req, plan, &decisions, &mut rows_per_file, &mut result).await?;
+    if any_rows && !direct {
         // 2. A fresh staging table, filled by a binary COPY streamed from the parts.
         tx.batch_execute(&plan.create_staging()).await.map_err(err)?;
-        let mut types: Vec<Type> = spec.columns.iter().map(|c| wire_type(c.ty)).collect();
-        types.extend([Type::INT4, Type::INT8]);
-        let sink = tx.copy_in(&fill_sql()).await.map_err(err)?;
-        let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
-        copy_parts(writer.as_mut(), req, &decisions, &mut rows_per_file).await?;
-        let staged = writer.as_mut().finish().await.map_err(err)?;
+        let staged = copy_in(tx, &fill_sql(), true, req, &decisions, &mut rows_per_file).await?;
         if staged > 0 {
-            tx.batch_execute(&format!("ANALYZE {}", Postgres.staging())).await.map_err(err)?;
+            tx.batch_execute(&analyze_sql(spec)).await.map_err(err)?;
         }
 
         // 3–5. Drop what is not newer, keep one row per key, merge.
@@ -794,10 +815,68 @@ async fn load_in(
     Ok(result)
 }
 
+/// Steps 2–5 in one statement when the fact table is empty: a binary COPY of the rows straight
+/// into it (PostgreSQL writes a COPY's rows a page at a time, where the MERGE inserts them one
+/// by one). Into an empty table the upsert inserts every staged row and steps 3 and 4 drop
+/// none, as long as no key comes twice: the table's unique key refuses a second one, and then
+/// (or on anything else the COPY meets but a lost connection or a missing part) the load rolls
+/// back to the savepoint before it and takes steps 2–5. True when the rows went in.
+async fn copy_direct(
+    tx: &Transaction<'_>,
+    req: &LoadRequest<'_>,
+    plan: &LoadPlan<'_, Postgres>,
+    decisions: &[Decision],
+    rows_per_file: &mut [u64],
+    result: &mut LoadResult,
+) -> Result<bool, WarehouseError> {
+    let t = req.table.table.as_str();
+    let err = |e: tokio_postgres::Error| load_error(t, &e);
+    if tx.query_opt(&plan.fact_has_rows(), &[]).await.map_err(err)?.is_some() {
+        return Ok(false);
+    }
+    tx.batch_execute(&format!("SAVEPOINT {DIRECT}")).await.map_err(err)?;
+    match copy_in(tx, &direct_sql(plan), false, req, decisions, rows_per_file).await {
+        Ok(rows) => {
+            tx.batch_execute(&format!("RELEASE SAVEPOINT {DIRECT}")).await.map_err(err)?;
+            result.rows_merged = rows;
+            Ok(true)
+        }
+        Err(e) if e.is_retryable() => Err(e),
+        Err(_) => {
+            tx.batch_execute(&format!("ROLLBACK TO SAVEPOINT {DIRECT}")).await.map_err(err)?;
+            rows_per_file.fill(0);
+            Ok(false)
+        }
+    }
+}
+
+/// Runs the binary COPY `sql` of the spec's columns (and, with `bookkeeping`, each row's file
+/// position and row number) from the parts; returns the rows it wrote.
+async fn copy_in(
+    tx: &Transaction<'_>,
+    sql: &str,
+    bookkeeping: bool,
+    req: &LoadRequest<'_>,
+    decisions: &[Decision],
+    rows_per_file: &mut [u64],
+) -> Result<u64, WarehouseError> {
+    let t = req.table.table.as_str();
+    let err = |e: tokio_postgres::Error| load_error(t, &e);
+    let mut types: Vec<Type> = req.table.columns.iter().map(|c| wire_type(c.ty)).collect();
+    if bookkeeping {
+        types.extend([Type::INT4, Type::INT8]);
+    }
+    let sink = tx.copy_in(sql).await.map_err(err)?;
+    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
+    copy_parts(writer.as_mut(), bookkeeping, req, decisions, rows_per_file).await?;
+    writer.as_mut().finish().await.map_err(err)
+}
+
 /// Streams the rows of the parts of the files to load, in request order, batch by batch,
 /// into the COPY; counts each file's rows.
 async fn copy_parts(
     mut writer: Pin<&mut BinaryCopyInWriter>,
+    bookkeeping: bool,
     req: &LoadRequest<'_>,
     decisions: &[Decision],
     rows_per_file: &mut [u64],
@@ -835,8 +914,10 @@ async fn copy_parts(
                     for (c, col) in cells.iter().zip(&spec.columns) {
                         row.push(c.value(r).map_err(|e| bad(format!("column `{}`: {e}", col.name)))?);
                     }
-                    row.push(Value::Int32(file_pos));
-                    row.push(Value::Int64(row_number));
+                    if bookkeeping {
+                        row.push(Value::Int32(file_pos));
+                        row.push(Value::Int64(row_number));
+                    }
                     writer.as_mut().write_raw(row.iter()).await.map_err(|e| load_error(t, &e))?;
                     row_number += 1;
                     rows_per_file[i] += 1;

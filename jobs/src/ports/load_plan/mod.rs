@@ -444,6 +444,12 @@ impl<'a, D: Dialect> LoadPlan<'a, D> {
         }
     }
 
+    /// Whether the fact table has a row: no row back means it is empty (a load into an empty
+    /// table can skip steps 2–5 where the adapter can insert the rows straight into it).
+    pub fn fact_has_rows(&self) -> String {
+        format!("SELECT 1 FROM {} LIMIT 1", self.fact)
+    }
+
     /// Step 6: one ledger row (parameters: URL, version, fingerprint, load id, dataset, table,
     /// rows read, loaded at).
     pub fn ledger_insert(&self) -> String {
