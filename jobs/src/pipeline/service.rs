@@ -420,7 +420,6 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
         while let Some(outcomes) = processed.next().await {
             summary.files.extend(outcomes);
         }
-        drop(processed);
 
         // 4. Large files, one at a time, through the in-process launcher's queue.
         for key in p.launcher.take_queued() {

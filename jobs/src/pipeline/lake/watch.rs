@@ -28,7 +28,11 @@ impl LandingWatch {
         let (tx, changes) = watch::channel(0u64);
         let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
             // An error (the kernel queue overflowed) may hide changes: look again too.
-            if res.as_ref().map_or(true, |e| is_change(&e.kind)) {
+            let matters = match &res {
+                Ok(e) => is_change(&e.kind),
+                Err(_) => true,
+            };
+            if matters {
                 tx.send_modify(|n| *n = n.wrapping_add(1));
             }
         })?;
