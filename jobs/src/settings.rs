@@ -111,10 +111,14 @@ pub struct RunSettings {
     pub inline_max_bytes: u64,
     pub batch_max_files: usize,
     pub batch_max_wait_ms: u64,
+    /// Files of one batch transformed at once.
     pub max_concurrent_files: usize,
+    /// Batches `glueless run` works on at once: while one is in the warehouse, the next is
+    /// transformed (loads into one table still commit one at a time).
+    pub max_concurrent_batches: usize,
     pub keep_staging: bool,
-    /// A local folder is not written atomically: a file changed less than this long ago may
-    /// still be being copied in, and waits.
+    /// A local folder is not written atomically: a file is taken once it was seen unchanged
+    /// this long (its modification time this old, or the same on two looks this far apart).
     pub settle_ms: u64,
     /// Lambda: stop starting files, and hand back the claims of unfinished ones, this long
     /// before the invocation's deadline.
@@ -227,10 +231,11 @@ impl Default for RunSettings {
             retry_max_secs: 3600.0,
             inline_max_bytes: 1 << 30,
             batch_max_files: 20,
-            batch_max_wait_ms: 2000,
+            batch_max_wait_ms: 100,
             max_concurrent_files: 2,
+            max_concurrent_batches: 2,
             keep_staging: false,
-            settle_ms: 1000,
+            settle_ms: 250,
             deadline_reserve_secs: 20,
         }
     }
@@ -385,6 +390,7 @@ impl Settings {
             ("run.max_attempts", r.max_attempts as u64),
             ("run.batch_max_files", r.batch_max_files as u64),
             ("run.max_concurrent_files", r.max_concurrent_files as u64),
+            ("run.max_concurrent_batches", r.max_concurrent_batches as u64),
         ];
         for (key, v) in positive {
             if v == 0 {

@@ -10,8 +10,10 @@
 
 mod folder;
 mod s3_list;
+mod watch;
 
 pub use folder::{LakeFolder, Refused};
+pub use watch::LandingWatch;
 
 use crate::ports::{Millis, ObjectEvent};
 use futures::TryStreamExt;
@@ -240,6 +242,13 @@ impl Lake {
         }
         listing.events.sort_by(|a, b| (a.event_time, &a.key).cmp(&(b.event_time, &b.key)));
         Ok(listing)
+    }
+
+    /// File-system notifications for the landing folder of a local lake (`None` for a bucket,
+    /// which is listed, or reports its objects through the queue).
+    pub fn watch_landing(&self) -> Option<std::io::Result<LandingWatch>> {
+        let dir = self.dir.as_ref()?;
+        Some(LandingWatch::start(&dir.join(self.landing.trim_matches('/'))))
     }
 
     /// The object at `key` (relative to the root) as it is now; `None` if there is none.

@@ -1,25 +1,30 @@
 //! The local service (`glueless run`): watch the landing prefix, register new objects, and
 //! process what is ready, dataset by dataset, in micro-batches.
 //!
-//! The watcher lists the landing prefix every `poll_interval_ms` (and once at start, so files
-//! that arrived while nothing ran are picked up); each new URL and version becomes RECEIVED in
-//! the state store. Work is whatever the state store says is claimable: RECEIVED, FAILED past
-//! its `retry_at`, or RUNNING past its lease (its worker died). A dataset's ready files wait up
-//! to `batch_max_wait_ms` for company, then go as one batch of at most `batch_max_files`;
-//! files above `inline_max_bytes` go through the launcher instead. With `--once` nothing waits
-//! for company and the run ends when the lake is quiet: nothing RECEIVED, FAILED with attempts
-//! left, or RUNNING.
+//! The watcher lists the landing prefix once at start (so files that arrived while nothing ran
+//! are picked up), then whenever the folder of a local lake reports a change (file-system
+//! notifications, [`super::lake::LandingWatch`]) and at the latest every `poll_interval_ms` (a bucket is only
+//! listed, every `poll_interval_ms`); each new URL and version becomes RECEIVED in the state
+//! store. Work is whatever the state store says is claimable: RECEIVED, FAILED past its
+//! `retry_at`, or RUNNING past its lease (its worker died). A dataset's ready files wait up to
+//! `batch_max_wait_ms` for company, then go, oldest first, in batches of at most
+//! `batch_max_files`, `max_concurrent_batches` of them at once (one is transformed while another
+//! is in the warehouse); files above `inline_max_bytes` go through the launcher instead. With
+//! `--once` nothing waits for company and the run ends when the lake is quiet: nothing RECEIVED,
+//! FAILED with attempts left, or RUNNING.
 //!
-//! A local file is taken once it looks finished: its modification time is `settle_ms` old, or
-//! (a clock in the future, a file still being written) it was seen unchanged across two looks
-//! `settle_ms` apart. The watcher remembers the versions it registered only while they are still
-//! in the landing folder, and at most [`SEEN_MAX`] of them; past that the state store, which
-//! knows them, answers (a registration of a known version changes nothing).
+//! A local file is taken once it looks finished: it was seen unchanged for `settle_ms` — its
+//! modification time is that old, or (a clock in the future) it was the same on two looks
+//! `settle_ms` apart. A file still being written keeps changing, and every change starts the
+//! wait again. The watcher remembers the versions it registered only while they are still in the
+//! landing folder, and at most [`SEEN_MAX`] of them; past that the state store, which knows
+//! them, answers (a registration of a known version changes nothing).
 
-use super::catalog::Route;
+use super::catalog::{Entry, Route};
 use super::{Accepted, FileOutcome, Pipeline, unroutable_reason};
 use crate::ports::{FileKey, FileRecord, FileState, Filter, Millis, now_ms};
 use crate::telemetry::events as logs;
+use futures::StreamExt;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,6 +110,10 @@ pub enum RunVerdict {
     Failed,
 }
 
+/// After a change is reported, the service waits this long for the changes that come with it
+/// before it looks, so a burst costs one look, not one per change.
+const WATCH_DEBOUNCE: Duration = Duration::from_millis(50);
+
 /// At most this many registered versions are remembered by the watcher between passes.
 pub const SEEN_MAX: usize = 100_000;
 
@@ -169,6 +178,16 @@ impl Settling {
                 self.first_seen.insert(ev.url.clone(), (ev.version.clone(), std::time::Instant::now()));
                 false
             }
+        }
+    }
+
+    /// When to look at `ev` again: once its modification time is `settle` old, or `settle` from
+    /// now when that time is in the future.
+    fn next_look(ev: &crate::ports::ObjectEvent, now: Millis, settle: Duration) -> Millis {
+        let settle_ms = settle.as_millis() as Millis;
+        match ev.event_time {
+            Some(t) if t <= now => t.saturating_add(settle_ms),
+            _ => now.saturating_add(settle_ms),
         }
     }
 
@@ -260,8 +279,20 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
     let mut warned: HashSet<String> = HashSet::new();
     let poll = Duration::from_millis(p.settings.run.poll_interval_ms);
     let settle = Duration::from_millis(p.settings.run.settle_ms);
+    // `--once` looks until the lake is quiet anyway; a service sleeps until something changes.
+    let mut watch = match p.lake.watch_landing().filter(|_| !opts.once) {
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => {
+            p.emit(logs::WatchUnavailable { error: &e, poll });
+            None
+        }
+        None => None,
+    };
     loop {
         summary.passes += 1;
+        if let Some(w) = watch.as_mut() {
+            w.mark_seen(); // this pass's listing sees them
+        }
         let mut busy = false;
         let mut next_wake: Option<Millis> = None;
         let mut wake_at = |t: Millis| next_wake = Some(next_wake.map_or(t, |n: Millis| n.min(t)));
@@ -288,8 +319,8 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
                         continue;
                     }
                     if p.lake.is_local && !settling.settled(ev, now, settle) {
-                        busy = true; // still being written, perhaps: look again soon
-                        wake_at(now + settle.as_millis() as Millis);
+                        busy = true; // still being written, perhaps: look again once it may have settled
+                        wake_at(Settling::next_look(ev, now, settle));
                         continue;
                     }
                     match p.accept(ev).await {
@@ -361,9 +392,10 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
         }
 
         // 3. Micro-batches: a dataset's files go together once the batch is full or its oldest
-        // file has waited `batch_max_wait_ms`.
+        // file has waited `batch_max_wait_ms`; `max_concurrent_batches` batches at once.
         let wait = p.settings.run.batch_max_wait_ms as Millis;
-        for (name, files) in ready {
+        let mut batches: Vec<(&Entry, Vec<FileKey>)> = Vec::new();
+        for (name, mut files) in ready {
             let Some(entry) = catalog.get(&name) else { continue };
             let oldest = files.iter().map(|f| f.received_at).min().unwrap_or(now);
             if !opts.once && files.len() < p.settings.run.batch_max_files && now - oldest < wait {
@@ -371,14 +403,22 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
                 wake_at(oldest + wait);
                 continue;
             }
+            files.sort_by_key(|f| f.received_at);
             for chunk in files.chunks(p.settings.run.batch_max_files) {
-                if shutdown.is_requested() {
-                    break;
-                }
-                let keys: Vec<FileKey> = chunk.iter().map(|f| f.key.clone()).collect();
-                summary.files.extend(p.process(entry, &keys, "inline").await);
-                busy = true;
+                batches.push((entry, chunk.iter().map(|f| f.key.clone()).collect()));
             }
+        }
+        busy |= !batches.is_empty();
+        let mut processed = futures::stream::iter(batches)
+            .map(|(entry, keys)| async move {
+                if shutdown.is_requested() {
+                    return Vec::new(); // still RECEIVED: the next run takes them
+                }
+                p.process(entry, &keys, "inline").await
+            })
+            .buffered(p.settings.run.max_concurrent_batches.max(1));
+        while let Some(outcomes) = processed.next().await {
+            summary.files.extend(outcomes);
         }
 
         // 4. Large files, one at a time, through the in-process launcher's queue.
@@ -405,7 +445,15 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
             None if opts.once => Duration::from_millis(10),
             None => poll,
         };
-        shutdown.sleep(delay).await;
+        match watch.as_mut() {
+            Some(w) => tokio::select! {
+                _ = shutdown.sleep(delay) => {}
+                // A burst of changes (a copy of many files, a large file being written) is
+                // looked at once, not once per change.
+                _ = w.changed() => shutdown.sleep(WATCH_DEBOUNCE).await,
+            },
+            None => shutdown.sleep(delay).await,
+        }
     }
     summary.seconds = started.elapsed().as_secs_f64();
     summary

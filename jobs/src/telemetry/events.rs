@@ -304,6 +304,20 @@ impl Event for ListFailed<'_> {
     }
 }
 
+/// The landing folder cannot be watched (no inotify, its limit reached): new files are found by
+/// listing it every `poll_interval_ms`.
+pub struct WatchUnavailable<'a> {
+    pub error: &'a dyn Display,
+    pub poll: std::time::Duration,
+}
+
+impl Event for WatchUnavailable<'_> {
+    fn log(&self) {
+        let Self { error, poll } = *self;
+        warn!(%error, "cannot watch the landing folder: {error}; listing it every {poll:?} instead");
+    }
+}
+
 /// The state store could not be read for the files that are ready.
 pub struct StateUnreadable<'a> {
     pub error: &'a dyn Display,

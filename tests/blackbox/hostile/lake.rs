@@ -134,6 +134,35 @@ fn a_file_from_the_future_is_taken_once_unchanged_and_run_once_ends() {
     assert!(started.elapsed() >= Duration::from_millis(300), "it waited for a second look");
 }
 
+/// A producer that appends to a file in the landing folder, a row every 50 ms for 2 s, while
+/// `glueless run` watches (woken by each write): the file is never taken before it is finished.
+/// Only the finished version is ever registered, and every row is loaded. `settle_ms` is 1000
+/// here, twenty writes' worth, so a busy machine that delays the producer does not make the
+/// file look finished; everything else is the default.
+#[test]
+fn a_file_still_being_written_is_taken_only_once_finished() {
+    use std::io::Write;
+    let lake = Lake::new("");
+    std::fs::write(lake.config(), "[lake]\nurl = \"lake\"\n[run]\nsettle_ms = 1000\n").unwrap();
+    let service = lake.start_service(&[]);
+    let p = lake.landing("sales/growing.csv");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let mut f = std::fs::File::create(&p).unwrap();
+    f.write_all(HEADER.as_bytes()).unwrap();
+    for id in 0..40 {
+        f.write_all(format!("{id},2026-11-20T10:00:00Z,1,1.00\n").as_bytes()).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(f);
+    service.wait_loaded(1);
+    let (code, report, stderr) = service.stop();
+    assert_eq!(code, Some(0), "{stderr}");
+    let status = lake.status();
+    let recorded: u64 = status["counts"].as_object().unwrap().values().map(|n| n.as_u64().unwrap()).sum();
+    assert_eq!(recorded, 1, "only the finished file was registered: {status}\n{report}");
+    assert_eq!(lake.facts().len(), 40, "every row: {:?}", lake.facts());
+}
+
 #[test]
 fn run_exits_1_when_the_lake_cannot_be_listed() {
     let lake = Lake::new("");

@@ -275,35 +275,59 @@ fn demo_runs_and_checks_itself() {
     assert_eq!(n, 2300 - 16, "every good row lands once, re-deliveries and re-uploads add none");
 }
 
+/// `glueless run` (the service, not `--once`) in the background, with `--format json`.
+pub struct Service<'a> {
+    lake: &'a Lake,
+    child: std::process::Child,
+}
+
+impl Lake {
+    pub fn start_service(&self, env: &[(&str, &str)]) -> Service<'_> {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_glueless"))
+            .args(["run", "--format", "json", "--config", &self.config()])
+            .env("GLUELESS_THREADS", "1")
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        Service { lake: self, child }
+    }
+}
+
+impl Service<'_> {
+    /// Waits (at most 60 s) until `status` counts `n` files LOADED.
+    pub fn wait_loaded(&self, n: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while count(&self.lake.status(), "LOADED") < n {
+            assert!(std::time::Instant::now() < deadline, "not LOADED in time: {}", self.lake.status());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Stops the service with SIGTERM: its exit code, its JSON report and its stderr.
+    pub fn stop(self) -> (Option<i32>, serde_json::Value, String) {
+        // SAFETY: kill(2) on a child process we own.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let out = self.child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("one JSON object ({e}): {stderr}"));
+        (out.status.code(), v, stderr)
+    }
+}
+
 #[test]
 fn the_service_watches_the_lake_and_stops_cleanly_on_sigterm() {
     let lake = Lake::new("");
     lake.drop_file("sales/before.csv", &format!("{HEADER}1,2026-11-20T10:00:00Z,1,1.00\n"));
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_glueless"))
-        .args(["run", "--format", "json", "--config", &lake.config()])
-        .env("GLUELESS_THREADS", "1")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let wait_for = |n: u64| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while count(&lake.status(), "LOADED") < n {
-            assert!(std::time::Instant::now() < deadline, "not LOADED in time: {}", lake.status());
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-    };
-    wait_for(1); // picked up by the scan at start
+    let service = lake.start_service(&[]);
+    service.wait_loaded(1); // picked up by the scan at start
     lake.drop_file("sales/after.csv", &format!("{HEADER}2,2026-11-20T10:00:00Z,2,2.00\n"));
-    wait_for(2); // picked up by the watcher
-    // SAFETY: kill(2) on a child process we own.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGTERM);
-    }
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    service.wait_loaded(2); // picked up by the watcher
+    let (code, v, stderr) = service.stop();
+    assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(v["interrupted"], true);
     assert_eq!(v["counts"]["LOADED"], 2, "{v}");
     assert!(stderr.contains("LOADED") && stderr.contains("after.csv"), "per-file lines on stderr: {stderr}");

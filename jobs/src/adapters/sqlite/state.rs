@@ -52,6 +52,15 @@ CREATE INDEX files_state_updated ON files (state, updated_at);
 CREATE INDEX files_dataset ON files (dataset);
 ";
 
+/// Indexes added within layout 1 (an older glueless reads and writes a file that has them, so
+/// they need no new layout number): `status` counts a dataset's files per state, and lists the
+/// ones in some states, from `files_dataset_state` alone, without reading the rows (100,000
+/// records: a few milliseconds instead of a hundred). It covers `files_dataset`'s queries.
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS files_dataset_state ON files (dataset, state, updated_at);
+DROP INDEX IF EXISTS files_dataset;
+";
+
 /// The columns of a [`FileRecord`], in the order [`record`] reads them.
 const COLUMNS: &str = "url, version, dataset, size, state, owner, lease_until, attempts, retry_at, route, last_error, \
                        event_time, received_at, updated_at, load_id, rows_loaded, rows_rejected";
@@ -164,7 +173,7 @@ fn migrate(inner: &Inner, conn: &Connection) -> Result<(), StateError> {
     let version: i64 =
         conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| inner.fail("cannot read it", e))?;
     if version == SCHEMA_VERSION {
-        return Ok(());
+        return ensure_indexes(inner, conn);
     }
     if version > SCHEMA_VERSION {
         return Err(refuse(format!(
@@ -190,6 +199,7 @@ fn migrate(inner: &Inner, conn: &Connection) -> Result<(), StateError> {
             ));
         }
         tx.execute_batch(SCHEMA_V1).map_err(|e| inner.fail("cannot create the table", e))?;
+        tx.execute_batch(INDEXES).map_err(|e| inner.fail("cannot create the table", e))?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| inner.fail("cannot create the table", e))?;
     } else if version != SCHEMA_VERSION {
         return Err(refuse(format!(
@@ -198,6 +208,33 @@ fn migrate(inner: &Inner, conn: &Connection) -> Result<(), StateError> {
         )));
     }
     tx.commit().map_err(|e| inner.fail("cannot create the table", e))
+}
+
+/// Adds the [`INDEXES`] to a file made before them. A file this user cannot write keeps working
+/// without them (slower to count).
+fn ensure_indexes(inner: &Inner, conn: &Connection) -> Result<(), StateError> {
+    let present = |c: &Connection| -> rusqlite::Result<bool> {
+        c.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = 'files_dataset_state'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+    };
+    if present(conn).map_err(|e| inner.fail("cannot read it", e))? {
+        return Ok(());
+    }
+    let added = || -> rusqlite::Result<()> {
+        let tx = rusqlite::Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
+        if !present(&tx)? {
+            tx.execute_batch(INDEXES)?;
+        }
+        tx.commit()
+    };
+    match added() {
+        Err(e) if matches!(e.sqlite_error_code(), Some(ErrorCode::ReadOnly)) => Ok(()),
+        r => r.map_err(|e| inner.fail("cannot add its indexes", e)),
+    }
 }
 
 /// Reads a row selected with [`COLUMNS`].
@@ -432,10 +469,19 @@ impl StateStore for SqliteStateStore {
         let dataset = dataset.map(str::to_string);
         self.run(move |inner, conn| {
             let counted = || -> rusqlite::Result<Vec<(FileState, u64)>> {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT state, count(*) FROM files WHERE ?1 IS NULL OR dataset = ?1 GROUP BY state",
-                )?;
-                stmt.query_map(params![dataset], |r| Ok((state_at(r, 0)?, r.get(1)?)))?.collect()
+                // Two statements, so that each is answered from an index alone (`?1 IS NULL OR …`
+                // would read every row).
+                let count = |r: &Row<'_>| -> rusqlite::Result<(FileState, u64)> { Ok((state_at(r, 0)?, r.get(1)?)) };
+                match &dataset {
+                    None => conn
+                        .prepare_cached("SELECT state, count(*) FROM files GROUP BY state")?
+                        .query_map([], count)?
+                        .collect(),
+                    Some(d) => conn
+                        .prepare_cached("SELECT state, count(*) FROM files WHERE dataset = ?1 GROUP BY state")?
+                        .query_map(params![d], count)?
+                        .collect(),
+                }
             };
             let mut out = counted().map_err(|e| inner.fail("cannot count files", e))?;
             out.sort_by_key(|(state, _)| *state);
@@ -523,6 +569,43 @@ mod tests {
         Connection::open(&path).unwrap().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
         let err = SqliteStateStore::open(&path).expect_err("a newer layout");
         assert!(err.message.contains("newer glueless"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_file_made_before_the_dataset_index_gets_it_and_keeps_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let index_names = |c: &Connection| -> Vec<String> {
+            let mut s = c
+                .prepare("SELECT name FROM sqlite_schema WHERE type = 'index' AND sql IS NOT NULL ORDER BY name")
+                .unwrap();
+            s.query_map([], |r| r.get(0)).unwrap().collect::<rusqlite::Result<_>>().unwrap()
+        };
+        {
+            // The file as the first release of layout 1 made it.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(SCHEMA_V1).unwrap();
+            c.pragma_update(None, "user_version", 1).unwrap();
+            assert_eq!(index_names(&c), ["files_dataset", "files_state_updated"]);
+        }
+        let store = SqliteStateStore::open(&path).unwrap();
+        assert!(store.register(&new_file("file:///a.csv"), 1).await.unwrap());
+        let mut other = new_file("file:///b.csv");
+        other.dataset = "returns".into();
+        assert!(store.register(&other, 1).await.unwrap());
+        assert_eq!(store.count_by_state(Some("orders")).await.unwrap(), [(FileState::Received, 1)]);
+        assert_eq!(store.count_by_state(None).await.unwrap(), [(FileState::Received, 2)]);
+        drop(store);
+        let c = Connection::open(&path).unwrap();
+        assert_eq!(index_names(&c), ["files_dataset_state", "files_state_updated"]);
+        let plan: String = c
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT state, count(*) FROM files WHERE dataset = 'x' GROUP BY state",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("COVERING INDEX files_dataset_state"), "{plan}");
     }
 
     #[tokio::test]
