@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the in-file key index ([`KeyIndex`]): a probe and a claim per row, as
 //! the validator does for a `primaryKey`, over one million distinct keys in a shuffled order.
 //!
-//! - `int/memory`: integer keys, the default budget (64 MiB): nothing spills, the common case;
+//! - `int/memory`: integer keys, the default budget (32 MiB): nothing spills, the common case;
 //! - `text/memory`: text keys (`ORD-` and 12 digits) hashed and compared by their bytes;
 //! - `int/spill` and `text/spill`: the same keys with a 4 MiB budget, so the index spills
 //!   several runs to the temp dir and looks every key up in them too.
@@ -46,7 +46,7 @@ fn keys(c: &mut Criterion) {
     let mut group = c.benchmark_group("keys");
     group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(8));
     group.throughput(Throughput::Elements(KEYS));
-    for (name, budget) in [("memory", 64usize << 20), ("spill", 4 << 20)] {
+    for (name, budget) in [("memory", 32usize << 20), ("spill", 4 << 20)] {
         let index = || {
             let mut k = KeyIndex::default();
             k.set_budget(budget, None);

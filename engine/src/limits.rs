@@ -11,12 +11,12 @@
 pub struct Limits {
     /// Memory for the transform's DataFusion pool, in bytes (`[limits] memory_mb` / 2); a query that needs more (and
     /// cannot spill) fails the file with "Resources exhausted". Default 128 MiB: half of the
-    /// 256 MB budget of a file job, the rest being the reader, the batches in flight and the
-    /// Parquet row group being encoded.
+    /// 256 MB budget of a file job, the rest being the key indexes ([`Limits::key_index_bytes`],
+    /// an eighth), the reader, the batches in flight and the Parquet row group being encoded.
     pub transform_memory_bytes: usize,
     /// Memory for the file's in-file key indexes (`primaryKey` and `unique`, shared equally),
-    /// in bytes (`[limits] memory_mb` / 4): past it, an index spills its keys to sorted runs in
-    /// the OS temp dir (`TMPDIR`), removed when the file is done. Default 64 MiB, about four
+    /// in bytes (`[limits] memory_mb` / 8): past it, an index spills its keys to sorted runs in
+    /// the OS temp dir (`TMPDIR`), removed when the file is done. Default 32 MiB, about two
     /// million integer keys in memory.
     pub key_index_bytes: usize,
     /// A record (with its quoted newlines) longer than this rejects the file: almost always a
@@ -56,7 +56,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             transform_memory_bytes: 128 << 20,
-            key_index_bytes: 64 << 20,
+            key_index_bytes: 32 << 20,
             max_record_bytes: crate::job::MAX_RECORD_BYTES,
             batch_bytes: 16 << 20,
             max_row_errors: 100,

@@ -246,7 +246,7 @@ impl Default for RunSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsSettings {
     /// The memory budget of a file job, the one knob for it: the transform's DataFusion pool
-    /// gets half of it, the file's `primaryKey`/`unique` indexes a quarter (past it they spill
+    /// gets half of it, the file's `primaryKey`/`unique` indexes an eighth (past it they spill
     /// to the temp dir), the rest is the reader, the batches in flight and the Parquet writer.
     pub memory_mb: u64,
     pub max_record_mb: u64,
@@ -282,7 +282,7 @@ impl LimitsSettings {
         let mb = |v: u64| usize::try_from(v.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
         glueless_engine::Limits {
             transform_memory_bytes: mb(self.memory_mb / 2),
-            key_index_bytes: mb(self.memory_mb) / 4,
+            key_index_bytes: mb(self.memory_mb) / 8,
             max_record_bytes: mb(self.max_record_mb),
             batch_bytes: mb(self.batch_mb),
             max_row_errors: usize::try_from(self.max_row_errors).unwrap_or(usize::MAX),

@@ -396,7 +396,9 @@ impl KeyIndex {
                     let other = if text { self.ints.bytes() } else { self.texts.bytes() };
                     let t = if text { &mut self.texts } else { &mut self.ints };
                     let rest = other + t.bytes() - t.slots.capacity() * 12;
-                    let cap = (self.budget.saturating_sub(rest) / 12).max(1024);
+                    // At least half the budget, whatever the filters take: a table squeezed to
+                    // nothing would spill every few keys and add a filter to check each time.
+                    let cap = (self.budget.saturating_sub(rest) / 12).max(self.budget / 24).max(1024);
                     if cap != t.slots.len() {
                         t.slots = Vec::new();
                         t.rehash(cap);

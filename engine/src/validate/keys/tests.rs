@@ -269,3 +269,16 @@ proptest! {
         prop_assert!(k.take_error().is_none());
     }
 }
+
+#[test]
+fn the_filters_do_not_squeeze_the_table_to_nothing() {
+    // 200k keys keep 290 KB of filters, more than the 128 KiB budget: the table still gets half
+    // of it (4,600 keys a run), not its 1,024-slot floor (870 keys a run, 230 runs to check).
+    let tmp = tempfile::tempdir().unwrap();
+    let mut k = small(128 << 10, tmp.path());
+    for i in 0..200_000u64 {
+        assert_eq!(k.insert(i, 2), None);
+    }
+    assert!(k.ints.runs.len() <= 60, "{} runs", k.ints.runs.len());
+    assert_eq!(k.get(123_456), Some(2));
+}
