@@ -29,8 +29,9 @@ printf '[lake]\nurl = "lake"\n[run]\nsettle_ms = 0\nbatch_max_wait_ms = 0\n' > "
 python3 "$GEN" --rows "$ROWS" --out "$WORK/big.csv" --seed 7 > /dev/null 2>&1
 python3 "$GEN" --rows 1000 --out "$WORK/small.csv" --seed 8 > /dev/null 2>&1
 for i in $(seq 1 "$SMALL"); do
-  # Each small file gets its own order ids so every file adds rows.
-  awk -F, -v off="$i" 'NR == 1 { print; next } $1 ~ /^[0-9]+$/ { $1 = off "000" $1 } { print }' OFS=, "$WORK/small.csv" \
+  # Each small file gets its own order ids so every file adds rows (off * 1,000,000 + line: the
+  # earlier `off "000" id` passed a BIGINT from the 923rd file on, and those rows were rejected).
+  awk -F, -v off="$i" 'NR == 1 { print; next } $1 ~ /^[0-9]+$/ { $1 = sprintf("%d", off * 1000000 + NR) } { print }' OFS=, "$WORK/small.csv" \
     > "$WORK/lake/landing/orders/small/part-$i.csv"
 done
 
@@ -83,12 +84,13 @@ many() { # warehouse label, env...
 import sys
 src, out, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 header, *rows = open(src).read().splitlines()
+# Each file its own order ids (file i, row k: i * 1,000,000 + k), within a BIGINT for any n.
 for i in range(1, n + 1):
     with open(f"{out}/part-{i}.csv", "w") as f:
         f.write(header + "\n")
-        for r in rows:
+        for k, r in enumerate(rows):
             first, rest = r.split(",", 1)
-            f.write((f"{i}000{first}" if first.isdigit() else first) + "," + rest + "\n")
+            f.write((str(i * 1_000_000 + k) if first.isdigit() else first) + "," + rest + "\n")
 PY
   run "$label: $MANY files of 1000 rows" "$@"
   rm -rf "$WORK/lake/landing/orders"
