@@ -11,9 +11,9 @@
 //! - `parquet_write`: the validated batches of the file through [`ParquetSink`] (per-column
 //!   encodings, zstd) into the in-memory store;
 //! - `file_job`: the whole [`FileJob`] from the in-memory store to zstd Parquet in the in-memory
-//!   store, on a current-thread runtime: reading and encoding share its thread, the validator
-//!   has its own;
-//! - `file_job_2_threads`: the same on a runtime of two worker threads (as `--threads 2`).
+//!   store, with one thread (`--threads 1`: a current-thread runtime, validation in place);
+//! - `file_job_2_threads`: the same with two (`--threads 2`: two worker threads, validation on
+//!   a thread of its own).
 //!
 //! Run with `cargo bench -p glueless-engine --bench engine` (about two minutes the first time
 //! after the release build); `-- tokenize` picks one.
@@ -222,20 +222,21 @@ fn engine(c: &mut Criterion) {
 
     rt.block_on(stores.memory().put(&StorePath::from("landing/orders.csv"), PutPayload::from(csv.clone())))
         .expect("put");
-    let run = |rt: &tokio::runtime::Runtime| {
+    let run = |rt: &tokio::runtime::Runtime, threads: usize| {
         let job = FileJob::new(&dataset, stores.resolve("memory://landing/orders.csv").expect("memory URL"))
             .output(stores.resolve("memory://staging/orders.parquet").expect("memory URL"))
-            .rejects(stores.resolve("memory://rejected/orders.jsonl").expect("memory URL"));
+            .rejects(stores.resolve("memory://rejected/orders.jsonl").expect("memory URL"))
+            .threads(threads);
         let report = rt.block_on(job.run()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((report.rows_valid, report.rows_rejected), (ROWS, 0), "{:?}", report.file_problem);
         report
     };
     // About 0.2 s an iteration in release: give it room for 10 samples.
     group.measurement_time(Duration::from_secs(12));
-    group.bench_function("file_job", |b| b.iter(|| black_box(run(&rt))));
+    group.bench_function("file_job", |b| b.iter(|| black_box(run(&rt, 1))));
     // The same on two worker threads: validation overlaps reading and encoding.
     let rt2 = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
-    group.bench_function("file_job_2_threads", |b| b.iter(|| black_box(run(&rt2))));
+    group.bench_function("file_job_2_threads", |b| b.iter(|| black_box(run(&rt2, 2))));
     group.finish();
 }
 
