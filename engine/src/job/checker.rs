@@ -40,6 +40,16 @@ pub struct Checked {
     pub key_error: Option<KeyIndexError>,
 }
 
+/// Validates `chunk` (unless `validate` is false: the file was rejected meanwhile), its full
+/// batches into `ready`; the same in place and on the validator's thread.
+fn check(v: &mut Validator, chunk: Chunk, validate: bool, ready: &mut Vec<RecordBatch>) -> Checked {
+    let mut rejects = Vec::new();
+    if validate {
+        v.push_records(&chunk.buf, &chunk.recs, ready, &mut rejects);
+    }
+    Checked { chunk, rejects, counts: v.counts(), key_error: v.take_key_error() }
+}
+
 pub struct Checker {
     mode: Mode,
     in_flight: usize,
@@ -82,17 +92,13 @@ impl Checker {
         let worker = tokio::task::spawn_blocking(move || {
             let mut ready = Vec::new();
             while let Some(chunk) = chunks.blocking_recv() {
-                let mut rejects = Vec::new();
-                if !stopped.load(Ordering::Relaxed) {
-                    v.push_records(&chunk.buf, &chunk.recs, &mut ready, &mut rejects);
-                    for b in ready.drain(..) {
-                        // A send fails only if the writer stopped; the job collects its error.
-                        if let Some(tx) = &batches {
-                            let _ = tx.blocking_send(b);
-                        }
+                let checked = check(&mut v, chunk, !stopped.load(Ordering::Relaxed), &mut ready);
+                for b in ready.drain(..) {
+                    // A send fails only if the writer stopped; the job collects its error.
+                    if let Some(tx) = &batches {
+                        let _ = tx.blocking_send(b);
                     }
                 }
-                let checked = Checked { chunk, rejects, counts: v.counts(), key_error: v.take_key_error() };
                 if back.blocking_send(checked).is_err() {
                     break;
                 }
@@ -113,14 +119,13 @@ impl Checker {
                 }
             }
             Mode::Inline { v, batches, done, ready } => {
-                let mut rejects = Vec::new();
-                v.push_records(&chunk.buf, &chunk.recs, ready, &mut rejects);
+                let checked = check(v, chunk, true, ready);
                 for b in ready.drain(..) {
                     if let Some(tx) = batches {
                         let _ = tx.send(b).await;
                     }
                 }
-                done.push_back(Checked { chunk, rejects, counts: v.counts(), key_error: v.take_key_error() });
+                done.push_back(checked);
                 self.in_flight += 1;
             }
         }
