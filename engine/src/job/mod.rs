@@ -210,6 +210,7 @@ pub struct FileJob<'a> {
     warehouse_limits: Option<crate::validate::limits::WarehouseLimits>,
     if_match: Option<String>,
     limits: Limits,
+    compress: bool,
 }
 
 impl<'a> FileJob<'a> {
@@ -226,6 +227,7 @@ impl<'a> FileJob<'a> {
             warehouse_limits: None,
             if_match: None,
             limits: Limits::default(),
+            compress: true,
         }
     }
 
@@ -251,6 +253,13 @@ impl<'a> FileJob<'a> {
     /// Where the quarantine goes; default `<output stem>.rejects.jsonl` next to the output.
     pub fn rejects(mut self, loc: Location) -> Self {
         self.rejects = Some(loc);
+        self
+    }
+
+    /// Whether the Parquet pages are compressed (zstd, level 3; the default) or not: staging read
+    /// back on the same machine is written faster without (see [`ParquetSink::uncompressed`]).
+    pub fn compressed(mut self, on: bool) -> Self {
+        self.compress = on;
         self
     }
 
@@ -307,6 +316,7 @@ impl<'a> FileJob<'a> {
             Some(out) => {
                 let (tx, rx) = mpsc::channel::<RecordBatch>(2);
                 let sink = ParquetSink::new(out.clone(), self.dataset.output_schema(), self.max_part_bytes);
+                let sink = if self.compress { sink } else { sink.uncompressed() };
                 let transform = self.dataset.transform.clone();
                 let threads = self.threads;
                 let dataset = c.name.clone();

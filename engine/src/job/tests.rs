@@ -136,3 +136,35 @@ fn a_file_rejected_mid_stream_still_quarantines_every_row_it_counted() {
         assert_eq!(quarantine.len() as u64, r.rows_rejected, "counted = quarantined ({threads} threads)");
     }
 }
+
+#[test]
+fn staging_for_this_machine_is_written_uncompressed_and_reads_back_the_same() {
+    use parquet::basic::Compression;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::RowAccessor;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let stores = Stores::new();
+    let body: String = std::iter::once("a\n".to_string()).chain((0..5000).map(|i| format!("value {}\n", i % 7))).collect();
+    rt.block_on(stores.memory().put(&StorePath::from("in.csv"), PutPayload::from(body.into_bytes()))).expect("put");
+    let d = dataset("");
+    let written = |name: &str, compressed: bool| {
+        let job = FileJob::new(&d, stores.resolve("memory://in.csv").expect("url"))
+            .output(stores.resolve(&format!("memory://{name}")).expect("url"))
+            .compressed(compressed);
+        assert_eq!(rt.block_on(job.run()).expect("runs").rows_valid, 5000);
+        let got = rt.block_on(stores.memory().get(&StorePath::from(name))).expect("written");
+        let reader = SerializedFileReader::new(rt.block_on(got.bytes()).expect("bytes")).expect("parquet");
+        let chunk = reader.metadata().row_group(0).column(0).clone();
+        let values: Vec<String> = reader
+            .get_row_iter(None)
+            .expect("rows")
+            .map(|r| r.expect("row").get_string(0).expect("a string").clone())
+            .collect();
+        (chunk.compression(), values)
+    };
+    let (zstd, packed) = written("packed.parquet", true);
+    let (none, plain) = written("plain.parquet", false);
+    assert!(matches!(zstd, Compression::ZSTD(_)), "compressed by default: {zstd:?}");
+    assert_eq!(none, Compression::UNCOMPRESSED);
+    assert_eq!(packed, plain, "the same rows either way");
+}

@@ -290,6 +290,9 @@ impl Pipeline {
             .output(output)
             .rejects(rejects)
             .threads(self.threads)
+            // Staging in a local lake is read back by the load on this machine: zstd would
+            // only cost time. On S3 it is compressed (transfer, and Redshift's COPY).
+            .compressed(!self.lake.is_local)
             .limits(self.settings.limits.engine())
             .max_errors(5)
             .warehouse_limits(self.warehouse.limits())
