@@ -3,9 +3,12 @@
 //! glueless metric it graphs (plain, in a SEARCH expression or in a Logs Insights query) is one
 //! the EMF lines of `jobs/src/metrics.rs` carry, with a dimension set they declare. Renaming a
 //! metric or a dimension on either side fails here. Each graph is explained in
-//! `docs/operations.md`, section "Dashboard"; so is checked here too.
+//! `docs/operations.md`, section "Dashboard"; so is checked here too. And the one metric the
+//! dashboard added, the ECS tasks launched, is printed by a worker that launches a task.
 
-use crate::aws_runtime::{Stack, python};
+use crate::aws_runtime::ecs::{ecs_env, task_arns};
+use crate::aws_runtime::worker::worker;
+use crate::aws_runtime::{Stack, contracts, python, rt, sales};
 use crate::support::*;
 use glueless_jobs::metrics::{self, FileMetrics, TaskLaunchMetrics};
 use glueless_jobs::ports::FileState;
@@ -61,10 +64,8 @@ fn dashboard_body(name: &str) -> Value {
                   cw = boto3.client('cloudwatch', endpoint_url=sys.argv[1], region_name='us-east-1', \
                   aws_access_key_id='test', aws_secret_access_key='test')\n\
                   print(cw.get_dashboard(DashboardName=sys.argv[2])['DashboardBody'])";
-    let out = std::process::Command::new(python())
-        .args(["-c", script, &aws_endpoint(), name])
-        .output()
-        .expect("python runs");
+    let out =
+        std::process::Command::new(python()).args(["-c", script, &aws_endpoint(), name]).output().expect("python runs");
     assert!(out.status.success(), "GetDashboard {name}: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("the dashboard's body is JSON after Fn::Sub ({e}):\n{}", String::from_utf8_lossy(&out.stdout))
@@ -122,13 +123,20 @@ fn asked(body: &Value) -> (Vec<Asked>, Vec<(String, String)>) {
                     }
                     let strings: Vec<&str> = entry.iter().filter_map(Value::as_str).collect();
                     let opts = entry.iter().find_map(Value::as_object);
-                    assert!(strings[0] != "." && strings.len() % 2 == 0, "{title}: spell every metric out: {entry:?}");
+                    assert!(
+                        strings[0] != "." && strings.len().is_multiple_of(2),
+                        "{title}: spell every metric out: {entry:?}"
+                    );
                     series.push(Asked {
                         widget: title.clone(),
                         namespace: strings[0].to_string(),
                         metric: strings[1].to_string(),
                         dimensions: strings[2..].chunks(2).map(|kv| (kv[0].to_string(), kv[1].to_string())).collect(),
-                        stat: opts.and_then(|o| o.get("stat")).and_then(Value::as_str).map(String::from).or(default_stat.clone()),
+                        stat: opts
+                            .and_then(|o| o.get("stat"))
+                            .and_then(Value::as_str)
+                            .map(String::from)
+                            .or(default_stat.clone()),
                         search: false,
                     });
                 }
@@ -165,7 +173,11 @@ fn the_dashboard_graphs_the_metrics_the_emf_lines_carry() {
         if let Some(state) = s.dimensions.get("state").filter(|_| !s.search) {
             assert!(states.contains(state.as_str()), "{}: no state {state}", s.widget);
         }
-        assert!(!s.dimensions.contains_key("dataset") || s.search, "{}: a dataset is found by SEARCH, not named", s.widget);
+        assert!(
+            !s.dimensions.contains_key("dataset") || s.search,
+            "{}: a dataset is found by SEARCH, not named",
+            s.widget
+        );
     }
     for s in series.iter().filter(|s| s.search) {
         assert_eq!(s.namespace, metrics::NAMESPACE, "{}: SEARCH in {}", s.widget, s.namespace);
@@ -186,7 +198,10 @@ fn the_dashboard_graphs_the_metrics_the_emf_lines_carry() {
             assert!(dimension_names.contains(field), "{title}: grouped by {field}, which the EMF lines do not carry");
         }
         for group in ["lambda", "task"] {
-            assert!(q.contains("SOURCE '/glueless/") && q.contains(&format!("/{group}'")), "{title}: reads the {group} logs: {q}");
+            assert!(
+                q.contains("SOURCE '/glueless/") && q.contains(&format!("/{group}'")),
+                "{title}: reads the {group} logs: {q}"
+            );
         }
     }
 
@@ -247,4 +262,36 @@ fn the_dashboard_graphs_the_metrics_the_emf_lines_carry() {
             assert!(section.contains(&format!("**{title}**")), "docs/operations.md, Dashboard: explains \"{title}\"");
         }
     }
+}
+
+#[test]
+fn a_worker_that_launches_an_ecs_task_prints_the_line_the_dashboard_counts() {
+    rt().block_on(async {
+        let stack = Stack::deploy("launch-metric", &[("DatasetPrefixes", "landing/sales/")]);
+        let contracts = contracts();
+        let dir = tempfile::tempdir().unwrap();
+        // Every file is "large" here: the worker launches it on the stack's ECS cluster.
+        let env = ecs_env(&stack, contracts.path(), &dir.path().join("w.db"), &[]);
+        stack.put("landing/sales/big.csv", &sales(1, 20, 0)).await;
+        let run = worker(&env, &[]);
+        assert_eq!(run.code, 0, "worker: {}", run.stderr);
+        let tasks = task_arns(&stack.ecs_cluster).await;
+        assert_eq!(tasks.len(), 1, "one task launched: {}", run.stderr);
+
+        let lines: Vec<Value> =
+            run.stdout.lines().map(|l| serde_json::from_str(l).expect("stdout holds EMF lines only")).collect();
+        let launches: Vec<&Value> = lines.iter().filter(|l| l.get(metrics::TASKS_LAUNCHED.0).is_some()).collect();
+        assert_eq!(launches.len(), 1, "one launch line: {}", run.stdout);
+        let l = launches[0];
+        assert_eq!(l[metrics::TASKS_LAUNCHED.0], 1);
+        assert_eq!(l["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], metrics::TASKS_LAUNCHED.0);
+        assert_eq!(
+            (l["dataset"].as_str(), l["runtime"].as_str(), l["route"].as_str()),
+            (Some("sales"), Some("worker"), Some("ecs"))
+        );
+        assert_eq!(l["task"].as_str(), Some(tasks[0].as_str()), "the task's ARN rides along");
+        assert_eq!(l["object"].as_str(), Some(stack.url("landing/sales/big.csv").as_str()));
+        // The file is not finished here (the task has it): no file line yet.
+        assert!(lines.iter().all(|l| l.get(metrics::FILES.0).is_none()), "{}", run.stdout);
+    });
 }

@@ -7,7 +7,7 @@
 //! → Parquet staging in S3 → the warehouse → the file's state in DynamoDB.
 
 mod bootstrap;
-mod ecs;
+pub(crate) mod ecs;
 pub mod lambda;
 #[cfg(all(feature = "redshift", feature = "postgres"))]
 mod redshift;
