@@ -4,6 +4,7 @@
     $VENV/bin/python infra/local_stack.py deploy --endpoint http://127.0.0.1:PORT --stack NAME [--param Key=Value ...]
     $VENV/bin/python infra/local_stack.py delete --endpoint http://127.0.0.1:PORT --stack NAME
     $VENV/bin/python infra/local_stack.py expand [--param Key=Value ...]     # the CloudFormation, on stdout
+    $VENV/bin/python infra/local_stack.py dashboards [--param Key=Value ...] # each dashboard's body, as JSON
 
 `deploy` expands the SAM transform offline (aws-sam-translator; no AWS call, account
 123456789012, region us-east-1 as moto uses), creates the stack through the emulator's
@@ -52,6 +53,8 @@ the resources the expanded template holds):
 - AWS::ECS::Cluster: capacity providers and Container Insights are not applied (no local effect).
 - AWS::SNS::Subscription (AlertEmail), AWS::Chatbot::SlackChannelConfiguration and its role:
   not supported by moto's CloudFormation; left out when their parameters are set.
+- AWS::CloudWatch::Dashboard: created by moto's CloudFormation (moto draws nothing); its graphs
+  of the left-out function name it as Function-not-deployed-locally.
 - IAM roles and policies, the KMS key, log groups: created by moto, which evaluates no
   permission and encrypts nothing. Policy statements written as
   `Fn::If [condition, statement, AWS::NoValue]` are resolved by this script first: moto's
@@ -84,6 +87,10 @@ LEFT_OUT = {
     "(this one only denies requests without TLS; the emulator is plain HTTP)",
     "AWS::SNS::Subscription": "not supported by moto's CloudFormation (an e-mail endpoint cannot confirm locally)",
     "AWS::Chatbot::SlackChannelConfiguration": "not supported by moto; Slack is out of reach",
+}
+# Types kept when they refer to a left-out resource: the reference becomes a stand-in name.
+STAND_INS = {
+    "AWS::CloudWatch::Dashboard": "its graphs of the function's metrics stay, empty (no function runs locally)",
 }
 # Types moto's CloudFormation skips but this script applies through the API after the stack.
 APPLIED_AFTER = {
@@ -278,7 +285,15 @@ def localise(cfn: dict, values: dict[str, str], deviations: list[str]) -> tuple[
             if cond and not condition_holds(cfn, cond, values):
                 continue
             gone = sorted((references(res) | set(_depends(res))) & set(removed))
-            if gone:
+            if gone and res["Type"] in STAND_INS:
+                # Kept: what it names of a left-out resource becomes a stand-in name.
+                for g in gone:
+                    res["Properties"] = _stand_in(res["Properties"], g, f"{g}-not-deployed-locally")
+                deviations.append(
+                    f"{lid} - {res['Type']}: {', '.join(gone)} named as "
+                    f"{', '.join(g + '-not-deployed-locally' for g in gone)}: {STAND_INS[res['Type']]}"
+                )
+            elif gone:
                 removed[lid] = f"{res['Type']}: left out: it refers to {', '.join(gone)}, which is left out"
                 changed = True
     for lid, why in removed.items():
@@ -350,6 +365,25 @@ def localise(cfn: dict, values: dict[str, str], deviations: list[str]) -> tuple[
             "(moto's CloudFormation leaves a null entry, which its IAM rejects as a malformed policy)"
         )
     return cfn, later
+
+
+def _stand_in(node, lid: str, name: str):
+    """`node` with every Ref of `lid` (and `${lid}` in an Fn::Sub text) replaced by `name`."""
+    if isinstance(node, dict):
+        if node == {"Ref": lid}:
+            return name
+        out = {}
+        for k, v in node.items():
+            if k == "Fn::Sub":
+                text, local = (v[0], v[1]) if isinstance(v, list) else (v, None)
+                text = re.sub(r"\$\{" + re.escape(lid) + r"(\.[^}]*)?\}", name, text)
+                out[k] = [text, _stand_in(local, lid, name)] if local is not None else text
+            else:
+                out[k] = _stand_in(v, lid, name)
+        return out
+    if isinstance(node, list):
+        return [_stand_in(v, lid, name) for v in node]
+    return node
 
 
 def _is_string_pattern(pattern) -> bool:
@@ -666,10 +700,10 @@ def delete(args) -> int:
     return 0
 
 
-def expand_cmd(args) -> int:
-    template = load_template(TEMPLATE)
-    given = parse_params(args.param)
-    # Placeholders for the parameters that have no default, so the expansion can run offline.
+def offline_values(template: dict, given: dict[str, str]) -> dict[str, str]:
+    """Every parameter's value, with placeholders for those that have no default, so that the
+    expansion can run offline."""
+    given = dict(given)
     for name, slot in template.get("Parameters", {}).items():
         if name not in given and "Default" not in slot:
             kind = slot.get("Type", "String")
@@ -678,7 +712,65 @@ def expand_cmd(args) -> int:
                 "List<AWS::EC2::SecurityGroup::Id>": "sg-0123456789abcdef0",
             }.get(kind, "placeholder")
     values, _ = param_values(template, given)
+    return values
+
+
+def expand_cmd(args) -> int:
+    template = load_template(TEMPLATE)
+    values = offline_values(template, parse_params(args.param))
     print(json.dumps(expand(template, values), indent=1, sort_keys=False))
+    return 0
+
+
+PSEUDO = {"AWS::Region": REGION, "AWS::AccountId": "123456789012", "AWS::StackName": "glueless", "AWS::Partition": "aws",
+          "AWS::URLSuffix": "amazonaws.com"}
+
+
+def sub_offline(sub, values: dict[str, str]) -> str:
+    """An Fn::Sub resolved offline: parameters to their values, pseudo parameters to the local
+    stack's, a resource `${R}` or `${R.Attr}` to the stand-in `R` or `R-Attr` (letters, digits
+    and dashes: what a name or an ARN would not break in JSON either)."""
+    text, local = (sub[0], sub[1]) if isinstance(sub, list) else (sub, {})
+
+    def one(m: re.Match) -> str:
+        name = m.group(1)
+        if name.startswith("!"):
+            return "${" + name[1:] + "}"
+        if name in local:
+            v = local[name]
+            return v if isinstance(v, str) else f"{name}-value"
+        if name in values:
+            return values[name]
+        if name in PSEUDO:
+            return PSEUDO[name]
+        return name.replace(".", "-")
+
+    return re.sub(r"\$\{([^}]*)\}", one, text)
+
+
+def dashboards_cmd(args) -> int:
+    template = load_template(TEMPLATE)
+    values = offline_values(template, parse_params(args.param))
+    cfn = expand(template, values)
+    bodies = {}
+    for lid, res in cfn["Resources"].items():
+        if res["Type"] != "AWS::CloudWatch::Dashboard":
+            continue
+        body = res["Properties"]["DashboardBody"]
+        text = sub_offline(body["Fn::Sub"], values) if isinstance(body, dict) and "Fn::Sub" in body else body
+        if not isinstance(text, str):
+            raise Failure(f"{lid}: DashboardBody is neither a string nor an Fn::Sub: {body!r}")
+        try:
+            bodies[lid] = json.loads(text)
+        except json.JSONDecodeError as e:
+            near = text[max(0, e.pos - 80) : e.pos + 80]
+            raise Failure(f"{lid}: DashboardBody is not JSON after Fn::Sub: {e}; near:\n{near}")
+        for i, w in enumerate(bodies[lid].get("widgets", [])):
+            if not isinstance(w, dict) or "type" not in w or "properties" not in w:
+                raise Failure(f"{lid}: widget {i} has no type or properties: {w!r}")
+    if not bodies:
+        raise Failure(f"{TEMPLATE} has no AWS::CloudWatch::Dashboard")
+    print(json.dumps(bodies, indent=1))
     return 0
 
 
@@ -694,9 +786,11 @@ def main(argv: list[str]) -> int:
     x.add_argument("--stack", required=True)
     e = sub.add_parser("expand", help="print the template after the SAM transform (for the offline checks)")
     e.add_argument("--param", action="append", default=[], metavar="Key=Value")
+    b = sub.add_parser("dashboards", help="print each dashboard's body, Fn::Sub resolved offline (fails unless it is JSON)")
+    b.add_argument("--param", action="append", default=[], metavar="Key=Value")
     args = ap.parse_args(argv)
     try:
-        return {"deploy": deploy, "delete": delete, "expand": expand_cmd}[args.cmd](args)
+        return {"deploy": deploy, "delete": delete, "expand": expand_cmd, "dashboards": dashboards_cmd}[args.cmd](args)
     except Failure as f:
         print(f"local_stack: error: {f}", file=sys.stderr)
         return 1

@@ -7,6 +7,11 @@
 //! object URL and the runtime (`lambda`, `ecs`, `worker`, `local`) ride along as plain
 //! properties, searchable in CloudWatch Logs Insights but not dimensions.
 //!
+//! A second, smaller line counts each ECS task the dispatcher launches for a large file
+//! ([`TaskLaunchMetrics`]): AWS has no metric of tasks started (Container Insights counts the
+//! tasks running in a cluster, not the ones launched). The stack's dashboard
+//! (`infra/template.yaml`) graphs these names; a test checks it against this file.
+//!
 //! ```
 //! use glueless_jobs::metrics::FileMetrics;
 //! let m = FileMetrics { dataset: "orders".into(), state: "LOADED", runtime: "lambda", object: "s3://b/k.csv".into(),
@@ -32,12 +37,17 @@ pub const BYTES_READ: (&str, &str) = ("glueless_bytes_read_bytes", "Bytes");
 pub const DURATION: (&str, &str) = ("glueless_file_duration_seconds", "Seconds");
 /// From the S3 event time to the warehouse commit.
 pub const LAG: (&str, &str) = ("glueless_load_lag_seconds", "Seconds");
+/// An ECS task launched for a large file (one per launch; the line of [`TaskLaunchMetrics`]).
+pub const TASKS_LAUNCHED: (&str, &str) = ("glueless_tasks_launched_count", "Count");
 
 /// The `dataset` of a file no contract matched (a dimension value may not be empty).
 pub const NO_DATASET: &str = "(none)";
 
 /// The dimension sets of every metric: totals, per state, per dataset, per dataset and state.
 pub const DIMENSION_SETS: [&[&str]; 4] = [&[], &["state"], &["dataset"], &["dataset", "state"]];
+
+/// The dimension sets of a launch: totals and per dataset (a launched file has no outcome yet).
+pub const LAUNCH_DIMENSION_SETS: [&[&str]; 2] = [&[], &["dataset"]];
 
 /// What one finished file contributes.
 #[derive(Debug, Clone)]
@@ -59,36 +69,82 @@ pub struct FileMetrics {
 impl FileMetrics {
     /// One EMF line (no trailing newline) stamped `now`.
     pub fn emf(&self, now: Millis) -> String {
-        let mut metrics = vec![FILES, ROWS_READ, ROWS_LOADED, ROWS_REJECTED, BYTES_READ, DURATION];
-        if self.lag_seconds.is_some() {
-            metrics.push(LAG);
+        let mut values = vec![
+            (FILES, json!(1)),
+            (ROWS_READ, json!(self.rows_read)),
+            (ROWS_LOADED, json!(self.rows_loaded)),
+            (ROWS_REJECTED, json!(self.rows_rejected)),
+            (BYTES_READ, json!(self.bytes_read)),
+            (DURATION, json!(self.seconds)),
+        ];
+        if let Some(lag) = self.lag_seconds {
+            values.push((LAG, json!(lag)));
         }
-        let defs: Vec<_> = metrics.iter().map(|(name, unit)| json!({"Name": name, "Unit": unit})).collect();
-        let mut v = json!({
-            "_aws": {
-                "Timestamp": now,
-                "CloudWatchMetrics": [{
-                    "Namespace": NAMESPACE,
-                    "Dimensions": DIMENSION_SETS,
-                    "Metrics": defs,
-                }],
-            },
+        let properties = json!({
             "dataset": self.dataset,
             "state": self.state,
             "runtime": self.runtime,
             "object": self.object,
-            FILES.0: 1,
-            ROWS_READ.0: self.rows_read,
-            ROWS_LOADED.0: self.rows_loaded,
-            ROWS_REJECTED.0: self.rows_rejected,
-            BYTES_READ.0: self.bytes_read,
-            DURATION.0: self.seconds,
         });
-        if let Some(lag) = self.lag_seconds {
-            v[LAG.0] = json!(lag);
-        }
-        v.to_string()
+        emf_line(now, &DIMENSION_SETS, &values, properties)
     }
+}
+
+/// What the launch of one ECS task for a large file contributes.
+#[derive(Debug, Clone)]
+pub struct TaskLaunchMetrics {
+    /// The file's dataset ([`NO_DATASET`] when it has none).
+    pub dataset: String,
+    /// The runtime that launched it (`lambda`, `worker`).
+    pub runtime: &'static str,
+    /// The launcher's route (`ecs`).
+    pub route: String,
+    pub object: String,
+    /// The task's id (its ARN on ECS).
+    pub task: String,
+}
+
+impl TaskLaunchMetrics {
+    /// One EMF line (no trailing newline) stamped `now`.
+    pub fn emf(&self, now: Millis) -> String {
+        let dataset = if self.dataset.is_empty() { NO_DATASET } else { self.dataset.as_str() };
+        let properties = json!({
+            "dataset": dataset,
+            "runtime": self.runtime,
+            "route": self.route,
+            "object": self.object,
+            "task": self.task,
+        });
+        emf_line(now, &LAUNCH_DIMENSION_SETS, &[(TASKS_LAUNCHED, json!(1))], properties)
+    }
+}
+
+/// An EMF line: the metric declarations (namespace [`NAMESPACE`], `dimensions`, each metric's
+/// name and unit), then `properties` (every dimension's value among them) and the values.
+fn emf_line(
+    now: Millis,
+    dimensions: &[&[&str]],
+    values: &[((&str, &str), serde_json::Value)],
+    properties: serde_json::Value,
+) -> String {
+    let defs: Vec<_> = values.iter().map(|((name, unit), _)| json!({"Name": name, "Unit": unit})).collect();
+    let mut v = json!({
+        "_aws": {
+            "Timestamp": now,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": dimensions,
+                "Metrics": defs,
+            }],
+        },
+    });
+    if let serde_json::Value::Object(props) = properties {
+        v.as_object_mut().expect("an object").extend(props);
+    }
+    for ((name, _), value) in values {
+        v[*name] = value.clone();
+    }
+    v.to_string()
 }
 
 #[cfg(test)]
@@ -125,5 +181,33 @@ mod tests {
         assert_eq!(decl["Dimensions"][0], serde_json::json!([]), "a dimensionless set carries the totals");
         assert_eq!(v["runtime"], "ecs");
         assert_eq!(v["_aws"]["Timestamp"], 7);
+    }
+
+    #[test]
+    fn a_launch_line_counts_one_task_per_dataset_and_in_total() {
+        let m = TaskLaunchMetrics {
+            dataset: "orders".into(),
+            runtime: "lambda",
+            route: "ecs".into(),
+            object: "s3://lake/landing/orders/big.csv".into(),
+            task: "arn:aws:ecs:us-east-1:123456789012:task/c/0123".into(),
+        };
+        let v: serde_json::Value = serde_json::from_str(&m.emf(9)).unwrap();
+        let decl = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(decl["Namespace"], NAMESPACE);
+        assert_eq!(decl["Metrics"], serde_json::json!([{"Name": "glueless_tasks_launched_count", "Unit": "Count"}]));
+        assert_eq!(v[TASKS_LAUNCHED.0], 1, "one launch, one count");
+        assert_eq!(decl["Dimensions"], serde_json::json!([[], ["dataset"]]));
+        assert_eq!((&v["dataset"], &v["route"], &v["runtime"]), (&"orders".into(), &"ecs".into(), &"lambda".into()));
+        assert_eq!(
+            v["task"], "arn:aws:ecs:us-east-1:123456789012:task/c/0123",
+            "the task is a property, not a dimension"
+        );
+        assert_eq!(v["_aws"]["Timestamp"], 9);
+        assert!(v.get(FILES.0).is_none(), "a launch is not a finished file");
+
+        let none = TaskLaunchMetrics { dataset: String::new(), ..m };
+        let v: serde_json::Value = serde_json::from_str(&none.emf(9)).unwrap();
+        assert_eq!(v["dataset"], NO_DATASET, "a dimension value may not be empty");
     }
 }

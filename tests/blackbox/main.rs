@@ -4,6 +4,8 @@
 mod acceptance;
 #[cfg(feature = "lambda")]
 mod aws_runtime;
+#[cfg(feature = "lambda")]
+mod dashboard;
 mod docs;
 #[cfg(feature = "aws")]
 mod dynamodb;

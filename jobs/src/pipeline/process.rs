@@ -600,7 +600,14 @@ impl Pipeline {
         match self.launcher.launch(&rec).await {
             Ok(l) => {
                 if let Launched::Remote { id } = &l {
-                    self.emit(logs::TaskLaunched { url: &key.url, route, task: id, bytes: rec.size });
+                    let metrics = self.metrics_runtime.map(|runtime| crate::metrics::TaskLaunchMetrics {
+                        dataset: rec.dataset.clone(),
+                        runtime,
+                        route: route.to_string(),
+                        object: key.url.clone(),
+                        task: id.clone(),
+                    });
+                    self.emit(logs::TaskLaunched { url: &key.url, route, task: id, bytes: rec.size, metrics });
                 }
                 Ok(Some(l))
             }

@@ -6,7 +6,7 @@
 //! `url` and `version` without each event repeating them; events that may happen outside it
 //! name the URL themselves.
 
-use crate::metrics::FileMetrics;
+use crate::metrics::{FileMetrics, TaskLaunchMetrics};
 use crate::pipeline::FileOutcome;
 use crate::ports::{FileState, now_ms};
 use std::fmt::Display;
@@ -230,12 +230,20 @@ pub struct TaskLaunched<'a> {
     pub route: &'a str,
     pub task: &'a str,
     pub bytes: u64,
+    /// The EMF line's content, when this runtime prints metrics.
+    pub metrics: Option<TaskLaunchMetrics>,
 }
 
 impl Event for TaskLaunched<'_> {
     fn log(&self) {
-        let Self { url, route, task, bytes } = *self;
+        let Self { url, route, task, bytes, .. } = *self;
         info!(url, route, task, bytes, "{url}: launched {route} task {task} ({bytes} bytes)");
+    }
+
+    fn count(&self) {
+        if let Some(m) = &self.metrics {
+            println!("{}", m.emf(now_ms()));
+        }
     }
 }
 

@@ -24,7 +24,7 @@ fn default_subnet() -> String {
 
 /// The stack's settings plus ECS: every file is "large" (over 100 bytes), the template's cluster
 /// and task definition, a subnet of the default VPC.
-fn ecs_env(
+pub(crate) fn ecs_env(
     stack: &Stack,
     contracts: &std::path::Path,
     db: &std::path::Path,
@@ -44,7 +44,7 @@ fn ecs_env(
     env
 }
 
-async fn task_arns(cluster: &str) -> Vec<String> {
+pub(crate) async fn task_arns(cluster: &str) -> Vec<String> {
     ecs().list_tasks().cluster(cluster).send().await.expect("list tasks").task_arns().to_vec()
 }
 

@@ -7,7 +7,7 @@
 //! → Parquet staging in S3 → the warehouse → the file's state in DynamoDB.
 
 mod bootstrap;
-mod ecs;
+pub(crate) mod ecs;
 pub mod lambda;
 #[cfg(all(feature = "redshift", feature = "postgres"))]
 mod redshift;
@@ -32,6 +32,7 @@ pub struct Stack {
     pub topic: String,
     pub ecs_cluster: String,
     pub task_definition: String,
+    pub dashboard: String,
 }
 
 /// A unique name for `test`'s stack.
@@ -77,6 +78,7 @@ impl Stack {
             topic: get("AlertTopicArn"),
             ecs_cluster: get("EcsClusterName"),
             task_definition: get("TaskDefinitionArn"),
+            dashboard: get("DashboardName"),
         }
     }
 
