@@ -56,8 +56,10 @@
 //! spec reuses the check, a different spec for the table is checked anew.
 
 pub mod dialect;
+pub mod evolve;
 
 pub use dialect::{Dialect, TableName, Upsert, literal, quote};
+pub use evolve::{ChangeKind, ExistingColumn, ExistingTable, Refusal, SCHEMA_LEDGER, TableChange, spec_fingerprint};
 
 use crate::ports::FileKey;
 use crate::ports::warehouse::{Column, FileLoad, LoadResult, SqlType, TableSpec, WarehouseError};
