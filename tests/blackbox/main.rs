@@ -7,6 +7,7 @@ mod aws_runtime;
 mod docs;
 #[cfg(feature = "aws")]
 mod dynamodb;
+mod evolution;
 mod golden;
 mod hostile;
 mod logs;

@@ -14,6 +14,7 @@
 //! | `after-staging` | the file's staging Parquet written, before the warehouse | a staged file that was never loaded is transformed and loaded again, once |
 //! | `after-quarantine` | the file's quarantine (rows > 0) written, before its state is recorded | rejected rows are not counted or quarantined twice; a REJECTED file ends REJECTED |
 //! | `before-ledger` | inside the warehouse transaction, after the MERGE/upsert, before the ledger rows (Redshift: the commit batch sent, its answer not awaited) | the fact rows and the ledger row commit together or not at all |
+//! | `before-schema-ledger` | `ensure_table` (SQLite, PostgreSQL), a new column added by `ALTER TABLE`, its `glueless_schema_changes` row not yet written | the column and its ledger row commit together or not at all |
 //! | `after-commit` | the warehouse transaction committed, the state store not yet updated | the ledger turns the reload into "already loaded": no second ledger row, no duplicate fact |
 //! | `between-state-updates` | a multi-file load committed, the first file recorded LOADED, the next not yet | a batch half-recorded ends with every file LOADED, each loaded once |
 //! | `during-renewal` | the lease renewer, right after a claim was renewed | a worker that dies while renewing loses its claims after the lease |
@@ -30,11 +31,12 @@ pub const ENV: &str = "GLUELESS_FAULT";
 pub const MARKER_ENV: &str = "GLUELESS_FAULT_MARKER";
 
 /// Every point, in the order a file job passes them.
-pub const POINTS: [&str; 9] = [
+pub const POINTS: [&str; 10] = [
     "after-claim",
     "during-transform",
     "after-staging",
     "after-quarantine",
+    "before-schema-ledger",
     "before-ledger",
     "after-commit",
     "between-state-updates",

@@ -640,6 +640,7 @@ async fn ensure_table_in(tx: &Transaction<'_>, plan: &LoadPlan<'_, Postgres>) ->
             let fingerprint = spec_fingerprint(spec);
             for statement in ddl {
                 tx.batch_execute(statement).await.map_err(err)?;
+                crate::pipeline::faults::point("before-schema-ledger");
                 let params: [&(dyn ToSql + Sync); 5] =
                     [&spec.dataset, &spec.table, statement, &fingerprint, &crate::ports::now_ms()];
                 tx.execute(&record, &params).await.map_err(err)?;

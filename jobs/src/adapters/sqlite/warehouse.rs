@@ -436,6 +436,7 @@ fn ensure_table_blocking(conn: &mut Connection, plan: &LoadPlan<'_, Sqlite>) -> 
             let mut record = tx.prepare(&plan.schema_change_insert_params()).map_err(err)?;
             for statement in ddl {
                 tx.execute_batch(statement).map_err(err)?;
+                crate::pipeline::faults::point("before-schema-ledger");
                 record
                     .execute(rusqlite::params![
                         spec.dataset,
