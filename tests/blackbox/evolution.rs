@@ -16,6 +16,7 @@ use glueless_jobs::ports::load_plan::{ChangeKind, TableChange};
 use glueless_jobs::ports::warehouse::Column;
 use glueless_jobs::ports::*;
 use serde_json::{Value, json};
+use std::future::Future;
 use std::path::PathBuf;
 
 const PRICE: &str = r#"unit "price" (EUR)"#;
@@ -239,16 +240,26 @@ async fn lossy_changes_are_refused<W: Warehouse>(w: &W, db: &Db, v1: &Staging, v
 }
 
 /// Two loaders (two connections) adding the same column at once: both succeed, it is added
-/// once and recorded once.
-async fn two_loaders_add_a_column_once<W: Warehouse>(a: &W, b: &W, db: &Db, v1: &Staging, v2: &Staging) {
-    a.ensure_table(&v1.spec).await.unwrap();
-    let (x, y) = tokio::join!(a.ensure_table(&v2.spec), b.ensure_table(&v2.spec));
+/// once and recorded once. The v1 table exists, and `held` keeps it locked for a while by
+/// another session, so that both loaders have read the table before either can alter it.
+async fn two_loaders_add_a_column_once<W: Warehouse>(
+    a: &W,
+    b: &W,
+    db: &Db,
+    v2: &Staging,
+    held: impl Future<Output = ()>,
+) {
+    let (x, y, ()) = tokio::join!(a.ensure_table(&v2.spec), b.ensure_table(&v2.spec), held);
     x.unwrap();
     y.unwrap();
     assert_eq!(db.schema_changes().await.len(), 1, "added once");
     assert_eq!(a.plan_table(&v2.spec).await.unwrap(), TableChange::Nothing);
     assert_eq!(b.plan_table(&v2.spec).await.unwrap(), TableChange::Nothing);
 }
+
+/// How long another session holds the table in [`two_loaders_add_a_column_once`]: only so that
+/// the two loaders meet; the outcome does not depend on it.
+const HOLD: std::time::Duration = std::time::Duration::from_millis(500);
 
 // ---------------------------------------------------------------------------------------------
 // SQLite
@@ -280,7 +291,15 @@ async fn sqlite_two_loaders_add_a_column_once() {
     let (v1, v2) = stagings(None);
     let (a, db) = sqlite(&dir, "two");
     let (b, _) = sqlite(&dir, "two");
-    two_loaders_add_a_column_once(&a, &b, &db, &v1, &v2).await;
+    a.ensure_table(&v1.spec).await.unwrap();
+    let Db::Sqlite(path) = &db else { unreachable!() };
+    let holder = rusqlite::Connection::open(path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let held = async move {
+        tokio::time::sleep(HOLD).await;
+        holder.execute_batch("COMMIT").unwrap();
+    };
+    two_loaders_add_a_column_once(&a, &b, &db, &v2, held).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -311,7 +330,15 @@ mod postgres {
         let url = postgres_database("evolve_two").await;
         let (v1, v2) = stagings(None);
         let (a, b) = (connect(&url).await, connect(&url).await);
-        two_loaders_add_a_column_once(&a, &b, &Db::Postgres(url), &v1, &v2).await;
+        a.ensure_table(&v1.spec).await.unwrap();
+        let mut holder = crate::postgres::client(&url).await;
+        let tx = holder.transaction().await.unwrap();
+        tx.batch_execute("LOCK TABLE fact_everything IN ACCESS SHARE MODE").await.unwrap();
+        let held = async move {
+            tokio::time::sleep(HOLD).await;
+            tx.commit().await.unwrap();
+        };
+        two_loaders_add_a_column_once(&a, &b, &Db::Postgres(url.clone()), &v2, held).await;
     }
 }
 
