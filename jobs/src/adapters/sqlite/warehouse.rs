@@ -50,8 +50,11 @@
 //! columns do not fit the spec is a refusal of rows ([`LoadCause::Rows`]: the pipeline finds
 //! the file); anything else (a view where the table should be) needs someone to act.
 //! Values SQLite cannot store exactly ([`WarehouseLimits::sqlite`]: NaN, dates outside years
-//! 0000–9999) are row errors of validation before they get here. An existing fact table must have every spec
-//! column and a `PRIMARY KEY` or `UNIQUE` index on exactly the key columns.
+//! 0000–9999) are row errors of validation before they get here. An existing fact table is
+//! compared with the contract ([`crate::ports::load_plan::evolve`]: types by SQLite's affinity,
+//! names without ASCII case): new optional fields are added, with a row in
+//! `glueless_schema_changes`, in `ensure_table`'s `BEGIN IMMEDIATE` transaction; anything else,
+//! or no `PRIMARY KEY` or `UNIQUE` index on exactly the key columns, is refused.
 //!
 //! # Names
 //!
@@ -66,6 +69,8 @@
 //! - the ledger `glueless_loads(object_url, object_version, fingerprint, load_id, dataset,
 //!   table_name, rows_loaded, loaded_at /* ms since the epoch */)`, primary key
 //!   `(object_url, object_version)`, created when the file is opened;
+//! - the ledger of added columns `glueless_schema_changes(dataset, table_name, ddl,
+//!   fingerprint, changed_at)`, created when the first column is added;
 //! - a `TEMP` staging table per load (`temp.glueless_staging`), private to the connection.
 
 use crate::adapters::staged_parquet::{Cells, PartReader};
