@@ -464,6 +464,28 @@ pub fn statement_label(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn information_schema_types_match_the_column_types() {
+        for (data_type, len, p, sc, ty) in [
+            ("character varying", Some(65535), None, None, SqlType::Text),
+            ("numeric", None, Some(20), Some(2), SqlType::Decimal { precision: 20, scale: 2 }),
+            ("timestamp with time zone", None, None, None, SqlType::Timestamp),
+            ("time without time zone", None, None, None, SqlType::Time),
+            ("double precision", None, Some(53), None, SqlType::Float64),
+            ("bigint", None, Some(64), Some(0), SqlType::Int64),
+            ("boolean", None, None, None, SqlType::Boolean),
+        ] {
+            let declared = declared_type(data_type, len, p, sc);
+            assert!(Redshift.same_type(&declared, ty), "{declared} is {ty:?}");
+        }
+        assert!(!Redshift.same_type(&declared_type("character varying", Some(256), None, None), SqlType::Text));
+        assert!(!Redshift.same_type(
+            &declared_type("numeric", None, Some(20), Some(4)),
+            SqlType::Decimal { precision: 20, scale: 2 }
+        ));
+        assert!(Redshift.same_name("Qty", "qty"));
+    }
     use crate::ports::warehouse::Column;
 
     fn spec(version: bool) -> TableSpec {

@@ -1087,6 +1087,23 @@ mod tests {
     }
 
     #[test]
+    fn declared_types_compare_by_affinity() {
+        for (declared, ty) in [
+            ("BIGINT", SqlType::Int64),
+            ("int", SqlType::Boolean),
+            ("VARCHAR(20)", SqlType::Text),
+            ("TEXT", SqlType::Timestamp),
+            ("DOUBLE", SqlType::Float64),
+        ] {
+            assert!(Sqlite.same_type(declared, ty), "{declared} holds {ty:?}");
+        }
+        assert!(!Sqlite.same_type("REAL", SqlType::Int64));
+        assert!(!Sqlite.same_type("TEXT", SqlType::Float64));
+        assert!(!Sqlite.same_type("", SqlType::Text), "no type is BLOB affinity");
+        assert!(Sqlite.same_name("ID", "id") && !Sqlite.same_name("id", "ids"));
+    }
+
+    #[test]
     fn identifiers_are_quoted_whole() {
         assert_eq!(quote(r#"unit "price" (EUR)"#), r#""unit ""price"" (EUR)""#);
         assert_eq!(quote("logistics.fact"), "\"logistics.fact\"");
