@@ -375,6 +375,26 @@ mod redshift {
         lossy_changes_are_refused(&w, &Db::Postgres(pg), &v1, &v2, false).await;
     }
 
+    /// The retry of a batch that met another loader's change: both loaders read the table
+    /// before either batch runs (another session holds the table), one batch adds the column,
+    /// the other fails and, deciding again, finds nothing to do.
+    #[cfg(all(feature = "redshift", feature = "postgres"))]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redshift_two_loaders_add_a_column_once() {
+        let (v1, v2) = stagings(None);
+        let (a, server, pg) = fresh("evolve_redshift_two").await;
+        let b = crate::redshift::warehouse::warehouse_at(&server, crate::redshift::warehouse::CLUSTER_URL);
+        a.ensure_table(&v1.spec).await.unwrap();
+        let mut holder = crate::postgres::client(&pg).await;
+        let tx = holder.transaction().await.unwrap();
+        tx.batch_execute("LOCK TABLE fact_everything IN ACCESS SHARE MODE").await.unwrap();
+        let held = async move {
+            tokio::time::sleep(HOLD).await;
+            tx.commit().await.unwrap();
+        };
+        two_loaders_add_a_column_once(&a, &b, &Db::Postgres(pg.clone()), &v2, held).await;
+    }
+
     /// The batch that adds a column: the ledger, the lock every load's commit takes, then per
     /// column its ALTER and its ledger row, all values literals.
     #[test]
