@@ -292,8 +292,7 @@ async fn sqlite_two_loaders_add_a_column_once() {
     let (a, db) = sqlite(&dir, "two");
     let (b, _) = sqlite(&dir, "two");
     a.ensure_table(&v1.spec).await.unwrap();
-    let Db::Sqlite(path) = &db else { unreachable!() };
-    let holder = rusqlite::Connection::open(path).unwrap();
+    let holder = rusqlite::Connection::open(dir.path().join("two.db")).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
     let held = async move {
         tokio::time::sleep(HOLD).await;
