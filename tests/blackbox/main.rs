@@ -9,6 +9,7 @@ mod dashboard;
 mod docs;
 #[cfg(feature = "aws")]
 mod dynamodb;
+mod evolution;
 mod golden;
 mod hostile;
 mod logs;

@@ -6,6 +6,7 @@ mod demo;
 pub mod exit;
 mod file;
 mod pipeline;
+mod plan;
 mod progress;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -138,6 +139,17 @@ pub enum Command {
         #[command(flatten)]
         args: PipelineArgs,
     },
+    /// What the next load would do to each dataset's warehouse table (create it, add columns,
+    /// nothing, or refuse, with why and the SQL an operator could run), changing nothing.
+    /// Exit codes: 0 every table can follow its contract, 4 some table would be refused, 2 a
+    /// broken contract or an unknown --dataset, 1 the warehouse did not answer.
+    Plan {
+        /// Only this dataset.
+        #[arg(long)]
+        dataset: Option<String>,
+        #[command(flatten)]
+        args: PipelineArgs,
+    },
 }
 
 fn parse_state(s: &str) -> Result<crate::ports::FileState, String> {
@@ -152,7 +164,8 @@ impl Command {
             | Command::Status { args, .. }
             | Command::Replay { args, .. }
             | Command::Worker { args, .. }
-            | Command::Task { args, .. } => args.format,
+            | Command::Task { args, .. }
+            | Command::Plan { args, .. } => args.format,
             Command::Demo { format, .. } => *format,
         }
     }
@@ -311,6 +324,7 @@ pub fn main() -> i32 {
         match cli.command {
             c @ (Command::Validate { .. } | Command::Transform { .. }) => file::run(c, threads).await,
             Command::Demo { dir, format } => demo::run(dir, format, threads).await,
+            Command::Plan { dataset, args } => plan::run(dataset, &args).await,
             c => pipeline::run(c, threads).await,
         }
     });

@@ -14,6 +14,7 @@
 //! | `after-staging` | the file's staging Parquet written, before the warehouse | a staged file that was never loaded is transformed and loaded again, once |
 //! | `after-quarantine` | the file's quarantine (rows > 0) written, before its state is recorded | rejected rows are not counted or quarantined twice; a REJECTED file ends REJECTED |
 //! | `before-ledger` | inside the warehouse transaction, after the MERGE/upsert, before the ledger rows (Redshift: the commit batch sent, its answer not awaited) | the fact rows and the ledger row commit together or not at all |
+//! | `before-schema-ledger` | `ensure_table` (SQLite, PostgreSQL), a new column added by `ALTER TABLE`, its `glueless_schema_changes` row not yet written | the column and its ledger row commit together or not at all |
 //! | `after-commit` | the warehouse transaction committed, the state store not yet updated | the ledger turns the reload into "already loaded": no second ledger row, no duplicate fact |
 //! | `between-state-updates` | a multi-file load committed, the first file recorded LOADED, the next not yet | a batch half-recorded ends with every file LOADED, each loaded once |
 //! | `during-renewal` | the lease renewer, right after a claim was renewed | a worker that dies while renewing loses its claims after the lease |
@@ -42,9 +43,16 @@ pub const POINTS: [&str; 9] = [
     "before-sqs-delete",
 ];
 
+/// Points only a contract change reaches (the fault matrix, which runs one plain load per
+/// point, takes [`POINTS`]; `tests/blackbox/evolution.rs` takes these).
+pub const EVOLUTION_POINTS: [&str; 1] = ["before-schema-ledger"];
+
 /// Kills this process with SIGKILL when `name` is the armed point.
 pub fn point(name: &str) {
-    debug_assert!(POINTS.contains(&name), "fault point `{name}` is not in faults::POINTS");
+    debug_assert!(
+        POINTS.contains(&name) || EVOLUTION_POINTS.contains(&name),
+        "fault point `{name}` is not in faults::POINTS"
+    );
     static FAULT: OnceLock<Option<String>> = OnceLock::new();
     let armed = FAULT.get_or_init(|| std::env::var(ENV).ok().filter(|v| !v.is_empty()));
     if armed.as_deref() == Some(name) {

@@ -16,7 +16,8 @@
 //! 6. writes one ledger row per loaded file,
 //!
 //! and commits; on any error nothing of it is visible. The fact table is created from
-//! [`TableSpec`] if missing ([`Warehouse::ensure_table`]). The algorithm and its statements are
+//! [`TableSpec`] if missing, and follows a contract that gained optional fields
+//! ([`Warehouse::ensure_table`]). The algorithm and its statements are
 //! written once, in [`super::load_plan`].
 //!
 //! Rows are compared across adapters in one canonical JSON form ([`Warehouse::fact_rows`]):
@@ -273,24 +274,6 @@ impl WarehouseError {
         WarehouseError::Load { table: table.to_string(), message: message.into(), cause }
     }
 
-    /// An existing fact table lacks `missing` columns of the contract; `add` writes, in the
-    /// warehouse's SQL, the statement that adds one.
-    pub fn missing_columns(table: &str, missing: &[&Column], add: impl Fn(&Column) -> String) -> WarehouseError {
-        let names: Vec<String> = missing.iter().map(|c| format!("`{}`", c.name)).collect();
-        let alter: Vec<String> = missing.iter().map(|c| add(c)).collect();
-        WarehouseError::Table {
-            table: table.to_string(),
-            message: format!(
-                "the existing table lacks column{} {} of the contract; add {} ({}) or drop the table so that it is created again",
-                if missing.len() == 1 { "" } else { "s" },
-                names.join(", "),
-                if missing.len() == 1 { "it" } else { "them" },
-                alter.join(" ")
-            ),
-            retryable: false,
-        }
-    }
-
     /// Something that is not a table (`kind`: a view, a sequence, …) has the fact table's name.
     pub fn not_a_table(table: &str, kind: &str) -> WarehouseError {
         WarehouseError::Table {
@@ -334,9 +317,23 @@ pub trait Warehouse: Send + Sync {
     /// error (rule `constraint-error`, constraint `warehouse`) instead of a refused load.
     fn limits(&self) -> WarehouseLimits;
 
-    /// Creates the ledger and the fact table if missing (idempotent). An existing table that
-    /// lacks one of the spec's columns is an error naming the column.
+    /// Creates the ledger and the fact table if missing (idempotent), and makes an existing
+    /// table follow the contract where it can without losing or rewriting data: the
+    /// comparison of [`crate::ports::load_plan::evolve`] decides; new optional fields become
+    /// columns (`ALTER TABLE … ADD COLUMN`, each recorded in `glueless_schema_changes` in the
+    /// same transaction, under the lock the loads take), and any other change is an error
+    /// (not retryable) naming each change and the SQL an operator could run.
     async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError>;
+
+    /// What [`Warehouse::ensure_table`] would do to the table, by the same comparison, without
+    /// changing anything (read-only).
+    async fn plan_table(&self, table: &TableSpec) -> Result<crate::ports::load_plan::TableChange, WarehouseError> {
+        Err(WarehouseError::Table {
+            table: table.table.clone(),
+            message: format!("{} cannot tell what a load would change", self.describe()),
+            retryable: false,
+        })
+    }
 
     /// One transaction, as described in the module documentation.
     async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError>;

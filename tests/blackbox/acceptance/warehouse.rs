@@ -30,7 +30,7 @@ use tempfile::TempDir;
 /// The "now" the loads start from.
 const T0: Millis = 1_700_000_000_000;
 
-const CONTRACT: &str = r#"
+pub const CONTRACT: &str = r#"
 name = "everything"
 table = "fact_everything"
 
@@ -84,7 +84,7 @@ decimal = [20, 2]
 version_column = "updated"
 "#;
 
-const HEADER: &str = r#"id,name,qty,weight,active,day,at,updated,vintage,"unit ""price"" (EUR)""#;
+pub const HEADER: &str = r#"id,name,qty,weight,active,day,at,updated,vintage,"unit ""price"" (EUR)""#;
 
 /// Rows covering every type, with their canonical form in [`every_type_expected`].
 const EVERY_TYPE: [&str; 4] = [
@@ -224,14 +224,20 @@ pub struct Staging {
     stores: Stores,
     pub spec: TableSpec,
     dataset: Dataset,
+    header: String,
     made: AtomicUsize,
 }
 
 impl Staging {
     pub fn new(root: Option<&str>) -> Staging {
+        Staging::with_contract(root, CONTRACT, HEADER)
+    }
+
+    /// Another test contract, whose files have this `header`.
+    pub fn with_contract(root: Option<&str>, contract_text: &str, header: &str) -> Staging {
         let dir = tempfile::tempdir().unwrap();
         let contract = dir.path().join("everything.toml");
-        std::fs::write(&contract, CONTRACT).unwrap();
+        std::fs::write(&contract, contract_text).unwrap();
         let dataset = Dataset::load(&contract).expect("the test contract loads");
         let spec = TableSpec::from_dataset(&dataset).expect("the test contract has a table spec");
         std::fs::create_dir_all(dir.path().join("landing")).unwrap();
@@ -242,6 +248,7 @@ impl Staging {
             stores: Stores::new(),
             spec,
             dataset,
+            header: header.to_string(),
             made: AtomicUsize::new(0),
         }
     }
@@ -263,7 +270,7 @@ impl Staging {
     pub async fn stage(&self, name: &str, version: &str, rows: &[&str]) -> StagedFile {
         let unique = self.unique(name);
         let csv = self.dir.path().join("landing").join(format!("{unique}.csv"));
-        let mut text = format!("{HEADER}\n");
+        let mut text = format!("{}\n", self.header);
         for r in rows {
             text.push_str(r);
             text.push('\n');
@@ -650,13 +657,18 @@ async fn ensure_table_names_a_missing_column<W: Warehouse>(w: &W, st: &Staging) 
     let dropped = older.columns.pop().expect("the spec has columns");
     assert!(!older.key.contains(&older.columns.len()) && older.version != Some(older.columns.len()));
     w.ensure_table(&older).await.unwrap();
-    match w.ensure_table(&st.spec).await {
+    // A missing column the contract requires is refused, named; an optional one is added
+    // (tests/blackbox/evolution.rs).
+    let mut required = st.spec.clone();
+    required.columns.last_mut().expect("the spec has columns").nullable = false;
+    match w.ensure_table(&required).await {
         Err(e @ WarehouseError::Table { .. }) => {
             assert!(e.to_string().contains(&dropped.name), "the error names `{}`: {e}", dropped.name);
             assert!(!e.is_retryable(), "someone has to change the table: {e}");
         }
-        other => panic!("a table without `{}` is refused, got {other:?}", dropped.name),
+        other => panic!("a table without the required `{}` is refused, got {other:?}", dropped.name),
     }
+    w.ensure_table(&st.spec).await.unwrap_or_else(|e| panic!("the optional `{}` is added: {e}", dropped.name));
 }
 
 async fn a_schema_qualified_table_name_works<W: Warehouse>(w: &W, st: &Staging) {

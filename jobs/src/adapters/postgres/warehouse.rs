@@ -31,8 +31,11 @@
 //! | `datetime` | Timestamp(µs, UTC) | `Timestamp` | `timestamptz` |
 //!
 //! Columns that are not nullable are `NOT NULL`; the key columns are the `PRIMARY KEY`. An
-//! existing fact table must have every spec column (an error names the missing ones and the
-//! `ALTER TABLE` that adds them) and a `PRIMARY KEY` or `UNIQUE` index on exactly the key.
+//! existing fact table is compared with the contract ([`crate::ports::load_plan::evolve`]):
+//! new optional fields are added (`ALTER TABLE … ADD COLUMN`, with a row in
+//! `glueless_schema_changes`, in `ensure_table`'s transaction, under the DDL lock and the
+//! table's load lock); anything else that differs, or a table without a `PRIMARY KEY` or
+//! `UNIQUE` index on exactly the key, is refused with the SQL an operator could run.
 //!
 //! # A load
 //!
@@ -74,7 +77,10 @@
 //! when it broke; the calls of one process go through it one at a time.
 
 use crate::adapters::staged_parquet::{Cells, PartReader};
-use crate::ports::load_plan::{CheckedSpecs, Decision, Dialect, LoadPlan, Recorded, decide, quote, staged};
+use crate::ports::load_plan::{
+    CheckedSpecs, Decision, Dialect, ExistingColumn, ExistingTable, LoadPlan, Recorded, TableChange, decide, quote,
+    spec_fingerprint, staged,
+};
 use crate::ports::{
     LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, TableSpec, Warehouse, WarehouseError, WarehouseLimits,
 };
@@ -565,6 +571,64 @@ fn not_a_table(table: &str, relkind: i8) -> WarehouseError {
     WarehouseError::not_a_table(table, kind)
 }
 
+/// The fact table as it is (`None` when there is none), with the answers of the plan's NULL
+/// checks; with `lock`, first the advisory lock the loads into it take, so that no load runs
+/// between this read and the end of the transaction.
+async fn existing_table(
+    tx: &Transaction<'_>,
+    plan: &LoadPlan<'_, Postgres>,
+    lock: bool,
+) -> Result<Option<ExistingTable>, WarehouseError> {
+    let t = plan.spec.table.as_str();
+    let err = |e: tokio_postgres::Error| table_error(t, &e);
+    let oid = match relation(tx, &plan.fact).await.map_err(err)? {
+        None => return Ok(None),
+        Some((_, kind)) if !is_table(kind) => return Err(not_a_table(t, kind)),
+        Some((oid, _)) => oid,
+    };
+    if lock {
+        tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_SPACE, &(oid as i32)]).await.map_err(err)?;
+    }
+    let columns = tx
+        .query(
+            "SELECT attname::text, format_type(atttypid, atttypmod), NOT attnotnull FROM pg_attribute
+             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            &[&oid],
+        )
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| ExistingColumn { name: r.get(0), declared: r.get(1), nullable: r.get(2) })
+        .collect();
+    // The key columns of every valid, unique, non-partial index (a primary key is one), the
+    // primary key first.
+    let unique_keys = tx
+        .query(
+            "SELECT array(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
+                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                          WHERE k.n <= i.indnkeyatts ORDER BY k.n)
+             FROM pg_index i
+             WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+             ORDER BY i.indisprimary DESC",
+            &[&oid],
+        )
+        .await
+        .map_err(err)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let mut table = ExistingTable { columns, unique_keys: Some(unique_keys), with_nulls: vec![] };
+    for (column, sql) in plan.null_checks(&table) {
+        if tx.query_opt(&sql, &[]).await.map_err(err)?.is_some() {
+            table.with_nulls.push(column);
+        }
+    }
+    Ok(Some(table))
+}
+
+/// Creates the fact table, or adds the contract's new optional columns and records each in the
+/// schema ledger (in the caller's transaction, under the DDL lock and the table's load lock),
+/// or refuses.
 async fn ensure_table_in(tx: &Transaction<'_>, plan: &LoadPlan<'_, Postgres>) -> Result<(), WarehouseError> {
     let spec = plan.spec;
     let t = spec.table.as_str();
@@ -577,50 +641,23 @@ async fn ensure_table_in(tx: &Transaction<'_>, plan: &LoadPlan<'_, Postgres>) ->
             tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema))).await.map_err(err)?;
         }
     }
-    let oid = match relation(tx, &plan.fact).await.map_err(err)? {
-        None => {
-            tx.batch_execute(&plan.create_table()).await.map_err(err)?;
-            return Ok(());
+    let change = plan.evolution(existing_table(tx, plan, true).await?.as_ref());
+    match &change {
+        TableChange::Create { ddl } => tx.batch_execute(ddl).await.map_err(err)?,
+        TableChange::AddColumns { ddl, .. } => {
+            tx.batch_execute(&plan.schema_ledger_ddl()).await.map_err(err)?;
+            let record = tx.prepare(&plan.schema_change_insert_params()).await.map_err(err)?;
+            let fingerprint = spec_fingerprint(spec);
+            for statement in ddl {
+                tx.batch_execute(statement).await.map_err(err)?;
+                crate::pipeline::faults::point("before-schema-ledger");
+                let params: [&(dyn ToSql + Sync); 5] =
+                    [&spec.dataset, &spec.table, statement, &fingerprint, &crate::ports::now_ms()];
+                tx.execute(&record, &params).await.map_err(err)?;
+            }
         }
-        Some((_, kind)) if !is_table(kind) => return Err(not_a_table(t, kind)),
-        Some((oid, _)) => oid,
-    };
-    let existing: Vec<String> = tx
-        .query(
-            "SELECT attname::text FROM pg_attribute WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped",
-            &[&oid],
-        )
-        .await
-        .map_err(err)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let missing: Vec<_> = spec.columns.iter().filter(|c| !existing.contains(&c.name)).collect();
-    if !missing.is_empty() {
-        return Err(WarehouseError::missing_columns(t, &missing, |c| plan.add_column(c)));
-    }
-    // The key columns of every valid, unique, non-partial index (a primary key is one).
-    let indexes: Vec<Vec<String>> = tx
-        .query(
-            "SELECT array(SELECT a.attname::text FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n)
-                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                          WHERE k.n <= i.indnkeyatts)
-             FROM pg_index i
-             WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL",
-            &[&oid],
-        )
-        .await
-        .map_err(err)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    let key: Vec<&str> = spec.key.iter().map(|&k| spec.columns[k].name.as_str()).collect();
-    let same = |cols: &Vec<String>| cols.len() == key.len() && key.iter().all(|k| cols.iter().any(|c| c == k));
-    if !indexes.iter().any(same) {
-        let quoted = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-        let create =
-            format!("CREATE UNIQUE INDEX {} ON {} ({quoted});", quote(&format!("{}_key", plan.name.name)), plan.fact);
-        return Err(WarehouseError::no_unique_key(t, &quoted, &create));
+        TableChange::Nothing => {}
+        TableChange::Refuse { .. } => return Err(change.refused(t).expect("a refusal")),
     }
     Ok(())
 }
@@ -646,6 +683,17 @@ impl Warehouse for PostgresWarehouse {
         let tx = client.transaction().await.map_err(|e| table_error(t, &e))?;
         ensure_table_in(&tx, &plan).await?;
         tx.commit().await.map_err(|e| table_error(t, &e))
+    }
+
+    async fn plan_table(&self, table: &TableSpec) -> Result<TableChange, WarehouseError> {
+        let plan = self.checked.plan(table, Postgres)?;
+        let t = table.table.as_str();
+        let mut guard = self.session().await?;
+        let client = guard.as_mut().ok_or_else(|| self.lost())?;
+        let tx = client.build_transaction().read_only(true).start().await.map_err(|e| table_error(t, &e))?;
+        let change = plan.evolution(existing_table(&tx, &plan, false).await?.as_ref());
+        tx.rollback().await.map_err(|e| table_error(t, &e))?;
+        Ok(change)
     }
 
     async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError> {

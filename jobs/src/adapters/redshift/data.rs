@@ -30,8 +30,10 @@
 //!
 //! - The fact table of each dataset, created by [`Warehouse::ensure_table`] (types in
 //!   [`super::sql`]; the key is declared as the `PRIMARY KEY`, which Redshift does not
-//!   enforce: the load's dedupe keeps it unique). An existing table must have every spec
-//!   column (compared without case, as Redshift folds names).
+//!   enforce: the load's dedupe keeps it unique). An existing table is compared with the
+//!   contract from `information_schema` ([`crate::ports::load_plan::evolve`]; names without
+//!   case, as Redshift folds them; the key is not compared, Redshift keeps none): new optional
+//!   fields are added in the ensure batch, anything else is refused.
 //! - The ledger `glueless_loads(object_url, object_version, fingerprint, load_id, dataset,
 //!   table_name, rows_loaded, loaded_at /* ms since the epoch */, ledger_seq /* order of
 //!   recording */)`, primary key `(object_url, object_version)`; newest first is
@@ -70,7 +72,9 @@
 //! for the `MERGE`, `rows_merged` is the rows read less the rows superseded).
 
 use super::sql::{self, CopyFrom, LoadFile, Redshift, statement_label};
-use crate::ports::load_plan::{CheckedSpecs, Decision, LoadPlan, Recorded, decide};
+use crate::ports::load_plan::{
+    CheckedSpecs, Decision, ExistingColumn, ExistingTable, LoadPlan, Recorded, TableChange, decide, spec_fingerprint,
+};
 use crate::ports::{
     FileLoad, LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, StagedFile, TableSpec, Warehouse, WarehouseError,
     WarehouseLimits,
@@ -355,6 +359,37 @@ impl RedshiftDataWarehouse {
     async fn batch(&self, sqls: &[String]) -> Result<DescribeStatementOutput, Failure> {
         let (id, _) = self.submit_batch(sqls, None, false).await?;
         self.wait(&id, sqls).await
+    }
+
+    /// The fact table as `information_schema` describes it (`None` when there is none), with
+    /// the answers of the plan's NULL checks (queries only).
+    async fn existing_table(&self, plan: &LoadPlan<'_, Redshift>) -> Result<Option<ExistingTable>, WarehouseError> {
+        let t = plan.spec.table.as_str();
+        let shape = self.query(&sql::table_shape_query(plan)).await.map_err(|f| f.table(t))?;
+        let Some(kind) = shape.first().and_then(|r| r.first()).and_then(field_text) else { return Ok(None) };
+        if kind != "BASE TABLE" {
+            return Err(WarehouseError::not_a_table(t, &kind));
+        }
+        let columns = shape
+            .iter()
+            .filter_map(|r| {
+                let name = r.get(1).and_then(field_text)?;
+                let number = |i: usize| r.get(i).and_then(field_i64);
+                let data_type = r.get(2).and_then(field_text).unwrap_or_default();
+                Some(ExistingColumn {
+                    name,
+                    declared: sql::declared_type(&data_type, number(3), number(4), number(5)),
+                    nullable: r.get(6).and_then(field_text).is_none_or(|n| n.eq_ignore_ascii_case("YES")),
+                })
+            })
+            .collect();
+        let mut table = ExistingTable { columns, unique_keys: None, with_nulls: vec![] };
+        for (column, sql) in plan.null_checks(&table) {
+            if !self.query(&sql).await.map_err(|f| f.table(t))?.is_empty() {
+                table.with_nulls.push(column);
+            }
+        }
+        Ok(Some(table))
     }
 
     async fn read_ledger(&self, urls: Option<&[&str]>) -> Result<Vec<LedgerEntry>, Failure> {
@@ -900,27 +935,37 @@ impl Warehouse for RedshiftDataWarehouse {
     async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
         let t = table.table.as_str();
         let plan = self.checked.plan(table, Redshift)?;
-        self.batch(&sql::ensure_statements(&plan)).await.map_err(|f| f.table(t))?;
-        let shape = self.query(&sql::table_shape_query(&plan)).await.map_err(|f| f.table(t))?;
-        let Some(kind) = shape.first().and_then(|r| r.first()).and_then(field_text) else {
-            return Err(WarehouseError::Table {
-                table: t.to_string(),
-                message: "the table is not in information_schema after CREATE TABLE; does the user see the schema?"
-                    .into(),
-                retryable: true,
-            });
-        };
-        if kind != "BASE TABLE" {
-            return Err(WarehouseError::not_a_table(t, &kind));
+        let fingerprint = spec_fingerprint(table);
+        // Twice at most: a batch that fails because another loader changed the table at the
+        // same time is decided again on the table as it is now.
+        let mut tries = 2;
+        loop {
+            tries -= 1;
+            let change = plan.evolution(self.existing_table(&plan).await?.as_ref());
+            if let Some(refused) = change.refused(t) {
+                return Err(refused);
+            }
+            let statements = sql::ensure_statements(&plan, &change, &fingerprint, crate::ports::now_ms());
+            match self.batch(&statements).await {
+                Ok(_) => {}
+                Err(_) if tries > 0 && matches!(change, TableChange::AddColumns { .. }) => continue,
+                Err(f) => return Err(f.table(t)),
+            }
+            if matches!(change, TableChange::Create { .. }) && self.existing_table(&plan).await?.is_none() {
+                return Err(WarehouseError::Table {
+                    table: t.to_string(),
+                    message: "the table is not in information_schema after CREATE TABLE; does the user see the schema?"
+                        .into(),
+                    retryable: true,
+                });
+            }
+            return Ok(());
         }
-        let existing: Vec<String> =
-            shape.iter().filter_map(|r| r.get(1).and_then(field_text)).map(|c| c.to_lowercase()).collect();
-        let missing: Vec<&crate::ports::warehouse::Column> =
-            table.columns.iter().filter(|c| !existing.contains(&c.name.to_lowercase())).collect();
-        if !missing.is_empty() {
-            return Err(WarehouseError::missing_columns(t, &missing, |c| plan.add_column(c)));
-        }
-        Ok(())
+    }
+
+    async fn plan_table(&self, table: &TableSpec) -> Result<TableChange, WarehouseError> {
+        let plan = self.checked.plan(table, Redshift)?;
+        Ok(plan.evolution(self.existing_table(&plan).await?.as_ref()))
     }
 
     async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError> {

@@ -78,7 +78,7 @@
 //! instead: a retryable error). The adapter reads the ledger back after the commit to tell
 //! which files this load recorded.
 
-use crate::ports::load_plan::{Counts, Dialect, LoadPlan};
+use crate::ports::load_plan::{Counts, Dialect, LoadPlan, TableChange};
 pub use crate::ports::load_plan::{TableName, literal, quote};
 use crate::ports::{SqlType, TableSpec, WarehouseError};
 use std::fmt::Write as _;
@@ -140,6 +140,16 @@ impl Dialect for Redshift {
     fn ledger_order(&self) -> &'static str {
         "\"ledger_seq\""
     }
+
+    /// Redshift folds names to lower case.
+    fn same_name(&self, a: &str, b: &str) -> bool {
+        a.to_lowercase() == b.to_lowercase()
+    }
+
+    /// Redshift's `ALTER COLUMN` changes a VARCHAR's size or an encoding only.
+    fn drops_not_null(&self) -> bool {
+        false
+    }
 }
 
 /// The Redshift column type of a [`SqlType`].
@@ -168,19 +178,48 @@ pub fn ledger_ddl() -> String {
     )
 }
 
-/// What [`crate::ports::Warehouse::ensure_table`] runs, in one batch: the ledger, the schema
-/// of a qualified name, the fact table (the key is declared as the `PRIMARY KEY`, which
-/// Redshift does not enforce: the load's dedupe keeps it unique).
-pub fn ensure_statements(plan: &LoadPlan<'_, Redshift>) -> Vec<String> {
+/// What [`crate::ports::Warehouse::ensure_table`] runs, in one batch (one transaction): the
+/// ledger, the schema of a qualified name, and what the comparison decided
+/// ([`crate::ports::load_plan::evolve`]): the fact table (the key is declared as the `PRIMARY
+/// KEY`, which Redshift does not enforce: the load's dedupe keeps it unique), or, under
+/// `LOCK TABLE glueless_loads` (the lock every load's commit takes first), one `ALTER TABLE …
+/// ADD COLUMN` per new column (Redshift adds one column per statement, and allows it in a
+/// transaction block) each followed by its row in `glueless_schema_changes` (`fingerprint`
+/// of the spec, `now` in ms). A second loader that adds the same column meanwhile makes this
+/// batch fail as a whole ("already exists"): the adapter then reads the table again.
+pub fn ensure_statements(
+    plan: &LoadPlan<'_, Redshift>,
+    change: &TableChange,
+    fingerprint: &str,
+    now: i64,
+) -> Vec<String> {
     let mut out = vec![ledger_ddl()];
     if let Some(schema) = &plan.name.schema {
         out.push(format!("CREATE SCHEMA IF NOT EXISTS {}", quote(schema)));
     }
-    out.push(plan.create_table());
+    match change {
+        TableChange::Create { ddl } => out.push(ddl.clone()),
+        TableChange::AddColumns { ddl, .. } => {
+            out.push(plan.schema_ledger_ddl());
+            out.push(format!("LOCK TABLE {}", quote(LEDGER)));
+            for statement in ddl {
+                out.push(statement.trim_end_matches(';').to_string());
+                out.push(plan.schema_change_insert([
+                    literal(&plan.spec.dataset),
+                    literal(&plan.spec.table),
+                    literal(statement),
+                    literal(fingerprint),
+                    now.to_string(),
+                ]));
+            }
+        }
+        TableChange::Nothing | TableChange::Refuse { .. } => {}
+    }
     out
 }
 
-/// Rows `(table_type, column_name)` of the fact table as it exists (none when it does not).
+/// Rows `(table_type, column_name, data_type, character_maximum_length, numeric_precision,
+/// numeric_scale, is_nullable)` of the fact table as it exists (none when it does not).
 pub fn table_shape_query(plan: &LoadPlan<'_, Redshift>) -> String {
     let t = &plan.name;
     let schema = match &t.schema {
@@ -188,11 +227,22 @@ pub fn table_shape_query(plan: &LoadPlan<'_, Redshift>) -> String {
         None => "lower(current_schema())".into(),
     };
     format!(
-        "SELECT t.table_type, c.column_name FROM information_schema.tables AS t\n  \
+        "SELECT t.table_type, c.column_name, c.data_type, c.character_maximum_length, c.numeric_precision, \
+         c.numeric_scale, c.is_nullable FROM information_schema.tables AS t\n  \
          LEFT JOIN information_schema.columns AS c ON c.table_schema = t.table_schema AND c.table_name = t.table_name\n  \
          WHERE lower(t.table_schema) = {schema} AND lower(t.table_name) = lower({})\n  ORDER BY c.ordinal_position",
         literal(&t.name)
     )
+}
+
+/// A column's type as [`table_shape_query`] describes it, in one string:
+/// `character varying(65535)`, `numeric(12,2)`, or the type name.
+pub fn declared_type(data_type: &str, max_length: Option<i64>, precision: Option<i64>, scale: Option<i64>) -> String {
+    match (data_type, max_length, precision, scale) {
+        ("character varying" | "character", Some(n), _, _) => format!("{data_type}({n})"),
+        ("numeric", _, Some(p), Some(s)) => format!("numeric({p},{s})"),
+        _ => data_type.to_string(),
+    }
 }
 
 /// The columns [`ledger_query`] returns, in order.
@@ -414,6 +464,28 @@ pub fn statement_label(sql: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn information_schema_types_match_the_column_types() {
+        for (data_type, len, p, sc, ty) in [
+            ("character varying", Some(65535), None, None, SqlType::Text),
+            ("numeric", None, Some(20), Some(2), SqlType::Decimal { precision: 20, scale: 2 }),
+            ("timestamp with time zone", None, None, None, SqlType::Timestamp),
+            ("time without time zone", None, None, None, SqlType::Time),
+            ("double precision", None, Some(53), None, SqlType::Float64),
+            ("bigint", None, Some(64), Some(0), SqlType::Int64),
+            ("boolean", None, None, None, SqlType::Boolean),
+        ] {
+            let declared = declared_type(data_type, len, p, sc);
+            assert!(Redshift.same_type(&declared, ty), "{declared} is {ty:?}");
+        }
+        assert!(!Redshift.same_type(&declared_type("character varying", Some(256), None, None), SqlType::Text));
+        assert!(!Redshift.same_type(
+            &declared_type("numeric", None, Some(20), Some(4)),
+            SqlType::Decimal { precision: 20, scale: 2 }
+        ));
+        assert!(Redshift.same_name("Qty", "qty"));
+    }
     use crate::ports::warehouse::Column;
 
     fn spec(version: bool) -> TableSpec {

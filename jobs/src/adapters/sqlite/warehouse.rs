@@ -50,8 +50,11 @@
 //! columns do not fit the spec is a refusal of rows ([`LoadCause::Rows`]: the pipeline finds
 //! the file); anything else (a view where the table should be) needs someone to act.
 //! Values SQLite cannot store exactly ([`WarehouseLimits::sqlite`]: NaN, dates outside years
-//! 0000–9999) are row errors of validation before they get here. An existing fact table must have every spec
-//! column and a `PRIMARY KEY` or `UNIQUE` index on exactly the key columns.
+//! 0000–9999) are row errors of validation before they get here. An existing fact table is
+//! compared with the contract ([`crate::ports::load_plan::evolve`]: types by SQLite's affinity,
+//! names without ASCII case): new optional fields are added, with a row in
+//! `glueless_schema_changes`, in `ensure_table`'s `BEGIN IMMEDIATE` transaction; anything else,
+//! or no `PRIMARY KEY` or `UNIQUE` index on exactly the key columns, is refused.
 //!
 //! # Names
 //!
@@ -66,11 +69,15 @@
 //! - the ledger `glueless_loads(object_url, object_version, fingerprint, load_id, dataset,
 //!   table_name, rows_loaded, loaded_at /* ms since the epoch */)`, primary key
 //!   `(object_url, object_version)`, created when the file is opened;
+//! - the ledger of added columns `glueless_schema_changes(dataset, table_name, ddl,
+//!   fingerprint, changed_at)`, created when the first column is added;
 //! - a `TEMP` staging table per load (`temp.glueless_staging`), private to the connection.
 
 use crate::adapters::staged_parquet::{Cells, PartReader};
-use crate::ports::load_plan::{CheckedSpecs, Decision, Dialect, LoadPlan, Recorded, TableName, Upsert, decide, quote};
-use crate::ports::warehouse::Column;
+use crate::ports::load_plan::{
+    CheckedSpecs, Decision, Dialect, ExistingColumn, ExistingTable, LoadPlan, Recorded, TableChange, TableName, Upsert,
+    decide, quote, spec_fingerprint,
+};
 use crate::ports::{
     FileKey, LedgerRow, LoadCause, LoadRequest, LoadResult, Millis, SqlType, TableSpec, Warehouse, WarehouseError,
     WarehouseLimits,
@@ -141,6 +148,26 @@ impl SqliteWarehouse {
         conn.execute_batch(&format!("PRAGMA main.cache_size = -{CACHE_KIB}; PRAGMA temp.cache_size = -{CACHE_KIB};"))
             .map_err(connect)?;
         super::sqlite_busy_retry(BUSY_TIMEOUT, || conn.execute_batch(LEDGER_DDL)).map_err(connect)?;
+        Ok(SqliteWarehouse { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)), checked: Arc::default() })
+    }
+
+    /// Opens the database file read-only, for [`Warehouse::plan_table`] (`glueless plan`):
+    /// nothing is created or changed, not even the ledger; a file that does not exist yet is
+    /// an empty in-memory database (every table would be created).
+    pub fn open_read_only(path: &Path) -> Result<SqliteWarehouse, WarehouseError> {
+        use rusqlite::OpenFlags;
+        let connect = |e: rusqlite::Error| WarehouseError::Connect {
+            target: describe(path),
+            unreachable: super::sqlite_is_busy(&e),
+            message: e.to_string(),
+        };
+        let conn = if path.exists() {
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        } else {
+            Connection::open_in_memory()
+        }
+        .map_err(connect)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(connect)?;
         Ok(SqliteWarehouse { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)), checked: Arc::default() })
     }
 
@@ -259,6 +286,42 @@ impl Dialect for Sqlite {
     fn ledger_order(&self) -> &'static str {
         "rowid"
     }
+
+    fn schema_ledger(&self) -> &'static str {
+        "main.\"glueless_schema_changes\""
+    }
+
+    /// SQLite compares names without ASCII case.
+    fn same_name(&self, a: &str, b: &str) -> bool {
+        a.eq_ignore_ascii_case(b)
+    }
+
+    /// By type affinity: a column declared `BIGINT` or `VARCHAR(20)` holds what `INTEGER` or
+    /// `TEXT` would.
+    fn same_type(&self, declared: &str, ty: SqlType) -> bool {
+        affinity(declared) == affinity(sql_type(ty))
+    }
+
+    /// SQLite has no `ALTER COLUMN`.
+    fn drops_not_null(&self) -> bool {
+        false
+    }
+}
+
+/// SQLite's type affinity of a declared type (its rules, in their order).
+fn affinity(declared: &str) -> &'static str {
+    let d = declared.to_ascii_uppercase();
+    if d.contains("INT") {
+        "INTEGER"
+    } else if d.contains("CHAR") || d.contains("CLOB") || d.contains("TEXT") {
+        "TEXT"
+    } else if d.contains("BLOB") || d.is_empty() {
+        "BLOB"
+    } else if d.contains("REAL") || d.contains("FLOA") || d.contains("DOUB") {
+        "REAL"
+    } else {
+        "NUMERIC"
+    }
 }
 
 /// The declared SQLite type of a column type.
@@ -332,63 +395,98 @@ fn object_kind(conn: &Connection, name: &str) -> rusqlite::Result<Option<String>
     .optional()
 }
 
+/// The fact table as it is in the file (`None` when there is none), with the answers of the
+/// plan's NULL checks.
+fn existing_table(conn: &Connection, plan: &LoadPlan<'_, Sqlite>) -> Result<Option<ExistingTable>, WarehouseError> {
+    let t = plan.spec.table.as_str();
+    let err = |e: rusqlite::Error| table_error(t, e);
+    match object_kind(conn, t).map_err(err)? {
+        None => return Ok(None),
+        Some(kind) if kind != "table" => return Err(WarehouseError::not_a_table(t, &kind)),
+        Some(_) => {}
+    }
+    let columns = conn
+        .prepare(r#"SELECT name, type, "notnull" FROM pragma_table_info(?1, 'main') ORDER BY cid"#)
+        .and_then(|mut stmt| {
+            stmt.query_map([t], |r| {
+                Ok(ExistingColumn { name: r.get(0)?, declared: r.get(1)?, nullable: r.get::<_, i64>(2)? == 0 })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(err)?;
+    let mut table =
+        ExistingTable { columns, unique_keys: Some(unique_keys(conn, t).map_err(err)?), with_nulls: vec![] };
+    for (column, sql) in plan.null_checks(&table) {
+        if conn.query_row(&sql, [], |_| Ok(())).optional().map_err(err)?.is_some() {
+            table.with_nulls.push(column);
+        }
+    }
+    Ok(Some(table))
+}
+
+/// Creates the fact table, or adds the contract's new optional columns and records each in the
+/// schema ledger, in one `BEGIN IMMEDIATE` transaction (the lock the loads take), or refuses.
 fn ensure_table_blocking(conn: &mut Connection, plan: &LoadPlan<'_, Sqlite>) -> Result<(), WarehouseError> {
     let spec = plan.spec;
     let t = spec.table.as_str();
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| table_error(t, e))?;
-    tx.execute_batch(LEDGER_DDL).map_err(|e| table_error(t, e))?;
-    match object_kind(&tx, t).map_err(|e| table_error(t, e))? {
-        None => {
-            tx.execute_batch(&plan.create_table()).map_err(|e| table_error(t, e))?;
-        }
-        Some(kind) if kind == "table" => {
-            let existing: Vec<String> = {
-                let mut stmt =
-                    tx.prepare("SELECT name FROM pragma_table_info(?1, 'main')").map_err(|e| table_error(t, e))?;
-                stmt.query_map([t], |r| r.get::<_, String>(0))
-                    .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| table_error(t, e))?
-            };
-            let missing: Vec<&Column> =
-                spec.columns.iter().filter(|c| !existing.iter().any(|e| e.eq_ignore_ascii_case(&c.name))).collect();
-            if !missing.is_empty() {
-                // The message names the table as a person writes it (no `main.`).
-                return Err(WarehouseError::missing_columns(t, &missing, |c| {
-                    format!("ALTER TABLE {} ADD COLUMN {} {};", quote(t), quote(&c.name), sql_type(c.ty))
-                }));
+    let err = |e: rusqlite::Error| table_error(t, e);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(err)?;
+    tx.execute_batch(LEDGER_DDL).map_err(err)?;
+    let change = plan.evolution(existing_table(&tx, plan)?.as_ref());
+    match &change {
+        TableChange::Create { ddl } => tx.execute_batch(ddl).map_err(err)?,
+        TableChange::AddColumns { ddl, .. } => {
+            tx.execute_batch(&plan.schema_ledger_ddl()).map_err(err)?;
+            let fingerprint = spec_fingerprint(spec);
+            let mut record = tx.prepare(&plan.schema_change_insert_params()).map_err(err)?;
+            for statement in ddl {
+                tx.execute_batch(statement).map_err(err)?;
+                crate::pipeline::faults::point("before-schema-ledger");
+                record
+                    .execute(rusqlite::params![
+                        spec.dataset,
+                        spec.table,
+                        statement,
+                        fingerprint,
+                        crate::ports::now_ms()
+                    ])
+                    .map_err(err)?;
             }
         }
-        Some(kind) => return Err(WarehouseError::not_a_table(t, &kind)),
+        TableChange::Nothing => {}
+        TableChange::Refuse { .. } => return Err(change.refused(t).expect("a refusal")),
     }
-    let key: Vec<&str> = spec.key.iter().map(|&k| spec.columns[k].name.as_str()).collect();
-    if !has_unique_key(&tx, t, &key).map_err(|e| table_error(t, e))? {
-        let quoted = key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ");
-        let create = format!("CREATE UNIQUE INDEX {} ON {} ({quoted});", quote(&format!("{t}_key")), plan.fact);
-        return Err(WarehouseError::no_unique_key(t, &quoted, &create));
-    }
-    tx.commit().map_err(|e| table_error(t, e))
+    tx.commit().map_err(err)
 }
 
-/// Whether `table` has a primary key or a full unique index on exactly the `key` columns, as
-/// `INSERT … ON CONFLICT (key)` requires.
-fn has_unique_key(conn: &Connection, table: &str, key: &[&str]) -> rusqlite::Result<bool> {
+/// What [`ensure_table_blocking`] would do, in a read transaction that is rolled back.
+fn plan_table_blocking(conn: &mut Connection, plan: &LoadPlan<'_, Sqlite>) -> Result<TableChange, WarehouseError> {
+    let t = plan.spec.table.as_str();
+    let tx = conn.transaction().map_err(|e| table_error(t, e))?;
+    let change = plan.evolution(existing_table(&tx, plan)?.as_ref());
+    tx.rollback().map_err(|e| table_error(t, e))?;
+    Ok(change)
+}
+
+/// The columns of the primary key and of every full unique index of `table`.
+fn unique_keys(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Vec<String>>> {
     let names = |sql: &str, arg: &str| -> rusqlite::Result<Vec<Option<String>>> {
         conn.prepare(sql)?.query_map([arg], |r| r.get(0))?.collect()
     };
-    let same = |cols: Vec<Option<String>>| {
-        cols.len() == key.len()
-            && key.iter().all(|k| cols.iter().any(|c| c.as_deref().is_some_and(|c| c.eq_ignore_ascii_case(k))))
-    };
-    if same(names("SELECT name FROM pragma_table_info(?1, 'main') WHERE pk > 0", table)?) {
-        return Ok(true);
+    let mut out = Vec::new();
+    let pk = names("SELECT name FROM pragma_table_info(?1, 'main') WHERE pk > 0 ORDER BY pk", table)?;
+    if !pk.is_empty() {
+        out.push(pk.into_iter().flatten().collect());
     }
     for index in names(r#"SELECT name FROM pragma_index_list(?1, 'main') WHERE "unique" AND NOT partial"#, table)? {
         let Some(index) = index else { continue };
-        if same(names("SELECT name FROM pragma_index_info(?1, 'main')", &index)?) {
-            return Ok(true);
+        let cols = names("SELECT name FROM pragma_index_info(?1, 'main')", &index)?;
+        // An index on an expression has a NULL name: it is not a key of columns.
+        if cols.iter().all(Option::is_some) {
+            out.push(cols.into_iter().flatten().collect());
         }
     }
-    Ok(false)
+    Ok(out)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -420,6 +518,11 @@ impl Warehouse for SqliteWarehouse {
     async fn ensure_table(&self, table: &TableSpec) -> Result<(), WarehouseError> {
         let (spec, checked) = (table.clone(), self.checked.clone());
         self.blocking(&table.table, move |conn| ensure_table_blocking(conn, &checked.plan(&spec, Sqlite)?)).await
+    }
+
+    async fn plan_table(&self, table: &TableSpec) -> Result<TableChange, WarehouseError> {
+        let (spec, checked) = (table.clone(), self.checked.clone());
+        self.blocking(&table.table, move |conn| plan_table_blocking(conn, &checked.plan(&spec, Sqlite)?)).await
     }
 
     async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError> {
@@ -981,6 +1084,23 @@ mod tests {
         assert_eq!(cause("INSERT INTO t (nope) VALUES (1)"), LoadCause::Setup);
         let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
         assert_eq!(load_cause(&busy), LoadCause::Transient);
+    }
+
+    #[test]
+    fn declared_types_compare_by_affinity() {
+        for (declared, ty) in [
+            ("BIGINT", SqlType::Int64),
+            ("int", SqlType::Boolean),
+            ("VARCHAR(20)", SqlType::Text),
+            ("TEXT", SqlType::Timestamp),
+            ("DOUBLE", SqlType::Float64),
+        ] {
+            assert!(Sqlite.same_type(declared, ty), "{declared} holds {ty:?}");
+        }
+        assert!(!Sqlite.same_type("REAL", SqlType::Int64));
+        assert!(!Sqlite.same_type("TEXT", SqlType::Float64));
+        assert!(!Sqlite.same_type("", SqlType::Text), "no type is BLOB affinity");
+        assert!(Sqlite.same_name("ID", "id") && !Sqlite.same_name("id", "ids"));
     }
 
     #[test]

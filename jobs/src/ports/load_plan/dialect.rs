@@ -118,4 +118,25 @@ pub trait Dialect: Copy {
 
     /// The ledger column that orders rows of the same `loaded_at` by recording.
     fn ledger_order(&self) -> &'static str;
+
+    /// How statements name the schema ledger `glueless_schema_changes`.
+    fn schema_ledger(&self) -> &'static str {
+        "\"glueless_schema_changes\""
+    }
+
+    /// Whether two column names name the same column (exactly, by default).
+    fn same_name(&self, a: &str, b: &str) -> bool {
+        a == b
+    }
+
+    /// Whether a column the warehouse describes as `declared` holds `ty` as a column made for
+    /// it would (by default: the same type name, after [`super::evolve::normalize_type`]).
+    fn same_type(&self, declared: &str, ty: SqlType) -> bool {
+        super::evolve::normalize_type(declared) == super::evolve::normalize_type(&self.column_type(ty))
+    }
+
+    /// Whether `ALTER TABLE … ALTER COLUMN … DROP NOT NULL` exists in the dialect.
+    fn drops_not_null(&self) -> bool {
+        true
+    }
 }

@@ -54,10 +54,18 @@
 //! [`CheckedSpecs`], so a table's spec is checked once per warehouse (at `ensure_table`, which
 //! the pipeline calls before it loads), not again at every load: a later call with the same
 //! spec reuses the check, a different spec for the table is checked anew.
+//!
+//! # When the contract changes
+//!
+//! [`evolve`]: the one comparison of a spec with the table as it exists, which `ensure_table`
+//! applies (create, add the new optional columns with a `glueless_schema_changes` row, or
+//! refuse) and `plan_table` only reports.
 
 pub mod dialect;
+pub mod evolve;
 
 pub use dialect::{Dialect, TableName, Upsert, literal, quote};
+pub use evolve::{ChangeKind, ExistingColumn, ExistingTable, Refusal, SCHEMA_LEDGER, TableChange, spec_fingerprint};
 
 use crate::ports::FileKey;
 use crate::ports::warehouse::{Column, FileLoad, LoadResult, SqlType, TableSpec, WarehouseError};
