@@ -9,6 +9,7 @@ mod docs;
 mod dynamodb;
 mod golden;
 mod hostile;
+mod infer;
 mod logs;
 mod pipeline;
 #[cfg(feature = "postgres")]

@@ -85,7 +85,9 @@ pub fn detect(head: &[u8], eof: bool) -> Option<Detected> {
             let start = useful.iter().position(|r| r.count == width).unwrap_or(0);
             let start = if start > MAX_TITLE_LINES { 0 } else { start };
             let rest = &useful[start..];
-            let agree = rest.iter().filter(|r| r.count == width).count() as f64 / rest.len() as f64;
+            // Over all records, title lines included: a delimiter that makes the header a
+            // "title" (a decimal comma in every row) agrees less than the real one.
+            let agree = useful.iter().filter(|r| r.count == width).count() as f64 / useful.len() as f64;
             if d == b' ' && agree < SPACE_AGREEMENT {
                 continue;
             }
@@ -116,7 +118,7 @@ pub fn detect(head: &[u8], eof: bool) -> Option<Detected> {
     let mut evidence = vec![format!(
         "delimiter {shown}: {:.0}% of the first {} records have {width} cells",
         agree * 100.0,
-        useful.len()
+        rs.iter().filter(|r| !r.odd).count()
     )];
     if quote != b'"' {
         evidence.push(format!(
@@ -219,6 +221,9 @@ mod tests {
     fn delimiters_titles_and_headers() {
         let d = detect(b"a;b;c\n1;x,y;2\n3;z;4\n", true).unwrap();
         assert_eq!((d.delimiter, d.skip_lines, d.header, d.width), (b';', 0, true, 3));
+        // A decimal comma in every row is not the delimiter.
+        let d = detect(b"Export\nid;w;c\n1;12,50;x\n2;1,00;y\n", true).unwrap();
+        assert_eq!((d.delimiter, d.skip_lines, d.width), (b';', 1, 3));
         let d = detect(b"Export of 2026-11\n\nid\tname\n1\tA\n2\tB\n", true).unwrap();
         assert_eq!((d.delimiter, d.skip_lines, d.header), (b'\t', 2, true));
         let d = detect(b"1,Alice,2024-01-01\n2,Bob,2024-01-02\n", true).unwrap();

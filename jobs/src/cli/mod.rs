@@ -5,6 +5,7 @@
 mod demo;
 pub mod exit;
 mod file;
+mod infer;
 mod pipeline;
 mod progress;
 
@@ -99,6 +100,9 @@ pub enum Command {
         #[command(flatten)]
         args: PipelineArgs,
     },
+    /// Draft a complete, commented contract from sample files (dialect, types, missing values,
+    /// enums, a key guess) and print it as TOML (`--format json`: with the evidence).
+    Infer(infer::InferArgs),
     /// Make a temporary lake with sample orders (bad rows, a duplicate delivery, a re-upload
     /// with changed rows), run the pipeline on it, and show what landed. Exits 0 only if all of
     /// it is as expected.
@@ -154,6 +158,7 @@ impl Command {
             | Command::Worker { args, .. }
             | Command::Task { args, .. } => args.format,
             Command::Demo { format, .. } => *format,
+            Command::Infer(args) => args.format,
         }
     }
 }
@@ -311,6 +316,7 @@ pub fn main() -> i32 {
         match cli.command {
             c @ (Command::Validate { .. } | Command::Transform { .. }) => file::run(c, threads).await,
             Command::Demo { dir, format } => demo::run(dir, format, threads).await,
+            Command::Infer(args) => infer::run(args).await,
             c => pipeline::run(c, threads).await,
         }
     });
