@@ -82,8 +82,11 @@ fn a_folder_of_files_is_one_dataset_and_round_trips() {
 #[test]
 fn json_carries_the_same_contract_and_the_evidence() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("p.csv"), "species,bill,sex\nAdelie,39.1,male\nGentoo,NA,NA\nAdelie,40.3,female\n")
-        .unwrap();
+    std::fs::write(
+        dir.path().join("p.csv"),
+        "species,bill,sex,seen\nAdelie,39.1,male,Jan 1 2007\nGentoo,NA,NA,Feb 2 2008\nAdelie,40.3,female,Mar 3 2009\n",
+    )
+    .unwrap();
     let run = glueless(dir.path(), &["infer", "p.csv", "--format", "json", "--name", "penguins", "--bounds"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let j = run.json();
@@ -104,6 +107,9 @@ fn json_carries_the_same_contract_and_the_evidence() {
     assert_eq!(j["evidence"]["files"][0]["complete"], true);
     assert!(j["evidence"]["dialect"].as_array().unwrap().iter().any(|d| d.as_str().unwrap().starts_with("delimiter")));
     assert!(j["evidence"]["primary_key"]["reason"].is_string());
+    // A field's evidence carries its Table Schema type keys too.
+    let seen = &j["evidence"]["fields"][3];
+    assert_eq!((seen["type"].as_str(), seen["format"].as_str()), (Some("date"), Some("%b %d %Y")), "{seen}");
 }
 
 #[test]

@@ -46,12 +46,11 @@ fn type_name(kind: &Kind) -> &'static str {
     }
 }
 
-/// One field as a Table Schema field.
-fn field_json(f: &DraftField, with_bounds: bool) -> Json {
+/// The Table Schema keys of a type.
+fn kind_json(kind: &Kind) -> Map<String, Json> {
     let mut m = Map::new();
-    m.insert("name".into(), json!(f.name));
-    m.insert("type".into(), json!(type_name(&f.kind)));
-    match &f.kind {
+    m.insert("type".into(), json!(type_name(kind)));
+    match kind {
         Kind::Date(p) | Kind::Datetime(p) | Kind::Time(p) if p != "default" => {
             m.insert("format".into(), json!(p));
         }
@@ -64,6 +63,20 @@ fn field_json(f: &DraftField, with_bounds: bool) -> Json {
         }
         _ => {}
     }
+    m
+}
+
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        kind_json(self).serialize(s)
+    }
+}
+
+/// One field as a Table Schema field.
+fn field_json(f: &DraftField, with_bounds: bool) -> Json {
+    let mut m = Map::new();
+    m.insert("name".into(), json!(f.name));
+    m.extend(kind_json(&f.kind));
     let mut c = Map::new();
     if f.required {
         c.insert("required".into(), json!(true));

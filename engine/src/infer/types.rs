@@ -9,7 +9,6 @@
 
 use crate::cells::{parse_date, parse_datetime, parse_decimal, parse_float, parse_integer, parse_time};
 use crate::contract::{NumberSyntax, TemporalFormat};
-use serde::Serialize;
 
 /// Cells that may mean "no value". `""` is always a missing value; the others become missing
 /// values only where a column is otherwise typed (see [`super::Draft`]).
@@ -383,7 +382,7 @@ impl Column {
             let reason = if scale == 0 {
                 format!("whole numbers beyond 64 bits ({} digits): exact decimal", self.decimal_int_digits)
             } else {
-                format!("decimal from {lo} to {hi}, at most {scale} decimal places")
+                format!("decimal from {lo} to {hi}, at most {scale} decimal place{}", if scale == 1 { "" } else { "s" })
             };
             return Guess { kind: Kind::Decimal { precision, scale }, reason, bounds: Some((lo, hi)), key_safe: false };
         }
@@ -394,8 +393,10 @@ impl Column {
         }
         let fitting = |ts: &[&'static str]| ts.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
         if let Some(t) = self.dates.iter().find(|t| t.ok) {
+            // Only a day/month swap reads other dates; `%b` and `%B` read the same ones.
+            let swapped = swap_day_month(t.format);
             let others: Vec<&'static str> =
-                self.dates.iter().filter(|o| o.ok && o.format != t.format).map(|o| o.format).collect();
+                self.dates.iter().filter(|o| o.ok && o.format == swapped).map(|o| o.format).collect();
             let bounds = Extreme::texts(&t.extreme);
             let (lo, hi) = bounds.clone().unwrap_or_default();
             let mut reason = format!("date `{}` from {lo} to {hi}", t.format);
@@ -410,8 +411,9 @@ impl Column {
             return Guess { kind: Kind::Date(t.format.to_string()), reason, bounds, key_safe: t.format == "default" };
         }
         if let Some(t) = self.datetimes.iter().find(|t| t.ok) {
+            let swapped = swap_day_month(t.format);
             let others: Vec<&'static str> =
-                self.datetimes.iter().filter(|o| o.ok && o.format != t.format).map(|o| o.format).collect();
+                self.datetimes.iter().filter(|o| o.ok && o.format == swapped).map(|o| o.format).collect();
             let bounds = Extreme::texts(&t.extreme);
             let (lo, hi) = bounds.clone().unwrap_or_default();
             let mut reason = format!("datetime `{}` from {lo} to {hi}", t.format);
@@ -457,6 +459,11 @@ impl Column {
     }
 }
 
+/// `%m/%d/%Y` for `%d/%m/%Y` and the other way round (the same pattern when it has no both).
+fn swap_day_month(format: &str) -> String {
+    format.replace("%m", "%\u{0}").replace("%d", "%m").replace("%\u{0}", "%d")
+}
+
 /// `1234567` as `1,234,567` (comments only).
 pub fn group(n: &str) -> String {
     let (sign, digits) = n.strip_prefix('-').map_or(("", n), |d| ("-", d));
@@ -473,9 +480,9 @@ pub fn group(n: &str) -> String {
     format!("{sign}{out}")
 }
 
-/// The inferred type of a column.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+/// The inferred type of a column; serialized as the Table Schema keys it becomes (`type`,
+/// `format`, `decimal`, `trueValues`, `falseValues`).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     String,
     Integer,
@@ -527,6 +534,7 @@ mod tests {
         );
         assert_eq!(guess(&["yes", "N"]), Kind::String);
         assert_eq!(guess(&["0", "1"]), Kind::Integer);
+        assert_eq!(swap_day_month("%m/%d/%Y %H:%M"), "%d/%m/%Y %H:%M");
     }
 
     #[test]
