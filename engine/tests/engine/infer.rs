@@ -202,6 +202,22 @@ fn hostile_headers_load_back_or_bind_by_position() {
     let names: Vec<&str> = d.fields.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["column_1", "id", "ID_2", "x\\ny", "\\u{1b}[31mred"]);
     assert!(!toml.chars().any(|c| c.is_control() && c != '\n'), "no control character in the TOML: {toml:?}");
+    // Values with control characters, quotes and line ends become enum members (sorted):
+    // escaped in the TOML, and loaded back to the same text.
+    let mut csv = String::from("id,flag\n");
+    for i in 0..30 {
+        let flag = ["\"bell\u{7}\"", "\"say \"\"hi\"\"\n]]\"", "\"\u{1b}[2J\u{202e}\""][i % 3];
+        csv.push_str(&format!("{i},{flag}\n"));
+    }
+    let (d, toml) = round_trip(&[("e.csv", csv.into_bytes())]);
+    let members = type_of(&d, "flag")["constraints"]["enum"].clone();
+    assert_eq!(members, serde_json::json!(["\u{1b}[2J\u{202e}", "bell\u{7}", "say \"hi\"\n]]"]), "{toml}");
+    assert!(!toml.chars().any(|c| crate::infer::unsafe_char(c) && c != '\n'), "{toml:?}");
+}
+
+/// A character that must not reach a terminal (as `glueless_engine::text::is_unsafe_char`).
+fn unsafe_char(c: char) -> bool {
+    glueless_engine::text::is_unsafe_char(c)
 }
 
 #[test]
