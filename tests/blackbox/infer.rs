@@ -165,3 +165,26 @@ fn exit_codes() {
     assert_eq!(run.json()["error"]["kind"], "usage");
     assert!(run.stderr.contains("differ in their header"), "{}", run.stderr);
 }
+
+/// An `s3://` object, gzipped, read through the emulator with the real SDK path: the key's
+/// `.gz` decides the decompression, and the draft validates the same object.
+#[test]
+fn an_s3_object_is_drafted_from_its_key() {
+    use object_store::{ObjectStoreExt, PutPayload, path::Path as ObjPath};
+    use std::io::Write;
+    let bucket = make_bucket("infer");
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"id;amount;day\n1;2,5;31.01.2026\n2;NA;01.02.2026\n").unwrap();
+    let key = "landing/refunds/2026-02-01.csv.gz";
+    crate::s3::rt()
+        .block_on(crate::s3::store(&bucket).put(&ObjPath::from(key), PutPayload::from(gz.finish().unwrap())))
+        .unwrap();
+    let url = format!("s3://{bucket}/{key}");
+    let run = crate::s3::glueless_s3(&["infer", &url, "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let j = run.json();
+    assert_eq!(j["contract"]["name"], "refunds");
+    assert_eq!(j["contract"]["dialect"]["delimiter"], ";");
+    assert_eq!(j["evidence"]["files"][0]["compression"], "gzip");
+    assert_eq!(j["contract"]["schema"]["fields"][2]["format"], "%d.%m.%Y");
+}

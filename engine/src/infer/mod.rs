@@ -232,7 +232,7 @@ pub async fn infer(locations: &[Location], options: &Options) -> Result<Draft, I
             encoding = Encoding::Latin1;
             continue;
         }
-        return scan.finish(locations[0].file_name());
+        return scan.finish(&locations[0].url);
     }
 }
 
@@ -873,10 +873,17 @@ fn extension(file: &str) -> String {
     }
 }
 
-/// A dataset name from a file name: `orders-2026-11-20.csv.gz` is `orders`,
-/// `seattle-weather.csv` is `seattle_weather`, `2024.csv` is `_2024`.
+/// A dataset name from a file's path: `orders-2026-11-20.csv.gz` is `orders`,
+/// `seattle-weather.csv` is `seattle_weather`; a file named by a date alone takes its folder's
+/// name (`landing/refunds/2026-02-01.csv` is `refunds`); `2024.csv` alone is `_2024`.
 pub fn dataset_name(file: &str) -> String {
-    let s = stem(file);
+    let mut s = stem(file);
+    if !s.chars().any(|c| c.is_ascii_alphabetic()) {
+        let folder = file.rsplit(['/', '\\']).nth(1).unwrap_or("");
+        if folder.chars().any(|c| c.is_ascii_alphabetic()) && !folder.contains(':') {
+            s = folder;
+        }
+    }
     let mut name: String =
         s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' }).collect();
     // A trailing date or number names one delivery, not the dataset.

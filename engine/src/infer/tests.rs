@@ -7,6 +7,8 @@ fn dataset_names_from_file_names() {
     assert_eq!(dataset_name("landing/orders-2026-11-20.csv.gz"), "orders");
     assert_eq!(dataset_name("seattle-weather.csv"), "seattle_weather");
     assert_eq!(dataset_name("2024.csv"), "_2024");
+    assert_eq!(dataset_name("s3://b/landing/refunds/2026-02-01.csv.gz"), "refunds");
+    assert_eq!(dataset_name("memory://2026.csv"), "_2026");
     assert_eq!(dataset_name("Ünïcode.tsv"), "n_code");
     assert_eq!(dataset_name("--.csv"), "dataset");
     assert_eq!(extension("a/b.TSV.gz"), "tsv");
