@@ -399,6 +399,9 @@ struct FileScan {
     width: usize,
     recs: Records,
     cell: Vec<u8>,
+    /// A record (or the head) was incomplete: look again only once the buffer has doubled,
+    /// so that a long record is scanned a few times, not once per chunk.
+    wait_for: usize,
 }
 
 impl FileScan {
@@ -415,6 +418,7 @@ impl FileScan {
             width: 0,
             recs: Records::default(),
             cell: Vec::new(),
+            wait_for: 0,
         }
     }
 
@@ -425,7 +429,12 @@ impl FileScan {
     /// Reads the complete records at the start of `buf` and drains them.
     fn feed(&mut self, scan: &mut Scan, buf: &mut Vec<u8>, eof: bool) -> Result<Flow, InferError> {
         let max_record = scan.options.limits.max_record_bytes;
+        if !eof && buf.len() < self.wait_for {
+            return Ok(Flow::Done);
+        }
+        self.wait_for = 0;
         if self.tok.is_none() && !self.start(scan, buf, eof)? {
+            self.wait_for = buf.len().saturating_mul(2).min(max_record + 1);
             if buf.len() > max_record {
                 return Err(InferError::Unusable(format!(
                     "{}: no complete line in the first {max_record} bytes; is it a CSV file?",
@@ -457,6 +466,7 @@ impl FileScan {
                         self.shown(),
                     )));
                 }
+                self.wait_for = buf.len().saturating_mul(2).min(max_record + 1);
                 return Ok(Flow::Done);
             }
             if scan.encoding == Encoding::Utf8 && std::str::from_utf8(&buf[..consumed]).is_err() {
@@ -674,10 +684,18 @@ impl FileScan {
     /// tokenizer takes it whole), and without `eof` the rest was left unread on purpose.
     fn end(self, scan: &mut Scan, eof: bool) -> Result<(), InferError> {
         if self.tok.is_none() {
-            return Err(InferError::Unusable(format!("{}: no complete line was read", self.shown())));
+            return Err(InferError::Unusable(format!(
+                "{}: no complete line in the {} bytes read; give a larger --sample-mb, or --full",
+                self.shown(),
+                self.bytes
+            )));
         }
         if self.need_header && scan.columns.is_empty() {
-            return Err(InferError::Unusable(format!("{}: the file holds no header line", self.shown())));
+            return Err(InferError::Unusable(format!(
+                "{}: no complete header line in the {} bytes read; give a larger --sample-mb, or --full",
+                self.shown(),
+                self.bytes
+            )));
         }
         scan.files.push(FileEvidence {
             url: self.url,

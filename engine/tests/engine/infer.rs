@@ -235,6 +235,23 @@ fn huge_lines_and_many_distinct_values_stay_bounded() {
     assert_eq!(d.primary_key.columns, ["id"]);
 }
 
+/// A line longer than `[limits] max_record_bytes` (an unclosed quote, say) is a clear error
+/// after reading about that much, not a read of the whole file.
+#[test]
+fn a_record_past_the_limit_is_an_error() {
+    let mut body = b"a,b\n1,\"".to_vec();
+    body.extend(std::iter::repeat_n(b'x', 5 << 20));
+    let rt = runtime();
+    let stores = Stores::new();
+    let locs = put(&rt, &stores, &[("q.csv", body)]);
+    let limits = glueless_engine::Limits { max_record_bytes: 2 << 20, ..Default::default() };
+    let options = Options { sample_bytes: None, limits, ..Options::default() };
+    match rt.block_on(infer(&locs, &options)) {
+        Err(InferError::Unusable(m)) => assert!(m.contains("longer than 2097152 bytes"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn a_sample_reads_the_start_and_says_so() {
     let mut csv = String::from("id,v\n");
