@@ -11,12 +11,14 @@
 //! - [`validate`]: records to typed Arrow batches and rejected rows (with reasons).
 //! - [`transform`]: the contract's DataFusion SQL over the validated stream.
 //! - [`write`]: Parquet (split by size) and the JSON Lines quarantine.
+//! - [`infer`]: a draft contract from sample files (`glueless infer`).
 //! - [`job`]: one file end to end, and its report; [`limits`]: the bounds it keeps to.
 //! - [`text`]: bounded, inert text for every message (size caps, control bytes, shell quoting).
 
 pub mod cells;
 pub mod contract;
 pub mod decode;
+pub mod infer;
 pub mod job;
 pub mod limits;
 pub mod store;

@@ -12,6 +12,7 @@ mod dynamodb;
 mod evolution;
 mod golden;
 mod hostile;
+mod infer;
 mod logs;
 mod pipeline;
 #[cfg(feature = "postgres")]

@@ -10,11 +10,11 @@ use std::io::Write;
 
 use crate::support::aws_endpoint as endpoint;
 
-fn store(bucket: &str) -> AmazonS3 {
+pub(crate) fn store(bucket: &str) -> AmazonS3 {
     crate::support::emulator_bucket(&endpoint(), bucket).expect("s3 client")
 }
 
-fn glueless_s3(args: &[&str]) -> Run {
+pub(crate) fn glueless_s3(args: &[&str]) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let endpoint = endpoint();
     let env = [
@@ -26,7 +26,7 @@ fn glueless_s3(args: &[&str]) -> Run {
     glueless_with_env(dir.path(), args, &env)
 }
 
-fn rt() -> tokio::runtime::Runtime {
+pub(crate) fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 

@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 /// The shared fixtures folder, canonical (object store paths refuse `..`). The folder is read at
 /// run time: with a target folder shared by clones, `env!` would bake in another clone's path.
-fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     let dir = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo")).join("../../shared/fixtures");
     std::fs::canonicalize(&dir).unwrap_or_else(|e| panic!("the fixtures are expected at {}: {e}", dir.display()))
 }

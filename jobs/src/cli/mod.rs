@@ -5,6 +5,7 @@
 mod demo;
 pub mod exit;
 mod file;
+mod infer;
 mod pipeline;
 mod plan;
 mod progress;
@@ -100,6 +101,9 @@ pub enum Command {
         #[command(flatten)]
         args: PipelineArgs,
     },
+    /// Draft a complete, commented contract from sample files (dialect, types, missing values,
+    /// enums, a key guess) and print it as TOML (`--format json`: with the evidence).
+    Infer(infer::InferArgs),
     /// Make a temporary lake with sample orders (bad rows, a duplicate delivery, a re-upload
     /// with changed rows), run the pipeline on it, and show what landed. Exits 0 only if all of
     /// it is as expected.
@@ -167,6 +171,7 @@ impl Command {
             | Command::Task { args, .. }
             | Command::Plan { args, .. } => args.format,
             Command::Demo { format, .. } => *format,
+            Command::Infer(args) => args.format,
         }
     }
 }
@@ -325,6 +330,7 @@ pub fn main() -> i32 {
             c @ (Command::Validate { .. } | Command::Transform { .. }) => file::run(c, threads).await,
             Command::Demo { dir, format } => demo::run(dir, format, threads).await,
             Command::Plan { dataset, args } => plan::run(dataset, &args).await,
+            Command::Infer(args) => infer::run(args).await,
             c => pipeline::run(c, threads).await,
         }
     });
