@@ -284,6 +284,14 @@ pub fn toml(d: &Draft) -> String {
             let _ = writeln!(out, "{} = {}", toml_key(k), toml_value(v));
         }
     }
+    // Left as comments: the draft states only what the files showed, and the default (one
+    // rejected row rejects the file) is the safe one; the lines show where to loosen it.
+    out.push_str(
+        "\n# By default one rejected row rejects the whole file (its rows go to the quarantine).\n\
+         # To load the valid rows of files with up to 1 % rejected rows, uncomment:\n\
+         # [load]\n\
+         # max_rejected_ratio = 0.01\n",
+    );
     out
 }
 

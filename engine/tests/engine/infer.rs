@@ -53,6 +53,10 @@ fn round_trip_at(rt: &tokio::runtime::Runtime, locations: &[Location], options: 
         );
     }
     assert_eq!(rejected, draft.unacceptable.total(), "rejected rows are exactly those no contract accepts\n{toml}");
+    // The commented `[load]` lines at the end load once uncommented, as the README says.
+    let loosened = toml.replace("# [load]\n# max_rejected_ratio", "[load]\nmax_rejected_ratio");
+    let c = load_str(&loosened, "draft.toml", std::path::Path::new(".")).unwrap_or_else(|e| panic!("{e}\n{loosened}"));
+    assert_eq!(c.load.max_rejected_ratio, 0.01, "{loosened}");
     (draft, toml)
 }
 

@@ -23,7 +23,7 @@ use glueless_engine::Status;
 pub const HELP: &str = "Exit codes:
   0  done: every row valid (validate, transform), every file LOADED clean (run), nothing to do
   3  some rows rejected within max_rejected_ratio; for run also files rejected, nothing worse
-  4  the file rejected as a whole (validate, transform, task)
+  4  the file rejected as a whole (validate, transform, task); plan: a table would be refused
   1  a failure: a file FAILED or DEAD, an input that cannot be read, a service that did not
      answer (then the message, and `retryable` in the JSON error, say it can be retried)
   2  the arguments, a contract or the configuration are wrong: nothing ran
