@@ -64,7 +64,11 @@ pub fn writer_properties() -> WriterProperties {
 /// [`writer_properties`], with the columns named in `plain` written without a dictionary, and
 /// without compression unless `compress`.
 fn properties_for(plain: &[String], compress: bool) -> WriterProperties {
-    let codec = if compress { Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level")) } else { Compression::UNCOMPRESSED };
+    let codec = if compress {
+        Compression::ZSTD(ZstdLevel::try_new(3).expect("valid level"))
+    } else {
+        Compression::UNCOMPRESSED
+    };
     let mut b = WriterProperties::builder().set_compression(codec).set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     for name in plain {
         b = b.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);

@@ -396,8 +396,12 @@ impl Column {
             // Only a day/month swap reads other dates; `%b` and `%B` read the same ones. A format
             // with no day and month to swap (ISO's `default`) is ambiguous with nothing.
             let swapped = swap_day_month(t.format);
-            let others: Vec<&'static str> =
-                self.dates.iter().filter(|o| o.ok && o.format == swapped && swapped != t.format).map(|o| o.format).collect();
+            let others: Vec<&'static str> = self
+                .dates
+                .iter()
+                .filter(|o| o.ok && o.format == swapped && swapped != t.format)
+                .map(|o| o.format)
+                .collect();
             let bounds = Extreme::texts(&t.extreme);
             let (lo, hi) = bounds.clone().unwrap_or_default();
             let mut reason = format!("date `{}` from {lo} to {hi}", t.format);
@@ -413,8 +417,12 @@ impl Column {
         }
         if let Some(t) = self.datetimes.iter().find(|t| t.ok) {
             let swapped = swap_day_month(t.format);
-            let others: Vec<&'static str> =
-                self.datetimes.iter().filter(|o| o.ok && o.format == swapped && swapped != t.format).map(|o| o.format).collect();
+            let others: Vec<&'static str> = self
+                .datetimes
+                .iter()
+                .filter(|o| o.ok && o.format == swapped && swapped != t.format)
+                .map(|o| o.format)
+                .collect();
             let bounds = Extreme::texts(&t.extreme);
             let (lo, hi) = bounds.clone().unwrap_or_default();
             let mut reason = format!("datetime `{}` from {lo} to {hi}", t.format);

@@ -144,7 +144,8 @@ fn staging_for_this_machine_is_written_uncompressed_and_reads_back_the_same() {
     use parquet::record::RowAccessor;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let stores = Stores::new();
-    let body: String = std::iter::once("a\n".to_string()).chain((0..5000).map(|i| format!("value {}\n", i % 7))).collect();
+    let body: String =
+        std::iter::once("a\n".to_string()).chain((0..5000).map(|i| format!("value {}\n", i % 7))).collect();
     rt.block_on(stores.memory().put(&StorePath::from("in.csv"), PutPayload::from(body.into_bytes()))).expect("put");
     let d = dataset("");
     let written = |name: &str, compressed: bool| {
