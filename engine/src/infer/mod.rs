@@ -363,6 +363,19 @@ impl<'o> Scan<'o> {
 
 /// Whether a header cell cannot be a field name (the contract loader refuses it, or the
 /// validator could not bind it): empty, a control character, or a duplicate ignoring case.
+/// Bytes at the start of a file that text does not hold: a NUL, or more than one in twenty of
+/// the other ASCII control characters (tab, line feed, carriage return aside), in the first
+/// 64 KiB. Random bytes have both; UTF-16 has a NUL in every other byte. Without this a binary
+/// file became one header cell of megabytes, a field named by it.
+fn not_text(head: &[u8]) -> Option<String> {
+    let head = &head[..head.len().min(64 << 10)];
+    if let Some(at) = head.iter().position(|&b| b == 0) {
+        return Some(format!("a NUL byte at offset {at}"));
+    }
+    let control = head.iter().filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f).count();
+    (control * 20 > head.len()).then(|| format!("{control} control characters in the first {} bytes", head.len()))
+}
+
 fn unusable_name(name: &str, before: &[String]) -> bool {
     name.trim().is_empty() || name.chars().any(is_unsafe_char) || before.iter().any(|b| b.eq_ignore_ascii_case(name))
 }
@@ -490,6 +503,13 @@ impl FileScan {
 
     /// Detects the dialect from the head in `buf`; false when more bytes are needed.
     fn start(&mut self, scan: &mut Scan, buf: &[u8], eof: bool) -> Result<bool, InferError> {
+        if let Some(why) = not_text(buf) {
+            return Err(InferError::Unusable(format!(
+                "{}: this does not look like a text file ({why}): a compressed file needs its .gz or .zst \
+                 suffix, UTF-16 is not read (convert it to UTF-8), and other binary files are not CSV",
+                self.shown()
+            )));
+        }
         // Bytes that are not UTF-8 are read lossily here; `feed` then finds them and the
         // inference starts again in Latin-1.
         let Some(d) = dialect::detect(buf, eof) else {

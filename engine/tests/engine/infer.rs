@@ -358,3 +358,34 @@ fn the_round_trip_holds_on_every_fixture_file() {
     eprintln!("fixtures: {drafted} drafted ({with_bad_rows} with rows no contract accepts), {unusable} unusable");
     assert!(drafted > 250 && unusable < 10, "{drafted} drafted, {unusable} unusable");
 }
+
+#[test]
+fn a_binary_file_is_a_clear_error_not_a_field_named_by_its_bytes() {
+    let rt = runtime();
+    let stores = Stores::new();
+    // Random bytes (a fixed xorshift, so the case is the same every run), and UTF-16.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let random: Vec<u8> = (0..200_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let utf16: Vec<u8> = "id,name\n1,a\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+    for (name, body) in [("r.csv", random), ("u.csv", utf16)] {
+        let locs = put(&rt, &stores, &[(name, body)]);
+        match rt.block_on(infer(&locs, &Options::default())) {
+            Err(InferError::Unusable(m)) => {
+                assert!(m.contains("does not look like a text file"), "{m}");
+                assert!(m.len() < 400, "the message stays short: {m}");
+            }
+            Ok(d) => panic!("{name}: drafted {} field(s)", d.fields.len()),
+            Err(e) => panic!("{name}: {e}"),
+        }
+    }
+    // Text with a few control characters in it is still text.
+    let csv = "id,note\n1,bell\u{7}\n2,fine\n3,ok\n";
+    round_trip(&[("t.csv", csv.as_bytes().to_vec())]);
+}
