@@ -364,16 +364,18 @@ impl<'o> Scan<'o> {
 /// Whether a header cell cannot be a field name (the contract loader refuses it, or the
 /// validator could not bind it): empty, a control character, or a duplicate ignoring case.
 /// Bytes at the start of a file that text does not hold: a NUL, or more than one in twenty of
-/// the other ASCII control characters (tab, line feed, carriage return aside), in the first
-/// 64 KiB. Random bytes have both; UTF-16 has a NUL in every other byte. Without this a binary
-/// file became one header cell of megabytes, a field named by it.
+/// the other ASCII control characters (tab, line feed, carriage return aside) and at least 64
+/// of them, in the first 64 KiB. Random bytes have both; UTF-16 has a NUL in every other byte;
+/// a small file whose header holds a few escape sequences is text (hostile, and drafted inert).
+/// Without this a binary file became one header cell of megabytes, a field named by it.
 fn not_text(head: &[u8]) -> Option<String> {
     let head = &head[..head.len().min(64 << 10)];
     if let Some(at) = head.iter().position(|&b| b == 0) {
         return Some(format!("a NUL byte at offset {at}"));
     }
     let control = head.iter().filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f).count();
-    (control * 20 > head.len()).then(|| format!("{control} control characters in the first {} bytes", head.len()))
+    (control >= 64 && control * 20 > head.len())
+        .then(|| format!("{control} control characters in the first {} bytes", head.len()))
 }
 
 fn unusable_name(name: &str, before: &[String]) -> bool {
