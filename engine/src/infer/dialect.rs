@@ -188,16 +188,12 @@ fn header(rows: &[&Row]) -> (bool, String) {
     }
 }
 
-fn name(kind: &Kind) -> &'static str {
+/// The kind in prose: "text", "an integer", "a date", ….
+fn name(kind: &Kind) -> String {
     match kind {
-        Kind::String => "text",
-        Kind::Integer => "an integer",
-        Kind::Decimal { .. } | Kind::Number => "a number",
-        Kind::Boolean { .. } => "a boolean",
-        Kind::Date(_) => "a date",
-        Kind::Datetime(_) => "a datetime",
-        Kind::Time(_) => "a time",
-        Kind::Year => "a year",
+        Kind::String => "text".into(),
+        Kind::Integer => "an integer".into(),
+        k => format!("a {}", k.type_name()),
     }
 }
 

@@ -33,23 +33,10 @@ pub fn toml_string(s: &str) -> String {
     out
 }
 
-fn type_name(kind: &Kind) -> &'static str {
-    match kind {
-        Kind::String => "string",
-        Kind::Integer => "integer",
-        Kind::Decimal { .. } | Kind::Number => "number",
-        Kind::Boolean { .. } => "boolean",
-        Kind::Date(_) => "date",
-        Kind::Datetime(_) => "datetime",
-        Kind::Time(_) => "time",
-        Kind::Year => "year",
-    }
-}
-
 /// The Table Schema keys of a type.
 fn kind_json(kind: &Kind) -> Map<String, Json> {
     let mut m = Map::new();
-    m.insert("type".into(), json!(type_name(kind)));
+    m.insert("type".into(), json!(kind.type_name()));
     match kind {
         Kind::Date(p) | Kind::Datetime(p) | Kind::Time(p) if p != "default" => {
             m.insert("format".into(), json!(p));

@@ -115,6 +115,16 @@ fn temporals<T>(formats: &[&'static str]) -> Vec<Temporal<T>> {
     formats.iter().map(|f| Temporal { format: f, ok: true, extreme: None }).collect()
 }
 
+/// The first format every value fits, and the other formats that read the same values: only
+/// its day/month swap can (`%b` and `%B` read the same ones), and a format with no day and
+/// month to swap (ISO's `default`) is ambiguous with nothing.
+fn first_fitting<T>(candidates: &[Temporal<T>]) -> Option<(&Temporal<T>, Vec<&'static str>)> {
+    let t = candidates.iter().find(|t| t.ok)?;
+    let swapped = swap_day_month(t.format);
+    let others = candidates.iter().filter(|o| o.ok && o.format == swapped && swapped != t.format).map(|o| o.format);
+    Some((t, others.collect()))
+}
+
 /// What every sampled value of one column fits.
 #[derive(Debug, Clone)]
 pub struct Column {
@@ -392,16 +402,7 @@ impl Column {
             return Guess { kind: Kind::Number, reason: format!("number from {lo} to {hi}"), bounds, key_safe: false };
         }
         let fitting = |ts: &[&'static str]| ts.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
-        if let Some(t) = self.dates.iter().find(|t| t.ok) {
-            // Only a day/month swap reads other dates; `%b` and `%B` read the same ones. A format
-            // with no day and month to swap (ISO's `default`) is ambiguous with nothing.
-            let swapped = swap_day_month(t.format);
-            let others: Vec<&'static str> = self
-                .dates
-                .iter()
-                .filter(|o| o.ok && o.format == swapped && swapped != t.format)
-                .map(|o| o.format)
-                .collect();
+        if let Some((t, others)) = first_fitting(&self.dates) {
             let bounds = Extreme::texts(&t.extreme);
             let (lo, hi) = bounds.clone().unwrap_or_default();
             let mut reason = format!("date `{}` from {lo} to {hi}", t.format);
@@ -415,14 +416,7 @@ impl Column {
             }
             return Guess { kind: Kind::Date(t.format.to_string()), reason, bounds, key_safe: t.format == "default" };
         }
-        if let Some(t) = self.datetimes.iter().find(|t| t.ok) {
-            let swapped = swap_day_month(t.format);
-            let others: Vec<&'static str> = self
-                .datetimes
-                .iter()
-                .filter(|o| o.ok && o.format == swapped && swapped != t.format)
-                .map(|o| o.format)
-                .collect();
+        if let Some((t, others)) = first_fitting(&self.datetimes) {
             let bounds = Extreme::texts(&t.extreme);
             let (lo, hi) = bounds.clone().unwrap_or_default();
             let mut reason = format!("datetime `{}` from {lo} to {hi}", t.format);
@@ -502,6 +496,22 @@ pub enum Kind {
     Datetime(String),
     Time(String),
     Year,
+}
+
+impl Kind {
+    /// The contract's `type` for this kind.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Integer => "integer",
+            Kind::Decimal { .. } | Kind::Number => "number",
+            Kind::Boolean { .. } => "boolean",
+            Kind::Date(_) => "date",
+            Kind::Datetime(_) => "datetime",
+            Kind::Time(_) => "time",
+            Kind::Year => "year",
+        }
+    }
 }
 
 /// A column's type with why, and its smallest and largest value as written.
