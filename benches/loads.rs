@@ -6,8 +6,11 @@
 //! `Warehouse` port, in rows per second:
 //!
 //! - `sqlite_empty_table`: into an empty fact table (the rows go straight into it);
-//! - `sqlite_table_with_rows`: into a table that already holds one other row (staging table,
-//!   version filter, dedupe, upsert: steps 2–5 of the load plan).
+//! - `sqlite_table_with_rows`: into a table that already holds one other key (the rows go
+//!   straight into it too: "Straight into the table" in the load plan);
+//! - `sqlite_table_refusing_the_last_row`: into a table that holds the key of the load's last
+//!   row, so that the table refuses the rows straight in at the last one and the load takes
+//!   the staging table, version filter, dedupe and upsert (steps 2–5): the worst case.
 //!
 //! Run with `cargo bench -p glueless-jobs --bench loads` (about a minute after the release
 //! build); `-- empty` picks one.
@@ -77,14 +80,16 @@ fn loads(c: &mut Criterion) {
     let spec = TableSpec::from_dataset(&dataset).unwrap();
     let big = stage(&rt, &dataset, dir.path(), "big", &orders_csv(ROWS, 1));
     let other = stage(&rt, &dataset, dir.path(), "other", &orders_csv(1, 10 * ROWS));
+    // The key of `big`'s last row, with an older version.
+    let clash = stage(&rt, &dataset, dir.path(), "clash", &orders_csv(1, ROWS));
     let made = std::sync::atomic::AtomicUsize::new(0);
-    // A fresh warehouse file with the table, holding `other` when `with_rows`.
-    let fresh = |with_rows: bool| {
+    // A fresh warehouse file with the table, holding `before`'s row.
+    let fresh = |before: Option<&StagedFile>| {
         let n = made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let w = SqliteWarehouse::open(&dir.path().join(format!("w{n}.db"))).unwrap();
         rt.block_on(w.ensure_table(&spec)).unwrap();
-        if with_rows {
-            assert_eq!(load(&rt, &w, &spec, "L0", std::slice::from_ref(&other)), 1);
+        if let Some(before) = before {
+            assert_eq!(load(&rt, &w, &spec, "L0", std::slice::from_ref(before)), 1);
         }
         w
     };
@@ -92,10 +97,15 @@ fn loads(c: &mut Criterion) {
     let mut g = c.benchmark_group("load");
     g.throughput(Throughput::Elements(ROWS));
     g.sample_size(10).measurement_time(Duration::from_secs(20));
-    for (name, with_rows) in [("sqlite_empty_table", false), ("sqlite_table_with_rows", true)] {
+    let cases = [
+        ("sqlite_empty_table", None),
+        ("sqlite_table_with_rows", Some(&other)),
+        ("sqlite_table_refusing_the_last_row", Some(&clash)),
+    ];
+    for (name, before) in cases {
         g.bench_function(name, |b| {
             b.iter_batched(
-                || fresh(with_rows),
+                || fresh(before),
                 |w| assert_eq!(load(&rt, &w, &spec, "L1", std::slice::from_ref(&big)), ROWS),
                 BatchSize::PerIteration,
             )

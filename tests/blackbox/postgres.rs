@@ -184,7 +184,8 @@ async fn postgres_and_sqlite_load_the_same_rows_the_same_way() {
             LoadResult {
                 files: vec![FileLoad::AlreadyLoaded { load_id: "L1".into() }; 3],
                 rows_superseded: 0,
-                rows_merged: 0
+                rows_merged: 0,
+                direct: false
             }
         );
     }
@@ -231,7 +232,7 @@ async fn postgres_keeps_the_newest_row_per_key_across_files() {
     };
     assert_eq!(
         load("L1", vec![a]).await,
-        LoadResult { files: vec![FileLoad::Loaded { rows: 4 }], rows_superseded: 0, rows_merged: 4 }
+        LoadResult { files: vec![FileLoad::Loaded { rows: 4 }], rows_superseded: 0, rows_merged: 4, direct: true }
     );
     // b1 (older), b2 (equal), b4 (no version over one) lose to the table; b5 loses to c5
     // (same version, later file); b6 loses to c6 (both without a version, later file); b9
@@ -241,7 +242,8 @@ async fn postgres_keeps_the_newest_row_per_key_across_files() {
         LoadResult {
             files: vec![FileLoad::Loaded { rows: 9 }, FileLoad::Loaded { rows: 3 }],
             rows_superseded: 6,
-            rows_merged: 6
+            rows_merged: 6,
+            direct: false
         }
     );
     let names: Vec<(Value, Value)> =
@@ -319,7 +321,7 @@ async fn postgres_names_are_names_not_sql() {
         let result = w.load(&req).await.unwrap_or_else(|e| panic!("load into {table}: {e}"));
         assert_eq!(
             result,
-            LoadResult { files: vec![FileLoad::Loaded { rows: 2 }], rows_superseded: 0, rows_merged: 2 }
+            LoadResult { files: vec![FileLoad::Loaded { rows: 2 }], rows_superseded: 0, rows_merged: 2, direct: true }
         );
         assert_eq!(
             w.fact_rows(&spec).await.unwrap(),

@@ -197,6 +197,9 @@ pub struct LoadResult {
     pub rows_superseded: u64,
     /// Rows inserted or updated in the fact table.
     pub rows_merged: u64,
+    /// The rows went straight into the fact table, without the staging steps (see
+    /// [`crate::ports::load_plan`], "Straight into the table").
+    pub direct: bool,
 }
 
 /// One row of the `glueless_loads` ledger.

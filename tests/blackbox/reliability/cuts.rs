@@ -24,10 +24,11 @@ fn cut_then_loaded_once(test: &str, cut: Cut) {
     let proxy = PgProxy::start(&host_port(&url), cut);
     let through = proxy.url(&url);
     let lake = Lake::new("max_attempts = 5\n");
-    // Into an empty table the rows are COPYed straight in, without a MERGE: for the MERGE, the
-    // table gets one row first (id 1000), loaded without the proxy.
+    // New keys are COPYed straight into the table, without a MERGE: for the MERGE, the table
+    // gets the first row of a.csv first (id 0), loaded without the proxy, so that a.csv is
+    // refused straight in and takes the staging steps.
     let before: Vec<&str> = if cut == Cut::DuringMerge {
-        lake.drop_file("sales/0.csv", &rows(1000, 1));
+        lake.drop_file("sales/0.csv", &rows(0, 1));
         lake.run_once(&[("GLUELESS__WAREHOUSE__URL", url.as_str())]);
         vec!["0.csv"]
     } else {
@@ -60,7 +61,7 @@ fn cut_then_loaded_once(test: &str, cut: Cut) {
         "{st}"
     );
     let facts = facts(&url);
-    assert_eq!(facts.len(), 500 + before.len(), "every row once");
+    assert_eq!(facts.len(), 500, "every row once");
     assert_eq!(facts[7], "7|8|7.50");
     assert_eq!(facts[499], "499|20|499.50");
     assert_eq!(ledger(&url), [before, vec!["a.csv", "b.csv"]].concat(), "one ledger row per file");

@@ -42,8 +42,9 @@ MERGE INTO "fact_orders"
 INSERT INTO glueless_loads ("object_url", "object_version", "fingerprint", "load_id", "dataset", "table_name", "rows_loaded", "loaded_at")
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8);
 
--- 2-5 when the fact table is empty: the rows straight into it (a key twice, or anything else
--- it refuses, rolls back to the savepoint and the load takes steps 2-5)
+-- 2-5 straight into the table, when it is empty or the last tries were not refused (a key it
+-- has, a key twice, or anything else it refuses, rolls back to the savepoint and the load
+-- takes steps 2-5)
 
 SELECT 1 FROM "fact_orders" LIMIT 1;
 

@@ -45,3 +45,12 @@ SELECT 1 FROM "main"."tags" LIMIT 1;
 
 INSERT INTO "main"."tags" ("item", "tag") VALUES (?1, ?2)
   ON CONFLICT ("item", "tag") DO NOTHING;
+
+-- 2-5 into a table with rows: the rows straight into it (a key it has, or one that comes
+-- twice, rolls back to the savepoint and the load takes steps 2-5)
+
+SAVEPOINT glueless_append;
+
+INSERT INTO "main"."tags" ("item", "tag") VALUES (?1, ?2);
+
+RELEASE glueless_append;

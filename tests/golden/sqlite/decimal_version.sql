@@ -47,3 +47,12 @@ SELECT 1 FROM "main"."prices" LIMIT 1;
 INSERT INTO "main"."prices" ("sku", "price", "revision") VALUES (?1, ?2, ?3)
   ON CONFLICT ("sku") DO UPDATE SET "price" = excluded."price", "revision" = excluded."revision"
   WHERE "main"."prices"."revision" IS NULL OR (excluded."revision" IS NOT NULL AND NOT (CAST("main"."prices"."revision" AS REAL) > CAST(excluded."revision" AS REAL) OR (CAST("main"."prices"."revision" AS REAL) = CAST(excluded."revision" AS REAL) AND CASE WHEN (substr("main"."prices"."revision", 1, 1) = '-') <> (substr(excluded."revision", 1, 1) = '-') THEN substr(excluded."revision", 1, 1) = '-' WHEN substr("main"."prices"."revision", 1, 1) = '-' THEN length("main"."prices"."revision") < length(excluded."revision") OR (length("main"."prices"."revision") = length(excluded."revision") AND "main"."prices"."revision" < excluded."revision") ELSE length("main"."prices"."revision") > length(excluded."revision") OR (length("main"."prices"."revision") = length(excluded."revision") AND "main"."prices"."revision" > excluded."revision") END)));
+
+-- 2-5 into a table with rows: the rows straight into it (a key it has, or one that comes
+-- twice, rolls back to the savepoint and the load takes steps 2-5)
+
+SAVEPOINT glueless_append;
+
+INSERT INTO "main"."prices" ("sku", "price", "revision") VALUES (?1, ?2, ?3);
+
+RELEASE glueless_append;

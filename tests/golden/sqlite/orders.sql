@@ -47,3 +47,12 @@ SELECT 1 FROM "main"."fact_orders" LIMIT 1;
 INSERT INTO "main"."fact_orders" ("order_id", "order_ts", "customer_id", "sku", "quantity", "unit_price", "currency", "country", "status", "note") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
   ON CONFLICT ("order_id") DO UPDATE SET "order_ts" = excluded."order_ts", "customer_id" = excluded."customer_id", "sku" = excluded."sku", "quantity" = excluded."quantity", "unit_price" = excluded."unit_price", "currency" = excluded."currency", "country" = excluded."country", "status" = excluded."status", "note" = excluded."note"
   WHERE "main"."fact_orders"."order_ts" IS NULL OR (excluded."order_ts" IS NOT NULL AND "main"."fact_orders"."order_ts" <= excluded."order_ts");
+
+-- 2-5 into a table with rows: the rows straight into it (a key it has, or one that comes
+-- twice, rolls back to the savepoint and the load takes steps 2-5)
+
+SAVEPOINT glueless_append;
+
+INSERT INTO "main"."fact_orders" ("order_id", "order_ts", "customer_id", "sku", "quantity", "unit_price", "currency", "country", "status", "note") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10);
+
+RELEASE glueless_append;

@@ -39,3 +39,12 @@ SELECT 1 FROM "main"."fact_orders" LIMIT 1;
 
 INSERT INTO "main"."fact_orders" ("order_id", "customer", "quantity", "amount") VALUES (?1, ?2, ?3, ?4)
   ON CONFLICT ("order_id") DO UPDATE SET "customer" = excluded."customer", "quantity" = excluded."quantity", "amount" = excluded."amount";
+
+-- 2-5 into a table with rows: the rows straight into it (a key it has, or one that comes
+-- twice, rolls back to the savepoint and the load takes steps 2-5)
+
+SAVEPOINT glueless_append;
+
+INSERT INTO "main"."fact_orders" ("order_id", "customer", "quantity", "amount") VALUES (?1, ?2, ?3, ?4);
+
+RELEASE glueless_append;

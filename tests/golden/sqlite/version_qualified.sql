@@ -47,3 +47,12 @@ SELECT 1 FROM "main"."logistics.Shipment Lines ""EU""" LIMIT 1;
 INSERT INTO "main"."logistics.Shipment Lines ""EU""" ("shipment", "line", "weight kg", "unit ""price"" (EUR)", "fragile", "day", "at", "updated", "count") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
   ON CONFLICT ("shipment", "line") DO UPDATE SET "weight kg" = excluded."weight kg", "unit ""price"" (EUR)" = excluded."unit ""price"" (EUR)", "fragile" = excluded."fragile", "day" = excluded."day", "at" = excluded."at", "updated" = excluded."updated", "count" = excluded."count"
   WHERE "main"."logistics.Shipment Lines ""EU"""."updated" IS NULL OR (excluded."updated" IS NOT NULL AND "main"."logistics.Shipment Lines ""EU"""."updated" <= excluded."updated");
+
+-- 2-5 into a table with rows: the rows straight into it (a key it has, or one that comes
+-- twice, rolls back to the savepoint and the load takes steps 2-5)
+
+SAVEPOINT glueless_append;
+
+INSERT INTO "main"."logistics.Shipment Lines ""EU""" ("shipment", "line", "weight kg", "unit ""price"" (EUR)", "fragile", "day", "at", "updated", "count") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9);
+
+RELEASE glueless_append;

@@ -50,6 +50,10 @@
 //! - the Parquet parts of the files to load are read batch by batch and streamed into the
 //!   staging table with `COPY … FROM STDIN (FORMAT binary)` (never a whole file in memory);
 //!   when no file to load has rows, there is no staging table and no `MERGE`;
+//! - the rows go straight into the fact table ("Straight into the table" in the load plan) by
+//!   the same binary `COPY`, under `SAVEPOINT glueless_direct`, when the table is empty or
+//!   [`Appends`] says to try; a refused row rolls back to the savepoint and the parts are read
+//!   again into the staging table;
 //! - the upsert is a `MERGE`.
 //!
 //! Errors roll the whole transaction back. By SQLSTATE (see `sqlstate_cause`): a lost
@@ -78,8 +82,8 @@
 
 use crate::adapters::staged_parquet::{Cells, PartReader};
 use crate::ports::load_plan::{
-    CheckedSpecs, Decision, Dialect, ExistingColumn, ExistingTable, LoadPlan, Recorded, TableChange, decide, quote,
-    spec_fingerprint, staged,
+    Appends, CheckedSpecs, Decision, Dialect, ExistingColumn, ExistingTable, LoadPlan, Recorded, TableChange, decide,
+    quote, spec_fingerprint, staged,
 };
 use crate::ports::{
     LedgerRow, LoadCause, LoadRequest, LoadResult, SqlType, TableSpec, Warehouse, WarehouseError, WarehouseLimits,
@@ -135,6 +139,8 @@ pub struct PostgresWarehouse {
     client: tokio::sync::Mutex<Option<Client>>,
     /// The table specs checked against PostgreSQL's limits.
     checked: CheckedSpecs,
+    /// When a load into a table with rows tries them straight into it.
+    appends: Appends,
 }
 
 #[derive(Clone)]
@@ -192,6 +198,7 @@ impl PostgresWarehouse {
             tls,
             client: tokio::sync::Mutex::new(None),
             checked: CheckedSpecs::default(),
+            appends: Appends::default(),
         };
         let client = w.open().await?;
         *w.client.lock().await = Some(client);
@@ -482,8 +489,9 @@ pub fn load_sql(spec: &TableSpec) -> Result<String, WarehouseError> {
     let mut sql = plan.render(&fill_sql());
     let _ = write!(
         sql,
-        "\n-- 2-5 when the fact table is empty: the rows straight into it (a key twice, or anything else\n\
-         -- it refuses, rolls back to the savepoint and the load takes steps 2-5)\n\n{};\n\n\
+        "\n-- 2-5 straight into the table, when it is empty or the last tries were not refused (a key it\n\
+         -- has, a key twice, or anything else it refuses, rolls back to the savepoint and the load\n\
+         -- takes steps 2-5)\n\n{};\n\n\
          SAVEPOINT {DIRECT};\n\n{};\n\nRELEASE SAVEPOINT {DIRECT};\n",
         plan.fact_has_rows(),
         direct_sql(&plan)
@@ -702,7 +710,7 @@ impl Warehouse for PostgresWarehouse {
         let client = guard.as_mut().ok_or_else(|| self.lost())?;
         let t = req.table.table.as_str();
         let tx = client.transaction().await.map_err(|e| load_error(t, &e))?;
-        let result = load_in(&tx, req, &plan).await?;
+        let result = load_in(&tx, req, &plan, &self.appends).await?;
         tx.commit().await.map_err(|e| load_error(t, &e))?;
         Ok(result)
     }
@@ -808,6 +816,7 @@ async fn load_in(
     tx: &Transaction<'_>,
     req: &LoadRequest<'_>,
     plan: &LoadPlan<'_, Postgres>,
+    appends: &Appends,
 ) -> Result<LoadResult, WarehouseError> {
     let spec = req.table;
     let t = spec.table.as_str();
@@ -833,9 +842,14 @@ async fn load_in(
     let decisions = decide(req.load_id, req.files.iter().map(|f| (&f.key, f.fingerprint.as_str())), &recorded);
 
     let mut rows_per_file = vec![0u64; req.files.len()];
-    let mut result = LoadResult { files: Vec::with_capacity(req.files.len()), rows_superseded: 0, rows_merged: 0 };
+    let mut result =
+        LoadResult { files: Vec::with_capacity(req.files.len()), rows_superseded: 0, rows_merged: 0, direct: false };
     let any_rows = req.files.iter().zip(&decisions).any(|(f, d)| d.is_load() && !f.parts.is_empty());
-    let direct = any_rows && copy_direct(tx, req, plan, &decisions, &mut rows_per_file, &mut result).await?;
+    let direct = any_rows && copy_direct(tx, req, plan, appends, &decisions, &mut rows_per_file).await?;
+    result.direct = direct;
+    if direct {
+        result.rows_merged = rows_per_file.iter().sum();
+    }
     if any_rows && !direct {
         // 2. A fresh staging table, filled by a binary COPY streamed from the parts.
         tx.batch_execute(&plan.create_staging()).await.map_err(err)?;
@@ -874,39 +888,42 @@ async fn load_in(
     Ok(result)
 }
 
-/// Steps 2–5 in one statement when the fact table is empty: a binary COPY of the rows straight
-/// into it (PostgreSQL writes a COPY's rows a page at a time, where the MERGE inserts them one
-/// by one). Into an empty table the upsert inserts every staged row and steps 3 and 4 drop
-/// none, as long as no key comes twice: the table's unique key refuses a second one, and then
-/// (or on anything else the COPY meets but a lost connection or a missing part) the load rolls
-/// back to the savepoint before it and takes steps 2–5. True when the rows went in.
+/// Steps 2–5 in one statement: a binary COPY of the rows straight into the fact table
+/// (PostgreSQL writes a COPY's rows a page at a time, where the MERGE inserts them one by one),
+/// when the table is empty or [`Appends`] says to try. Steps 3–5 would insert every staged row
+/// as it is when no staged key is in the table and none comes twice: the table's unique key
+/// refuses any other, and then (or on anything else the COPY meets but a lost connection or a
+/// missing part) the load rolls back to the savepoint before it and takes steps 2–5. True when
+/// the rows went in.
 async fn copy_direct(
     tx: &Transaction<'_>,
     req: &LoadRequest<'_>,
     plan: &LoadPlan<'_, Postgres>,
+    appends: &Appends,
     decisions: &[Decision],
     rows_per_file: &mut [u64],
-    result: &mut LoadResult,
 ) -> Result<bool, WarehouseError> {
     let t = req.table.table.as_str();
     let err = |e: tokio_postgres::Error| load_error(t, &e);
-    if tx.query_opt(&plan.fact_has_rows(), &[]).await.map_err(err)?.is_some() {
+    let has_rows = tx.query_opt(&plan.fact_has_rows(), &[]).await.map_err(err)?.is_some();
+    if has_rows && !appends.try_now(t) {
         return Ok(false);
     }
     tx.batch_execute(&format!("SAVEPOINT {DIRECT}")).await.map_err(err)?;
-    match copy_in(tx, &direct_sql(plan), false, req, decisions, rows_per_file).await {
-        Ok(rows) => {
-            tx.batch_execute(&format!("RELEASE SAVEPOINT {DIRECT}")).await.map_err(err)?;
-            result.rows_merged = rows;
-            Ok(true)
-        }
-        Err(e) if e.is_retryable() => Err(e),
-        Err(_) => {
-            tx.batch_execute(&format!("ROLLBACK TO SAVEPOINT {DIRECT}")).await.map_err(err)?;
-            rows_per_file.fill(0);
-            Ok(false)
-        }
+    let copied = match copy_in(tx, &direct_sql(plan), false, req, decisions, rows_per_file).await {
+        Err(e) if e.is_retryable() => return Err(e),
+        copied => copied.is_ok(),
+    };
+    if has_rows {
+        appends.record(t, copied);
     }
+    if copied {
+        tx.batch_execute(&format!("RELEASE SAVEPOINT {DIRECT}")).await.map_err(err)?;
+    } else {
+        tx.batch_execute(&format!("ROLLBACK TO SAVEPOINT {DIRECT}")).await.map_err(err)?;
+        rows_per_file.fill(0);
+    }
+    Ok(copied)
 }
 
 /// Runs the binary COPY `sql` of the spec's columns (and, with `bookkeeping`, each row's file

@@ -982,7 +982,7 @@ impl Warehouse for RedshiftDataWarehouse {
         let decisions = decide(req.load_id, req.files.iter().map(|f| (&f.key, f.fingerprint.as_str())), &recorded);
         if !decisions.iter().any(Decision::is_load) {
             let files = decisions.iter().map(|d| d.file_load(0)).collect();
-            return Ok(LoadResult { files, rows_superseded: 0, rows_merged: 0 });
+            return Ok(LoadResult { files, rows_superseded: 0, rows_merged: 0, direct: false });
         }
 
         // 1–2. Stage and commit; the manifests go whatever happens.
@@ -995,7 +995,7 @@ impl Warehouse for RedshiftDataWarehouse {
             let _ = m.store.delete(&m.path).await;
         }
         let (files, rows_superseded, rows_merged) = outcome?;
-        Ok(LoadResult { files, rows_superseded, rows_merged })
+        Ok(LoadResult { files, rows_superseded, rows_merged, direct: false })
     }
 
     async fn ledger(&self, object_url: Option<&str>) -> Result<Vec<LedgerRow>, WarehouseError> {

@@ -42,7 +42,12 @@
 //! channel to the thread that owns the connection) and bound row by row into
 //! `temp.glueless_staging`; a decimal version (text) compares exactly (as REAL, then by sign,
 //! length and digits) and sorts by `glueless_sort`, a fixed-width text of its unscaled value;
-//! the upsert is `INSERT … SELECT … ON CONFLICT (key) DO UPDATE SET` every other column.
+//! the upsert is `INSERT … SELECT … ON CONFLICT (key) DO UPDATE SET` every other column. The
+//! rows go straight into the fact table instead ("Straight into the table" in the load plan)
+//! with the same binding: into an empty table without triggers as an upsert that keeps what
+//! step 4 would keep, into any other as a plain `INSERT` under `SAVEPOINT glueless_append`;
+//! when the table refuses a row of it (a constraint), the load rolls back to the savepoint and
+//! asks the reader for the parts again, for the staging table.
 //!
 //! Errors: a busy or locked database (or a full disk, an I/O error) is a `Load` that passes
 //! ([`LoadCause::Transient`]); a missing or unreadable part is `Staged`; a constraint (NOT
@@ -75,8 +80,8 @@
 
 use crate::adapters::staged_parquet::{Cells, PartReader};
 use crate::ports::load_plan::{
-    CheckedSpecs, Decision, Dialect, ExistingColumn, ExistingTable, LoadPlan, Recorded, TableChange, TableName, Upsert,
-    decide, quote, spec_fingerprint,
+    Appends, CheckedSpecs, Decision, Dialect, ExistingColumn, ExistingTable, LoadPlan, Recorded, TableChange,
+    TableName, Upsert, decide, quote, spec_fingerprint,
 };
 use crate::ports::{
     FileKey, LedgerRow, LoadCause, LoadRequest, LoadResult, Millis, SqlType, TableSpec, Warehouse, WarehouseError,
@@ -90,7 +95,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// How long a load waits for another one holding the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -120,6 +125,8 @@ pub struct SqliteWarehouse {
     conn: Arc<Mutex<Connection>>,
     /// The table specs checked against SQLite's limits.
     checked: Arc<CheckedSpecs>,
+    /// When a load into a table with rows tries them straight into it.
+    appends: Arc<Appends>,
 }
 
 impl SqliteWarehouse {
@@ -148,7 +155,12 @@ impl SqliteWarehouse {
         conn.execute_batch(&format!("PRAGMA main.cache_size = -{CACHE_KIB}; PRAGMA temp.cache_size = -{CACHE_KIB};"))
             .map_err(connect)?;
         super::sqlite_busy_retry(BUSY_TIMEOUT, || conn.execute_batch(LEDGER_DDL)).map_err(connect)?;
-        Ok(SqliteWarehouse { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)), checked: Arc::default() })
+        Ok(SqliteWarehouse {
+            path: path.to_path_buf(),
+            conn: Arc::new(Mutex::new(conn)),
+            checked: Arc::default(),
+            appends: Arc::default(),
+        })
     }
 
     /// Opens the database file read-only, for [`Warehouse::plan_table`] (`glueless plan`):
@@ -168,7 +180,12 @@ impl SqliteWarehouse {
         }
         .map_err(connect)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(connect)?;
-        Ok(SqliteWarehouse { path: path.to_path_buf(), conn: Arc::new(Mutex::new(conn)), checked: Arc::default() })
+        Ok(SqliteWarehouse {
+            path: path.to_path_buf(),
+            conn: Arc::new(Mutex::new(conn)),
+            checked: Arc::default(),
+            appends: Arc::default(),
+        })
     }
 
     /// Runs `f` with the connection on a blocking thread.
@@ -372,15 +389,26 @@ fn direct_sql(plan: &LoadPlan<'_, Sqlite>) -> String {
     )
 }
 
+/// How rows go straight into a fact table that has rows: a plain insert, which its key
+/// refuses when it has the row's key or the load had it before.
+fn append_sql(plan: &LoadPlan<'_, Sqlite>) -> String {
+    let params: Vec<String> = (1..=plan.spec.columns.len()).map(|i| Sqlite.placeholder(i)).collect();
+    format!("INSERT INTO {} ({}) VALUES ({})", plan.fact, plan.column_names().join(", "), params.join(", "))
+}
+
 /// The statements of one load into `spec`'s table, as reviewable text (the golden files).
 pub fn load_sql(spec: &TableSpec) -> Result<String, WarehouseError> {
     let plan = LoadPlan::new(spec, Sqlite)?;
     let mut sql = plan.render(&fill_sql(&plan));
     let _ = write!(
         sql,
-        "\n-- 2-5 when the fact table is empty and has no trigger: the rows straight into it\n\n{};\n\n{};\n",
+        "\n-- 2-5 when the fact table is empty and has no trigger: the rows straight into it\n\n{};\n\n{};\n\n\
+         -- 2-5 into a table with rows: the rows straight into it (a key it has, or one that comes\n\
+         -- twice, rolls back to the savepoint and the load takes steps 2-5)\n\n\
+         SAVEPOINT {APPEND};\n\n{};\n\nRELEASE {APPEND};\n",
         plan.fact_has_rows(),
-        direct_sql(&plan)
+        direct_sql(&plan),
+        append_sql(&plan)
     );
     Ok(sql)
 }
@@ -493,6 +521,14 @@ fn unique_keys(conn: &Connection, table: &str) -> rusqlite::Result<Vec<Vec<Strin
 // Load: the async side reads the Parquet parts and sends their columns to the thread that owns
 // the connection and the transaction.
 
+/// What the SQLite thread asks of the async side: read the parts of the files to load into
+/// `batches`, then say `Done`. A load asks twice when the table refused its rows straight into
+/// it; dropping the receiver ends a pass early.
+struct Pass {
+    decisions: Decisions,
+    batches: mpsc::Sender<Msg>,
+}
+
 /// From the Parquet reader to the SQLite thread.
 enum Msg {
     /// Rows of the file at this position in the request: the spec's columns, in spec order,
@@ -528,25 +564,29 @@ impl Warehouse for SqliteWarehouse {
     async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError> {
         let spec = req.table.clone();
         let files: Vec<(FileKey, String)> = req.files.iter().map(|f| (f.key.clone(), f.fingerprint.clone())).collect();
-        let load_id = req.load_id.to_string();
-        let now = req.now;
-        let (decided_tx, decided_rx) = oneshot::channel::<Decisions>();
-        let (tx, rx) = mpsc::channel::<Msg>(CHANNEL_BATCHES);
+        let load = Load {
+            load_id: req.load_id.to_string(),
+            now: req.now,
+            with_parts: req.files.iter().map(|f| !f.parts.is_empty()).collect(),
+            appends: self.appends.clone(),
+        };
+        let (passes_tx, mut passes) = mpsc::channel::<Pass>(1);
         let (conn, checked) = (self.conn.clone(), self.checked.clone());
         let worker = tokio::task::spawn_blocking(move || {
-            load_blocking(&mut lock(&conn), &checked.plan(&spec, Sqlite)?, &files, &load_id, now, decided_tx, rx)
+            load_blocking(&mut lock(&conn), &checked.plan(&spec, Sqlite)?, &files, &load, passes_tx)
         });
 
-        // When the thread fails before it decides, its error comes out of the join below.
-        let streamed = match decided_rx.await {
-            Ok(decisions) => stream_parts(req, &decisions, &tx).await,
-            Err(_) => Ok(()),
-        };
-        if streamed.is_ok() {
-            // A closed channel means the thread stopped with an error: the join reports it.
-            let _ = tx.send(Msg::Done).await;
+        // When the thread fails, its error comes out of the join below.
+        let mut streamed = Ok(());
+        while let Some(pass) = passes.recv().await {
+            streamed = stream_parts(req, &pass.decisions, &pass.batches).await;
+            if streamed.is_err() {
+                break;
+            }
+            // A closed channel means the thread ended the pass or stopped with an error.
+            let _ = pass.batches.send(Msg::Done).await;
         }
-        drop(tx);
+        drop(passes);
         let result = worker.await.map_err(|e| join_error(&req.table.table, e))?;
         streamed?;
         result
@@ -775,14 +815,32 @@ fn decimal_greater(a: &str, b: &str) -> String {
     )
 }
 
+/// What one load needs besides its plan and files.
+struct Load {
+    load_id: String,
+    now: Millis,
+    /// Per file of the request: whether it has parts to read.
+    with_parts: Vec<bool>,
+    appends: Arc<Appends>,
+}
+
+/// How [`fill`] writes each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// Into the staging table, with the bookkeeping columns ([`fill_sql`]).
+    Staging,
+    /// Into the empty fact table, as steps 2–5 would leave it ([`direct_sql`]).
+    Upsert,
+    /// Into the fact table as it is ([`append_sql`]); the table may refuse a row.
+    Append,
+}
+
 fn load_blocking(
     conn: &mut Connection,
     plan: &LoadPlan<'_, Sqlite>,
     files: &[(FileKey, String)],
-    load_id: &str,
-    now: Millis,
-    decided: oneshot::Sender<Decisions>,
-    mut rx: mpsc::Receiver<Msg>,
+    load: &Load,
+    passes: mpsc::Sender<Pass>,
 ) -> Result<LoadResult, WarehouseError> {
     let spec = plan.spec;
     let t = spec.table.as_str();
@@ -806,36 +864,62 @@ fn load_blocking(
                 latest: latest.query_row([&key.url], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(err)?,
             });
         }
-        decide(load_id, files.iter().map(|(k, fp)| (k, fp.as_str())), &recorded)
+        decide(&load.load_id, files.iter().map(|(k, fp)| (k, fp.as_str())), &recorded)
+    };
+    // One reading of the parts (a pass), in the order of the request.
+    let pass = || -> Result<mpsc::Receiver<Msg>, WarehouseError> {
+        let (batches, rx) = mpsc::channel::<Msg>(CHANNEL_BATCHES);
+        passes.blocking_send(Pass { decisions: decisions.clone(), batches }).map_err(|_| aborted(t))?;
+        Ok(rx)
     };
 
-    let mut result = LoadResult { files: Vec::with_capacity(files.len()), rows_superseded: 0, rows_merged: 0 };
-    let rows_per_file = if direct_allowed(&tx, plan).map_err(err)? {
+    let mut result =
+        LoadResult { files: Vec::with_capacity(files.len()), rows_superseded: 0, rows_merged: 0, direct: true };
+    let any_rows = decisions.iter().zip(&load.with_parts).any(|(d, &parts)| d.is_load() && parts);
+    let (has_rows, triggers) = fact_state(&tx, plan).map_err(err)?;
+    let mut direct = None;
+    if !any_rows {
+        // Nothing to read: no staging table, no upsert; only the ledger.
+        result.direct = false;
+        direct = Some(vec![0; files.len()]);
+    } else if !has_rows && !triggers {
         // 2–5 into an empty table: the rows straight into it. The transaction holds the write
         // lock, so the table stays empty but for this load's rows.
-        if decided.send(decisions.clone()).is_err() {
-            return Err(aborted(t));
-        }
-        let rows_per_file = fill(&tx, plan, &direct_sql(plan), false, files, &mut rx)?;
+        let filled = fill(&tx, plan, Fill::Upsert, files, &mut pass()?)?.expect("an upsert is not refused");
         let kept: i64 = tx.query_row(&format!("SELECT count(*) FROM {}", plan.fact), [], |r| r.get(0)).map_err(err)?;
         result.rows_merged = kept as u64;
-        result.rows_superseded = rows_per_file.iter().sum::<u64>().saturating_sub(kept as u64);
-        rows_per_file
-    } else {
-        // 2. A fresh staging table, filled from the parts the async side reads.
-        tx.execute_batch(&plan.create_staging()).map_err(err)?;
-        if decided.send(decisions.clone()).is_err() {
-            return Err(aborted(t));
+        result.rows_superseded = filled.rows_per_file.iter().sum::<u64>().saturating_sub(kept as u64);
+        direct = Some(filled.rows_per_file);
+    } else if load.appends.try_now(t) {
+        // 2–5 straight into a table with rows, unless it refuses one.
+        tx.execute_batch(&format!("SAVEPOINT {APPEND}")).map_err(err)?;
+        let filled = fill(&tx, plan, Fill::Append, files, &mut pass()?)?;
+        load.appends.record(t, filled.is_some());
+        match filled {
+            Some(filled) => {
+                tx.execute_batch(&format!("RELEASE {APPEND}")).map_err(err)?;
+                result.rows_merged = filled.changed;
+                direct = Some(filled.rows_per_file);
+            }
+            None => tx.execute_batch(&format!("ROLLBACK TO {APPEND}; RELEASE {APPEND}")).map_err(err)?,
         }
-        let rows_per_file = fill(&tx, plan, &fill_sql(plan), true, files, &mut rx)?;
+    }
+    let rows_per_file = match direct {
+        Some(rows_per_file) => rows_per_file,
+        None => {
+            result.direct = false;
+            // 2. A fresh staging table, filled from the parts the async side reads.
+            tx.execute_batch(&plan.create_staging()).map_err(err)?;
+            let filled = fill(&tx, plan, Fill::Staging, files, &mut pass()?)?.expect("staging is not refused");
 
-        // 3–5. Drop what is not newer, keep one row per key, upsert.
-        for step in plan.steps() {
-            let rows = tx.execute(&step.sql, []).map_err(err)? as u64;
-            step.counts.add(rows, &mut result);
+            // 3–5. Drop what is not newer, keep one row per key, upsert.
+            for step in plan.steps() {
+                let rows = tx.execute(&step.sql, []).map_err(err)? as u64;
+                step.counts.add(rows, &mut result);
+            }
+            tx.execute_batch(&format!("DROP TABLE {}", Sqlite.staging())).map_err(err)?;
+            filled.rows_per_file
         }
-        tx.execute_batch(&format!("DROP TABLE {}", Sqlite.staging())).map_err(err)?;
-        rows_per_file
     };
     crate::pipeline::faults::point("before-ledger");
 
@@ -849,11 +933,11 @@ fn load_blocking(
                         key.url,
                         key.version,
                         fingerprint,
-                        load_id,
+                        load.load_id,
                         spec.dataset,
                         spec.table,
                         rows as i64,
-                        now
+                        load.now
                     ])
                     .map_err(err)?;
             }
@@ -864,41 +948,57 @@ fn load_blocking(
     Ok(result)
 }
 
-/// Whether the rows can go straight into the fact table ([`direct_sql`]): it is empty, and no
-/// trigger of it could tell the upsert of a repeated key from the staging steps.
-fn direct_allowed(tx: &rusqlite::Transaction<'_>, plan: &LoadPlan<'_, Sqlite>) -> rusqlite::Result<bool> {
+/// The savepoint of an attempt straight into a table with rows.
+const APPEND: &str = "glueless_append";
+
+/// Whether the fact table has a row, and whether it has a trigger (which could tell the upsert
+/// of a repeated key into an empty table from the staging steps).
+fn fact_state(tx: &rusqlite::Transaction<'_>, plan: &LoadPlan<'_, Sqlite>) -> rusqlite::Result<(bool, bool)> {
     let has_rows = tx.query_row(&plan.fact_has_rows(), [], |_| Ok(())).optional()?.is_some();
     let triggers: i64 = tx.query_row(
         "SELECT count(*) FROM main.sqlite_master WHERE type = 'trigger' AND tbl_name = ?1 COLLATE NOCASE",
         [&plan.spec.table],
         |r| r.get(0),
     )?;
-    Ok(!has_rows && triggers == 0)
+    Ok((has_rows, triggers > 0))
 }
 
-/// Runs `sql` (the staging insert, or [`direct_sql`]) for every row of the batches the async
-/// side sends until it says `Done`, binding the spec's columns and, with `bookkeeping`, the
-/// file position, row number and sort key; returns the rows read per file.
+/// What [`fill`] wrote.
+struct Filled {
+    /// Rows read, per file of the request.
+    rows_per_file: Vec<u64>,
+    /// Rows the statements inserted or changed.
+    changed: u64,
+}
+
+/// Runs the statement of `how` for every row of the batches the async side sends until it
+/// says `Done`, binding the spec's columns and, for the staging table, the file position, row
+/// number and sort key. `None` when the table refused a row of an [`Fill::Append`] (a
+/// constraint: a key it has, or one that came twice); the caller rolls back what it wrote.
 fn fill(
     tx: &rusqlite::Transaction<'_>,
     plan: &LoadPlan<'_, Sqlite>,
-    sql: &str,
-    bookkeeping: bool,
+    how: Fill,
     files: &[(FileKey, String)],
     rx: &mut mpsc::Receiver<Msg>,
-) -> Result<Vec<u64>, WarehouseError> {
+) -> Result<Option<Filled>, WarehouseError> {
     let spec = plan.spec;
     let t = spec.table.as_str();
     let err = |e: rusqlite::Error| load_error(t, e);
     let n = spec.columns.len();
-    let mut rows_per_file = vec![0u64; files.len()];
+    let mut filled = Filled { rows_per_file: vec![0u64; files.len()], changed: 0 };
     let mut row_number = 0i64;
-    let mut insert = tx.prepare(sql).map_err(err)?;
+    let sql = match how {
+        Fill::Staging => fill_sql(plan),
+        Fill::Upsert => direct_sql(plan),
+        Fill::Append => append_sql(plan),
+    };
+    let mut insert = tx.prepare(&sql).map_err(err)?;
     let mut buf = String::new();
     loop {
         let (file, columns, rows) = match rx.blocking_recv() {
             None => return Err(aborted(t)),
-            Some(Msg::Done) => return Ok(rows_per_file),
+            Some(Msg::Done) => return Ok(Some(filled)),
             Some(Msg::Batch { file, columns, rows }) => (file, columns, rows),
         };
         // A staged value this file's rows cannot be written as.
@@ -921,7 +1021,7 @@ fn fill(
             for (j, c) in cells.iter().enumerate() {
                 c.bind(&mut insert, j + 1, r, &mut buf).map_err(&bad)?;
             }
-            if bookkeeping {
+            if how == Fill::Staging {
                 insert.raw_bind_parameter(n + 1, file as i64).map_err(err)?;
                 insert.raw_bind_parameter(n + 2, row_number).map_err(err)?;
                 match spec.version {
@@ -929,9 +1029,17 @@ fn fill(
                     None => insert.raw_bind_parameter(n + 3, Null).map_err(err)?,
                 }
             }
-            insert.raw_execute().map_err(err)?;
+            match insert.raw_execute() {
+                Ok(changed) => filled.changed += changed as u64,
+                Err(rusqlite::Error::SqliteFailure(e, _))
+                    if how == Fill::Append && e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    return Ok(None);
+                }
+                Err(e) => return Err(err(e)),
+            }
             row_number += 1;
-            rows_per_file[file] += 1;
+            filled.rows_per_file[file] += 1;
         }
     }
 }

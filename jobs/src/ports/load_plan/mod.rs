@@ -34,6 +34,21 @@
 //! [`LoadPlan::steps`] are steps 3–5, in order, each saying which count of
 //! [`crate::ports::LoadResult`] its affected rows go to.
 //!
+//! # Straight into the table
+//!
+//! When no staged key is in the fact table and no key comes twice in the load, steps 2–5
+//! insert every staged row as it is. So a load first tries its rows straight into the table
+//! (SQLite: one bound `INSERT` per row; PostgreSQL: a binary `COPY`), under a savepoint: the
+//! table's primary key (or unique index on the key, which `ensure_table` requires) refuses the
+//! first row that breaks the condition, and then the load rolls back to the savepoint and takes
+//! steps 2–5 after all. Every row of an accepted attempt is merged (`rows_superseded` 0, but
+//! for SQLite's empty table below) and the result says `direct`. Tables that only gain keys (orders, events) never stage; a table
+//! that refused an attempt is tried again only after a growing number of loads ([`Appends`]),
+//! so tables whose loads keep updating keys stage at once. Into an empty table SQLite's attempt
+//! is an upsert that keeps the row step 4 would keep, so only a row refused for another reason
+//! sends it to the staging steps. Redshift always stages: its rows come from S3 by `COPY`, and
+//! a failed `COPY` would cost more than the staging steps save.
+//!
 //! # Why one transaction
 //!
 //! The fact rows and the ledger rows that say they were loaded must appear together or not at
@@ -172,6 +187,50 @@ pub fn decide<'f>(
         });
     }
     out
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2–5 straight into the table
+
+/// When a load tries its rows straight into a fact table that has rows (module documentation,
+/// "Straight into the table"): always, until the table refuses such an attempt; then that
+/// table's next 1, 2, 4, … up to [`Appends::MAX_SKIP`] loads stage at once before one tries
+/// again, and an accepted attempt starts over. A table whose every load updates keys so wastes
+/// at most one attempt in `MAX_SKIP + 1` loads. One per warehouse, in memory: a new process
+/// starts by trying.
+#[derive(Debug, Default)]
+pub struct Appends {
+    /// By table: loads still to stage at once, and how many the next refusal skips.
+    tables: Mutex<HashMap<String, (u32, u32)>>,
+}
+
+impl Appends {
+    /// The most loads a refused table skips before it is tried again.
+    pub const MAX_SKIP: u32 = 64;
+
+    /// Whether this load into `table` tries the rows straight into it (a `false` counts as
+    /// one skipped load).
+    pub fn try_now(&self, table: &str) -> bool {
+        match self.tables.lock().expect("lock").get_mut(table) {
+            Some((skip, _)) if *skip > 0 => {
+                *skip -= 1;
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// What the attempt of a load into `table` came to.
+    pub fn record(&self, table: &str, accepted: bool) {
+        let mut tables = self.tables.lock().expect("lock");
+        if accepted {
+            tables.remove(table);
+        } else {
+            let (skip, next) = tables.entry(table.to_string()).or_default();
+            *skip = (*next).max(1);
+            *next = (*skip * 2).min(Self::MAX_SKIP);
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -634,6 +693,29 @@ mod tests {
         // A second warehouse checks for itself.
         CheckedSpecs::default().plan(&s, d).unwrap();
         assert_eq!(checks(), 5);
+    }
+
+    #[test]
+    fn a_refused_table_skips_one_then_twice_as_many_loads_up_to_the_cap() {
+        let appends = Appends::default();
+        // The loads tried (true) or staged at once (false) when every try is refused.
+        let mut ways = Vec::new();
+        for _ in 0..200 {
+            let now = appends.try_now("t");
+            if now {
+                appends.record("t", false);
+            }
+            ways.push(now);
+        }
+        let tried: Vec<usize> = ways.iter().enumerate().filter(|&(_, &w)| w).map(|(i, _)| i).collect();
+        let gaps: Vec<usize> = tried.windows(2).map(|w| w[1] - w[0] - 1).collect();
+        assert_eq!(gaps[..7], [1, 2, 4, 8, 16, 32, 64]);
+        assert!(gaps[7..].iter().all(|&g| g == Appends::MAX_SKIP as usize), "{gaps:?}");
+        // Other tables are not held back; an accepted try starts over.
+        assert!(appends.try_now("other"));
+        while !appends.try_now("t") {}
+        appends.record("t", true);
+        assert!(appends.try_now("t") && appends.try_now("t"));
     }
 
     #[test]
