@@ -52,21 +52,25 @@ fn a_row_failing_every_check_gets_one_error_per_field_in_field_order() {
                1,b,EUR,1,20,abc,ab,az,2.5,-8\n";
     let (counts, rejects, batches) = validate(EVERY_CHECK, csv);
     assert_eq!(counts, Counts { rows_read: 2, rows_valid: 1, rows_rejected: 1 });
-    let got: Vec<(Option<&str>, &str, Option<&str>, Option<&str>)> =
-        rejects[0].errors.iter().map(|e| (e.field.as_deref(), e.rule, e.constraint, e.value.as_deref())).collect();
+    // (field, rule, constraint, value) of each error.
+    let got: Vec<[Option<&str>; 4]> = rejects[0]
+        .errors
+        .iter()
+        .map(|e| [e.field.as_deref(), Some(e.rule), e.constraint, e.value.as_deref()])
+        .collect();
     assert_eq!(
         got,
         vec![
-            (Some("a"), "type-error", None, Some("x")),
-            (Some("b"), "constraint-error", Some("required"), Some("")),
-            (Some("c"), "constraint-error", Some("enum"), Some("GBP")),
-            (Some("d"), "constraint-error", Some("minimum"), Some("0")),
-            (Some("e"), "constraint-error", Some("maximum"), Some("21")),
-            (Some("f"), "constraint-error", Some("minLength"), Some("ab")),
-            (Some("g"), "constraint-error", Some("maxLength"), Some("abc")),
-            (Some("h"), "constraint-error", Some("pattern"), Some("A1")),
+            [Some("a"), Some("type-error"), None, Some("x")],
+            [Some("b"), Some("constraint-error"), Some("required"), Some("")],
+            [Some("c"), Some("constraint-error"), Some("enum"), Some("GBP")],
+            [Some("d"), Some("constraint-error"), Some("minimum"), Some("0")],
+            [Some("e"), Some("constraint-error"), Some("maximum"), Some("21")],
+            [Some("f"), Some("constraint-error"), Some("minLength"), Some("ab")],
+            [Some("g"), Some("constraint-error"), Some("maxLength"), Some("abc")],
+            [Some("h"), Some("constraint-error"), Some("pattern"), Some("A1")],
             // No constraint on `i`'s value, but Redshift holds no NaN.
-            (Some("i"), "constraint-error", Some("warehouse"), Some("NaN")),
+            [Some("i"), Some("constraint-error"), Some("warehouse"), Some("NaN")],
         ]
     );
     assert_eq!(rejects[0].errors[2].message, "`GBP` in `c` is not one of: USD, EUR");
