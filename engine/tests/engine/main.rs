@@ -1,6 +1,5 @@
 //! The engine's one integration-test binary (`cargo test -p glueless-engine --test engine`).
 
-mod checks;
 mod conformance;
 mod infer;
 mod keys;
