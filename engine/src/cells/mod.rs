@@ -217,6 +217,18 @@ fn integer_bytes(b: &[u8]) -> Result<i64, CellError> {
     if digits.is_empty() {
         return Err(CellError::NotInteger);
     }
+    if digits.len() <= 18 {
+        // Below 10^18 < 2^63: no overflow to watch for.
+        let mut acc: u64 = 0;
+        for &c in digits {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return Err(CellError::NotInteger);
+            }
+            acc = acc * 10 + u64::from(d);
+        }
+        return Ok(if neg { -(acc as i64) } else { acc as i64 });
+    }
     let mut acc: u64 = 0;
     let mut overflow = false;
     for &c in digits {

@@ -36,6 +36,10 @@ fn integers() {
     assert_eq!(parse_integer("9223372036854775807", &p), Ok(i64::MAX));
     assert_eq!(parse_integer("-9223372036854775808", &p), Ok(i64::MIN));
     assert_eq!(parse_integer("000000000000000000000009223372036854775807", &p), Ok(i64::MAX));
+    // Either side of the 18 digits parsed without overflow checks.
+    assert_eq!(parse_integer("-999999999999999999", &p), Ok(-999_999_999_999_999_999));
+    assert_eq!(parse_integer("1000000000000000000", &p), Ok(1_000_000_000_000_000_000));
+    assert_eq!(parse_integer("99999999999999999a", &p), Err(CellError::NotInteger));
     for over in ["9223372036854775808", "-9223372036854775809", "99999999999999999999999"] {
         assert_eq!(parse_integer(over, &p), Err(CellError::IntegerOutOfRange), "{over}");
     }

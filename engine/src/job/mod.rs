@@ -256,8 +256,9 @@ impl<'a> FileJob<'a> {
         self
     }
 
-    /// Whether the Parquet pages are compressed (zstd, level 3; the default) or not: staging read
-    /// back on the same machine is written faster without (see [`ParquetSink::uncompressed`]).
+    /// Whether the Parquet pages are compressed (zstd at [`crate::write::ZSTD_LEVEL`]; the
+    /// default) or not: staging read back on the same machine is written faster without (see
+    /// [`ParquetSink::uncompressed`]).
     pub fn compressed(mut self, on: bool) -> Self {
         self.compress = on;
         self
