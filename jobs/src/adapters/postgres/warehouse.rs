@@ -830,15 +830,26 @@ async fn load_in(
     // 0. One load per table at a time; the oid's bits as the second key.
     tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&LOCK_SPACE, &(oid as i32)]).await.map_err(err)?;
 
-    // 1. The ledger decision.
+    // 1. The ledger decision. The queries of all files go out together (tokio-postgres
+    // pipelines what is polled at once on one connection): one round trip, not two per file.
     let same_version = tx.prepare(&plan.ledger_same_version()).await.map_err(err)?;
     let latest = tx.prepare(&plan.ledger_latest()).await.map_err(err)?;
-    let mut recorded = Vec::with_capacity(req.files.len());
-    for f in req.files {
-        let same = tx.query_opt(&same_version, &[&f.key.url, &f.key.version]).await.map_err(err)?;
-        let last = tx.query_opt(&latest, &[&f.key.url]).await.map_err(err)?;
-        recorded.push(Recorded { same_version: same.map(|r| r.get(0)), latest: last.map(|r| (r.get(0), r.get(1))) });
-    }
+    let recorded = futures::future::try_join_all(req.files.iter().map(|f| {
+        let (same_version, latest) = (&same_version, &latest);
+        async move {
+            let (same, last) = futures::future::try_join(
+                tx.query_opt(same_version, &[&f.key.url, &f.key.version]),
+                tx.query_opt(latest, &[&f.key.url]),
+            )
+            .await?;
+            Ok::<_, tokio_postgres::Error>(Recorded {
+                same_version: same.map(|r| r.get(0)),
+                latest: last.map(|r| (r.get(0), r.get(1))),
+            })
+        }
+    }))
+    .await
+    .map_err(err)?;
     let decisions = decide(req.load_id, req.files.iter().map(|f| (&f.key, f.fingerprint.as_str())), &recorded);
 
     let mut rows_per_file = vec![0u64; req.files.len()];
@@ -867,24 +878,18 @@ async fn load_in(
     }
     crate::pipeline::faults::point("before-ledger");
 
-    // 6. The ledger.
+    // 6. The ledger, one row per loaded file, the inserts pipelined as the queries of step 1.
     let insert = tx.prepare(&plan.ledger_insert()).await.map_err(err)?;
-    for ((f, decision), &rows) in req.files.iter().zip(&decisions).zip(&rows_per_file) {
-        if decision.is_load() {
-            let params: [&(dyn ToSql + Sync); 8] = [
-                &f.key.url,
-                &f.key.version,
-                &f.fingerprint,
-                &req.load_id,
-                &spec.dataset,
-                &spec.table,
-                &(rows as i64),
-                &req.now,
-            ];
-            tx.execute(&insert, &params).await.map_err(err)?;
-        }
-        result.files.push(decision.file_load(rows));
-    }
+    let rows_loaded: Vec<i64> = rows_per_file.iter().map(|&rows| rows as i64).collect();
+    let inserts =
+        req.files.iter().zip(&decisions).zip(&rows_loaded).filter(|((_, d), _)| d.is_load()).map(|((f, _), rows)| {
+            let params: [&(dyn ToSql + Sync); 8] =
+                [&f.key.url, &f.key.version, &f.fingerprint, &req.load_id, &spec.dataset, &spec.table, rows, &req.now];
+            let insert = &insert;
+            async move { tx.execute(insert, &params).await }
+        });
+    futures::future::try_join_all(inserts).await.map_err(err)?;
+    result.files.extend(decisions.iter().zip(&rows_per_file).map(|(d, &rows)| d.file_load(rows)));
     Ok(result)
 }
 
