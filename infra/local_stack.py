@@ -606,6 +606,27 @@ def apply_after(client, stack: str, later: dict, outputs: dict, physical: dict) 
     return overrides
 
 
+def create_stack(cf, args, **request) -> None:
+    """CreateStack, tried up to three times when the emulator itself fails (an HTTP 500 page
+    instead of an answer, seen when several stacks are created at once): any stack that
+    attempt left behind is deleted first. A refusal of the template (a ClientError) is never
+    tried again."""
+    from botocore.exceptions import ClientError
+
+    for attempt in range(1, 4):
+        try:
+            cf.create_stack(StackName=args.stack, **request)
+            return
+        except ClientError as e:  # the emulator's answer: the reason is in it
+            raise Failure(f"CreateStack {args.stack} at {args.endpoint} failed: {e}")
+        except Exception as e:  # no answer, or not one botocore could read
+            if attempt == 3 or "500" not in str(e):
+                raise Failure(f"CreateStack {args.stack} at {args.endpoint} failed: {e}")
+            note(f"CreateStack {args.stack}: the emulator failed ({type(e).__name__}); trying again")
+            delete(args)
+            time.sleep(0.5 * attempt)
+
+
 def deploy(args) -> int:
     template = load_template(TEMPLATE)
     given = parse_params(args.param)
@@ -644,15 +665,13 @@ def deploy(args) -> int:
 
     cf = client("cloudformation")
     note(f"creating stack {args.stack} at {args.endpoint}")
-    try:
-        cf.create_stack(
-            StackName=args.stack,
-            TemplateBody=json.dumps(local),
-            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
-            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
-        )
-    except Exception as e:  # botocore's ClientError / EndpointConnectionError carry the reason
-        raise Failure(f"CreateStack {args.stack} at {args.endpoint} failed: {e}")
+    create_stack(
+        cf,
+        args,
+        TemplateBody=json.dumps(local),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
+        Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+    )
     st = wait_for(cf, args.stack, {"CREATE_COMPLETE"})
     outputs = {o["OutputKey"]: o["OutputValue"] for o in st.get("Outputs", [])}
     physical = {
