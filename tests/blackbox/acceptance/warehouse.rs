@@ -726,13 +726,10 @@ async fn direct_loads_back_off<W: Warehouse>(w: &W, st: &Staging) {
     let tries = !w.describe().starts_with("redshift");
     ready(w, st).await;
     let mut n = 0;
-    let mut next = |rows: &[(i64, &str, Option<u32>)]| {
+    let mut way = async |rows: &[(i64, &str, Option<u32>)]| {
         n += 1;
+        let name = format!("way-{n}");
         let lines: Vec<String> = rows.iter().map(|&(id, name, v)| line(id, name, v)).collect();
-        (format!("way-{n}"), lines)
-    };
-    let mut way = async |ids: &[(i64, &str, Option<u32>)]| {
-        let (name, lines) = next(ids);
         let f = st.stage_lines(&name, "v1", &lines).await;
         let r = load_into(w, &st.spec, &name, T0, &[f]).await.unwrap_or_else(|e| panic!("{name}: {e}"));
         (r.direct, r.rows_superseded, r.rows_merged)

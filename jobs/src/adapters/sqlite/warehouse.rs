@@ -352,8 +352,12 @@ fn sql_type(ty: SqlType) -> &'static str {
 
 /// How the SQLite thread fills the staging table: one bound row at a time.
 fn fill_sql(plan: &LoadPlan<'_, Sqlite>) -> String {
-    let params: Vec<String> = (1..=plan.spec.columns.len() + 3).map(|i| Sqlite.placeholder(i)).collect();
-    format!("INSERT INTO {} VALUES ({})", Sqlite.staging(), params.join(", "))
+    format!("INSERT INTO {} VALUES ({})", Sqlite.staging(), placeholders(plan.spec.columns.len() + 3))
+}
+
+/// `?1, ?2, …, ?n`.
+fn placeholders(n: usize) -> String {
+    (1..=n).map(|i| Sqlite.placeholder(i)).collect::<Vec<_>>().join(", ")
 }
 
 /// How rows go straight into an empty fact table, one bound row at a time: an upsert in which
@@ -361,7 +365,6 @@ fn fill_sql(plan: &LoadPlan<'_, Sqlite>) -> String {
 /// (its version is not lower; NULL is the lowest), so that the table ends as steps 2–5 leave it.
 fn direct_sql(plan: &LoadPlan<'_, Sqlite>) -> String {
     let spec = plan.spec;
-    let params: Vec<String> = (1..=spec.columns.len()).map(|i| Sqlite.placeholder(i)).collect();
     let others: Vec<String> = (0..spec.columns.len())
         .filter(|i| !spec.key.contains(i))
         .map(|i| format!("{0} = excluded.{0}", quote(&spec.columns[i].name)))
@@ -384,7 +387,7 @@ fn direct_sql(plan: &LoadPlan<'_, Sqlite>) -> String {
         "INSERT INTO {} ({}) VALUES ({})\n  ON CONFLICT ({}) DO {action}",
         plan.fact,
         plan.column_names().join(", "),
-        params.join(", "),
+        placeholders(spec.columns.len()),
         plan.key_names()
     )
 }
@@ -392,8 +395,12 @@ fn direct_sql(plan: &LoadPlan<'_, Sqlite>) -> String {
 /// How rows go straight into a fact table that has rows: a plain insert, which its key
 /// refuses when it has the row's key or the load had it before.
 fn append_sql(plan: &LoadPlan<'_, Sqlite>) -> String {
-    let params: Vec<String> = (1..=plan.spec.columns.len()).map(|i| Sqlite.placeholder(i)).collect();
-    format!("INSERT INTO {} ({}) VALUES ({})", plan.fact, plan.column_names().join(", "), params.join(", "))
+    format!(
+        "INSERT INTO {} ({}) VALUES ({})",
+        plan.fact,
+        plan.column_names().join(", "),
+        placeholders(plan.spec.columns.len())
+    )
 }
 
 /// The statements of one load into `spec`'s table, as reviewable text (the golden files).
@@ -874,52 +881,26 @@ fn load_blocking(
     };
 
     let mut result =
-        LoadResult { files: Vec::with_capacity(files.len()), rows_superseded: 0, rows_merged: 0, direct: true };
+        LoadResult { files: Vec::with_capacity(files.len()), rows_superseded: 0, rows_merged: 0, direct: false };
     let any_rows = decisions.iter().zip(&load.with_parts).any(|(d, &parts)| d.is_load() && parts);
-    let (has_rows, triggers) = fact_state(&tx, plan).map_err(err)?;
-    let mut direct = None;
-    if !any_rows {
+    let rows_per_file = if !any_rows {
         // Nothing to read: no staging table, no upsert; only the ledger.
-        result.direct = false;
-        direct = Some(vec![0; files.len()]);
-    } else if !has_rows && !triggers {
-        // 2–5 into an empty table: the rows straight into it. The transaction holds the write
-        // lock, so the table stays empty but for this load's rows.
-        let filled = fill(&tx, plan, Fill::Upsert, files, &mut pass()?)?.expect("an upsert is not refused");
-        let kept: i64 = tx.query_row(&format!("SELECT count(*) FROM {}", plan.fact), [], |r| r.get(0)).map_err(err)?;
-        result.rows_merged = kept as u64;
-        result.rows_superseded = filled.rows_per_file.iter().sum::<u64>().saturating_sub(kept as u64);
-        direct = Some(filled.rows_per_file);
-    } else if load.appends.try_now(t) {
-        // 2–5 straight into a table with rows, unless it refuses one.
-        tx.execute_batch(&format!("SAVEPOINT {APPEND}")).map_err(err)?;
-        let filled = fill(&tx, plan, Fill::Append, files, &mut pass()?)?;
-        load.appends.record(t, filled.is_some());
-        match filled {
-            Some(filled) => {
-                tx.execute_batch(&format!("RELEASE {APPEND}")).map_err(err)?;
-                result.rows_merged = filled.changed;
-                direct = Some(filled.rows_per_file);
-            }
-            None => tx.execute_batch(&format!("ROLLBACK TO {APPEND}; RELEASE {APPEND}")).map_err(err)?,
-        }
-    }
-    let rows_per_file = match direct {
-        Some(rows_per_file) => rows_per_file,
-        None => {
-            result.direct = false;
-            // 2. A fresh staging table, filled from the parts the async side reads.
-            tx.execute_batch(&plan.create_staging()).map_err(err)?;
-            let filled = fill(&tx, plan, Fill::Staging, files, &mut pass()?)?.expect("staging is not refused");
+        vec![0; files.len()]
+    } else if let Some(rows_per_file) = straight_in(&tx, plan, files, load, &pass, &mut result)? {
+        result.direct = true;
+        rows_per_file
+    } else {
+        // 2. A fresh staging table, filled from the parts the async side reads.
+        tx.execute_batch(&plan.create_staging()).map_err(err)?;
+        let filled = fill(&tx, plan, Fill::Staging, files, &mut pass()?)?.expect("staging is not refused");
 
-            // 3–5. Drop what is not newer, keep one row per key, upsert.
-            for step in plan.steps() {
-                let rows = tx.execute(&step.sql, []).map_err(err)? as u64;
-                step.counts.add(rows, &mut result);
-            }
-            tx.execute_batch(&format!("DROP TABLE {}", Sqlite.staging())).map_err(err)?;
-            filled.rows_per_file
+        // 3–5. Drop what is not newer, keep one row per key, upsert.
+        for step in plan.steps() {
+            let rows = tx.execute(&step.sql, []).map_err(err)? as u64;
+            step.counts.add(rows, &mut result);
         }
+        tx.execute_batch(&format!("DROP TABLE {}", Sqlite.staging())).map_err(err)?;
+        filled.rows_per_file
     };
     crate::pipeline::faults::point("before-ledger");
 
@@ -950,6 +931,49 @@ fn load_blocking(
 
 /// The savepoint of an attempt straight into a table with rows.
 const APPEND: &str = "glueless_append";
+
+/// Steps 2–5 straight into the fact table, when that is tried ("Straight into the table" in the
+/// load plan): into an empty table without triggers the upsert of [`direct_sql`], into any other
+/// (when [`Appends`] says to try) plain inserts under a savepoint, rolled back when the table
+/// refuses a row. The rows read per file when the rows went in (`result` has their counts),
+/// `None` when the load takes the staging steps.
+fn straight_in(
+    tx: &rusqlite::Transaction<'_>,
+    plan: &LoadPlan<'_, Sqlite>,
+    files: &[(FileKey, String)],
+    load: &Load,
+    pass: &impl Fn() -> Result<mpsc::Receiver<Msg>, WarehouseError>,
+    result: &mut LoadResult,
+) -> Result<Option<Vec<u64>>, WarehouseError> {
+    let t = plan.spec.table.as_str();
+    let err = |e: rusqlite::Error| load_error(t, e);
+    let (has_rows, triggers) = fact_state(tx, plan).map_err(err)?;
+    if !has_rows && !triggers {
+        // The transaction holds the write lock, so the table stays empty but for this load's rows.
+        let filled = fill(tx, plan, Fill::Upsert, files, &mut pass()?)?.expect("an upsert is not refused");
+        let kept: i64 = tx.query_row(&format!("SELECT count(*) FROM {}", plan.fact), [], |r| r.get(0)).map_err(err)?;
+        result.rows_merged = kept as u64;
+        result.rows_superseded = filled.rows_per_file.iter().sum::<u64>().saturating_sub(kept as u64);
+        return Ok(Some(filled.rows_per_file));
+    }
+    if !load.appends.try_now(t) {
+        return Ok(None);
+    }
+    tx.execute_batch(&format!("SAVEPOINT {APPEND}")).map_err(err)?;
+    let filled = fill(tx, plan, Fill::Append, files, &mut pass()?)?;
+    load.appends.record(t, filled.is_some());
+    match filled {
+        Some(filled) => {
+            tx.execute_batch(&format!("RELEASE {APPEND}")).map_err(err)?;
+            result.rows_merged = filled.changed;
+            Ok(Some(filled.rows_per_file))
+        }
+        None => {
+            tx.execute_batch(&format!("ROLLBACK TO {APPEND}; RELEASE {APPEND}")).map_err(err)?;
+            Ok(None)
+        }
+    }
+}
 
 /// Whether the fact table has a row, and whether it has a trigger (which could tell the upsert
 /// of a repeated key into an empty table from the staging steps).
