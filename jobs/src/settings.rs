@@ -113,8 +113,11 @@ pub struct RunSettings {
     pub batch_max_wait_ms: u64,
     /// Files of one batch transformed at once.
     pub max_concurrent_files: usize,
-    /// Batches `glueless run` works on at once: while one is in the warehouse, the next is
-    /// transformed (loads into one table still commit one at a time).
+    /// Batches `glueless run` works on at once: while one is in the warehouse, the others are
+    /// claimed and transformed (loads into one table still commit one at a time). Three keep
+    /// two cores busy where two left a third of them idle (a batch's claims, load and state
+    /// updates are each one at a time). At most `max_concurrent_batches × max_concurrent_files`
+    /// file jobs run at once, each within `[limits] memory_mb`.
     pub max_concurrent_batches: usize,
     pub keep_staging: bool,
     /// A local folder is not written atomically: a file is taken once it was seen unchanged
@@ -233,7 +236,7 @@ impl Default for RunSettings {
             batch_max_files: 20,
             batch_max_wait_ms: 100,
             max_concurrent_files: 2,
-            max_concurrent_batches: 2,
+            max_concurrent_batches: 3,
             keep_staging: false,
             settle_ms: 250,
             deadline_reserve_secs: 20,

@@ -172,14 +172,16 @@ impl Pipeline {
 
         // Transform each file into its own staging Parquet and quarantine.
         let concurrency = self.settings.run.max_concurrent_files;
-        let results: Vec<_> = futures::stream::iter(
-            work.iter().map(|w| tracing::Instrument::instrument(self.transform(entry, w), w.span.clone())),
-        )
-        .buffered(concurrency)
+        // Unordered: a slow file does not hold back the start of the next one.
+        let results: Vec<(usize, _)> = futures::stream::iter(work.iter().enumerate().map(|(i, w)| {
+            let job = tracing::Instrument::instrument(self.transform(entry, w), w.span.clone());
+            async move { (i, job.await) }
+        }))
+        .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-        for (w, r) in work.iter_mut().zip(results) {
-            w.result = Some(r);
+        for (i, r) in results {
+            work[i].result = Some(r);
         }
 
         // Stage: rejected and failed files are recorded now; the rest go to the warehouse together.

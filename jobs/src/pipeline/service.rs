@@ -8,7 +8,7 @@
 //! store. Work is whatever the state store says is claimable: RECEIVED, FAILED past its
 //! `retry_at`, or RUNNING past its lease (its worker died). A dataset's ready files wait up to
 //! `batch_max_wait_ms` for company, then go, oldest first, in batches of at most
-//! `batch_max_files`, `max_concurrent_batches` of them at once (one is transformed while another
+//! `batch_max_files`, `max_concurrent_batches` of them at once (others are transformed while one
 //! is in the warehouse); files above `inline_max_bytes` go through the launcher instead. With
 //! `--once` nothing waits for company and the run ends when the lake is quiet: nothing RECEIVED,
 //! FAILED with attempts left, or RUNNING.
@@ -416,7 +416,8 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
                 }
                 p.process(entry, &keys, "inline").await
             })
-            .buffered(p.settings.run.max_concurrent_batches.max(1));
+            // Unordered: a batch that finished early makes room for the next at once.
+            .buffer_unordered(p.settings.run.max_concurrent_batches.max(1));
         while let Some(outcomes) = processed.next().await {
             summary.files.extend(outcomes);
         }
