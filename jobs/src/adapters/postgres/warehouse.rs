@@ -90,13 +90,13 @@ use crate::ports::{
 };
 use crate::settings::WarehouseSettings;
 use arrow::array::Array;
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::SinkExt;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::config::SslMode;
 use tokio_postgres::types::{FromSql, IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, Config, NoTls, Transaction};
@@ -530,21 +530,6 @@ fn sql_type(ty: SqlType) -> String {
     }
 }
 
-/// The type the binary COPY sends for a column type.
-fn wire_type(ty: SqlType) -> Type {
-    match ty {
-        SqlType::Text => Type::TEXT,
-        SqlType::Int64 => Type::INT8,
-        SqlType::Int32 => Type::INT4,
-        SqlType::Float64 => Type::FLOAT8,
-        SqlType::Decimal { .. } => Type::NUMERIC,
-        SqlType::Boolean => Type::BOOL,
-        SqlType::Date => Type::DATE,
-        SqlType::Time => Type::TIME,
-        SqlType::Timestamp => Type::TIMESTAMPTZ,
-    }
-}
-
 /// Creates the ledger when it is missing (checking first, so a role without `CREATE` works
 /// once it exists). Takes the DDL lock when it creates.
 async fn ensure_ledger(tx: &Transaction<'_>) -> Result<(), tokio_postgres::Error> {
@@ -706,11 +691,13 @@ impl Warehouse for PostgresWarehouse {
 
     async fn load(&self, req: &LoadRequest<'_>) -> Result<LoadResult, WarehouseError> {
         let plan = self.checked.plan(req.table, Postgres)?;
+        // Read and encoded while another load may hold the connection.
+        let prepared = Prepared::read(req, &self.appends).await;
         let mut guard = self.session().await?;
         let client = guard.as_mut().ok_or_else(|| self.lost())?;
         let t = req.table.table.as_str();
         let tx = client.transaction().await.map_err(|e| load_error(t, &e))?;
-        let result = load_in(&tx, req, &plan, &self.appends).await?;
+        let result = load_in(&tx, req, &plan, &self.appends, prepared.as_ref()).await?;
         tx.commit().await.map_err(|e| load_error(t, &e))?;
         Ok(result)
     }
@@ -817,6 +804,7 @@ async fn load_in(
     req: &LoadRequest<'_>,
     plan: &LoadPlan<'_, Postgres>,
     appends: &Appends,
+    prepared: Option<&Prepared>,
 ) -> Result<LoadResult, WarehouseError> {
     let spec = req.table;
     let t = spec.table.as_str();
@@ -856,7 +844,7 @@ async fn load_in(
     let mut result =
         LoadResult { files: Vec::with_capacity(req.files.len()), rows_superseded: 0, rows_merged: 0, direct: false };
     let any_rows = req.files.iter().zip(&decisions).any(|(f, d)| d.is_load() && !f.parts.is_empty());
-    let direct = any_rows && copy_direct(tx, req, plan, appends, &decisions, &mut rows_per_file).await?;
+    let direct = any_rows && copy_direct(tx, req, plan, appends, &decisions, prepared, &mut rows_per_file).await?;
     result.direct = direct;
     if direct {
         result.rows_merged = rows_per_file.iter().sum();
@@ -906,6 +894,7 @@ async fn copy_direct(
     plan: &LoadPlan<'_, Postgres>,
     appends: &Appends,
     decisions: &[Decision],
+    prepared: Option<&Prepared>,
     rows_per_file: &mut [u64],
 ) -> Result<bool, WarehouseError> {
     let t = req.table.table.as_str();
@@ -915,7 +904,12 @@ async fn copy_direct(
         return Ok(false);
     }
     tx.batch_execute(&format!("SAVEPOINT {DIRECT}")).await.map_err(err)?;
-    let copied = match copy_in(tx, &direct_sql(plan), false, req, decisions, rows_per_file).await {
+    let sql = direct_sql(plan);
+    let copy = match prepared {
+        Some(p) => copy_prepared(tx, &sql, req, p, decisions, rows_per_file).await,
+        None => copy_in(tx, &sql, false, req, decisions, rows_per_file).await,
+    };
+    let copied = match copy {
         Err(e) if e.is_retryable() => return Err(e),
         copied => copied.is_ok(),
     };
@@ -931,8 +925,17 @@ async fn copy_direct(
     Ok(copied)
 }
 
+/// PostgreSQL's binary COPY: this header (signature, flags, no extension), then the rows,
+/// then the trailer.
+const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+const COPY_TRAILER: &[u8] = &[0xff, 0xff];
+
+/// A streamed COPY sends its rows in pieces of about this size.
+const COPY_CHUNK: usize = 1 << 16;
+
 /// Runs the binary COPY `sql` of the spec's columns (and, with `bookkeeping`, each row's file
-/// position and row number) from the parts; returns the rows it wrote.
+/// position and row number) from the parts, read batch by batch as the rows go; returns the
+/// rows it wrote.
 async fn copy_in(
     tx: &Transaction<'_>,
     sql: &str,
@@ -943,70 +946,157 @@ async fn copy_in(
 ) -> Result<u64, WarehouseError> {
     let t = req.table.table.as_str();
     let err = |e: tokio_postgres::Error| load_error(t, &e);
-    let mut types: Vec<Type> = req.table.columns.iter().map(|c| wire_type(c.ty)).collect();
-    if bookkeeping {
-        types.extend([Type::INT4, Type::INT8]);
-    }
-    let sink = tx.copy_in(sql).await.map_err(err)?;
-    let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &types));
-    copy_parts(writer.as_mut(), bookkeeping, req, decisions, rows_per_file).await?;
-    writer.as_mut().finish().await.map_err(err)
-}
-
-/// Streams the rows of the parts of the files to load, in request order, batch by batch,
-/// into the COPY; counts each file's rows.
-async fn copy_parts(
-    mut writer: Pin<&mut BinaryCopyInWriter>,
-    bookkeeping: bool,
-    req: &LoadRequest<'_>,
-    decisions: &[Decision],
-    rows_per_file: &mut [u64],
-) -> Result<(), WarehouseError> {
-    let spec = req.table;
-    let t = spec.table.as_str();
-    let n = spec.columns.len();
+    let mut sink = std::pin::pin!(tx.copy_in::<_, Bytes>(sql).await.map_err(err)?);
+    let mut out = BytesMut::with_capacity(2 * COPY_CHUNK);
+    out.extend_from_slice(COPY_HEADER);
     // The row number grows over the whole load (unique in it), in request order.
     let mut row_number = 0i64;
     for (i, file) in req.files.iter().enumerate() {
         if !decisions.get(i).is_some_and(Decision::is_load) {
             continue;
         }
-        let file_pos = i as i32;
         for part in &file.parts {
-            let mut reader = PartReader::open(spec, part, SqlType::arrow_type).await?;
+            let mut reader = PartReader::open(req.table, part, SqlType::arrow_type).await?;
             while let Some(batch) = reader.next().await {
                 let (columns, rows) = batch?;
-                // A staged value of this file that cannot be sent as its column's type.
-                let bad = |message: String| {
-                    WarehouseError::load(t, format!("staging file {} failed: {message}", file.key.url), LoadCause::Rows)
-                };
-                let cells = columns
-                    .iter()
-                    .zip(&spec.columns)
-                    .map(|(a, c)| {
-                        Cells::new(a, c.ty).ok_or_else(|| {
-                            bad(format!("column `{}` is of type {}, not {:?}", c.name, a.data_type(), c.ty))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let mut row: Vec<Value<'_>> = Vec::with_capacity(n + 2);
-                for r in 0..rows {
-                    row.clear();
-                    for (c, col) in cells.iter().zip(&spec.columns) {
-                        row.push(c.value(r).map_err(|e| bad(format!("column `{}`: {e}", col.name)))?);
-                    }
-                    if bookkeeping {
-                        row.push(Value::Int32(file_pos));
-                        row.push(Value::Int64(row_number));
-                    }
-                    writer.as_mut().write_raw(row.iter()).await.map_err(|e| load_error(t, &e))?;
-                    row_number += 1;
-                    rows_per_file[i] += 1;
+                let numbering = bookkeeping.then_some((i as i32, &mut row_number));
+                encode_rows(&mut out, req.table, file, &columns, rows, numbering)?;
+                rows_per_file[i] += rows as u64;
+                if out.len() >= COPY_CHUNK {
+                    sink.send(out.split().freeze()).await.map_err(err)?;
                 }
             }
         }
     }
+    out.extend_from_slice(COPY_TRAILER);
+    sink.send(out.freeze()).await.map_err(err)?;
+    sink.finish().await.map_err(err)
+}
+
+/// The rows of a load's files as binary COPY rows (no bookkeeping), read from the parts and
+/// encoded before the load takes the connection and the table's lock, while other batches
+/// are in the warehouse: the straight-in COPY then only sends them. Per file of the request:
+/// its rows and how many.
+struct Prepared {
+    files: Vec<(Bytes, u64)>,
+}
+
+impl Prepared {
+    /// The most a load reads ahead, in encoded bytes; a larger load streams from its parts.
+    const MAX_BYTES: usize = 32 << 20;
+
+    /// Reads and encodes the files of `req`, when the load will try its rows straight into
+    /// the table ([`Appends::would_try`]) and they come to at most [`Prepared::MAX_BYTES`].
+    /// `None` otherwise, and when a part cannot be read or a value cannot be sent: the load
+    /// then streams from the parts and meets the same problem where it always did (before
+    /// the COPY, or rolled back to the savepoint), with the same error.
+    async fn read(req: &LoadRequest<'_>, appends: &Appends) -> Option<Prepared> {
+        // Each row takes at least its field count and a length per field.
+        let least_row = 2 + 4 * req.table.columns.len() as u64;
+        let rows: u64 = req.files.iter().map(|f| f.rows).sum();
+        if rows == 0 || rows.saturating_mul(least_row) > Self::MAX_BYTES as u64 || !appends.would_try(&req.table.table)
+        {
+            return None;
+        }
+        let mut files = Vec::with_capacity(req.files.len());
+        let mut total = 0;
+        for file in req.files {
+            let mut out = BytesMut::new();
+            let mut n = 0u64;
+            for part in &file.parts {
+                let mut reader = PartReader::open(req.table, part, SqlType::arrow_type).await.ok()?;
+                while let Some(batch) = reader.next().await {
+                    let (columns, rows) = batch.ok()?;
+                    encode_rows(&mut out, req.table, file, &columns, rows, None).ok()?;
+                    n += rows as u64;
+                    if total + out.len() > Self::MAX_BYTES {
+                        return None;
+                    }
+                }
+            }
+            total += out.len();
+            files.push((out.freeze(), n));
+        }
+        Some(Prepared { files })
+    }
+}
+
+/// The straight-in COPY `sql` of the prepared rows of the files to load; returns the rows it
+/// wrote.
+async fn copy_prepared(
+    tx: &Transaction<'_>,
+    sql: &str,
+    req: &LoadRequest<'_>,
+    prepared: &Prepared,
+    decisions: &[Decision],
+    rows_per_file: &mut [u64],
+) -> Result<u64, WarehouseError> {
+    let err = |e: tokio_postgres::Error| load_error(&req.table.table, &e);
+    let mut sink = std::pin::pin!(tx.copy_in::<_, Bytes>(sql).await.map_err(err)?);
+    sink.feed(Bytes::from_static(COPY_HEADER)).await.map_err(err)?;
+    for (i, (rows, n)) in prepared.files.iter().enumerate() {
+        if decisions.get(i).is_some_and(Decision::is_load) {
+            sink.feed(rows.clone()).await.map_err(err)?;
+            rows_per_file[i] = *n;
+        }
+    }
+    sink.send(Bytes::from_static(COPY_TRAILER)).await.map_err(err)?;
+    sink.finish().await.map_err(err)
+}
+
+/// Appends `rows` rows of a part's batch (`columns`, in spec order) of `file` to `out` as
+/// binary COPY rows: the field count, then each field's length (-1 for NULL) and bytes. With
+/// `numbering` (the file's position in the load and the load's row counter), each row's file
+/// position and row number follow the spec's columns.
+fn encode_rows(
+    out: &mut BytesMut,
+    spec: &TableSpec,
+    file: &crate::ports::StagedFile,
+    columns: &[arrow::array::ArrayRef],
+    rows: usize,
+    mut numbering: Option<(i32, &mut i64)>,
+) -> Result<(), WarehouseError> {
+    let t = spec.table.as_str();
+    // A staged value of this file that cannot be sent as its column's type.
+    let bad = |message: String| {
+        WarehouseError::load(t, format!("staging file {} failed: {message}", file.key.url), LoadCause::Rows)
+    };
+    let cells = columns
+        .iter()
+        .zip(&spec.columns)
+        .map(|(a, c)| {
+            Cells::new(a, c.ty)
+                .ok_or_else(|| bad(format!("column `{}` is of type {}, not {:?}", c.name, a.data_type(), c.ty)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let fields = spec.columns.len() + if numbering.is_some() { 2 } else { 0 };
+    let fields = i16::try_from(fields).map_err(|_| bad(format!("{fields} columns are more than a COPY row holds")))?;
+    for r in 0..rows {
+        out.put_i16(fields);
+        for (c, col) in cells.iter().zip(&spec.columns) {
+            put_value(out, &c.value(r).map_err(|e| bad(format!("column `{}`: {e}", col.name)))?);
+        }
+        if let Some((file_pos, row_number)) = numbering.as_mut() {
+            put_value(out, &Value::Int32(*file_pos));
+            put_value(out, &Value::Int64(**row_number));
+            **row_number += 1;
+        }
+    }
     Ok(())
+}
+
+/// One field of a binary COPY row: its length and bytes, or -1 for NULL.
+fn put_value(out: &mut BytesMut, v: &Value<'_>) {
+    if matches!(v, Value::Null) {
+        out.put_i32(-1);
+        return;
+    }
+    let at = out.len();
+    out.put_i32(0);
+    // The type is the column's, which the value already is in ([`Value`]): never an error.
+    let _ = v.to_sql(&Type::UNKNOWN, out);
+    let len = (out.len() - at - 4) as i32;
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
 }
 
 impl<'a> Cells<'a> {
@@ -1292,6 +1382,54 @@ mod tests {
 
     fn round_trip(v: i128, scale: i8) -> String {
         numeric_text(&numeric_bytes(v, scale), scale.max(0) as usize).unwrap()
+    }
+
+    #[test]
+    fn copy_rows_are_framed_as_postgres_reads_them() {
+        use arrow::array::{ArrayRef, Int64Array, StringArray};
+        let col = |name: &str, ty, nullable| crate::ports::warehouse::Column { name: name.into(), ty, nullable };
+        let spec = TableSpec {
+            dataset: "d".into(),
+            table: "t".into(),
+            columns: vec![col("id", SqlType::Int64, false), col("note", SqlType::Text, true)],
+            key: vec![0],
+            version: None,
+        };
+        let file = crate::ports::StagedFile {
+            key: crate::ports::FileKey { url: "file:///x.csv".into(), version: "v".into() },
+            fingerprint: String::new(),
+            parts: vec![],
+            rows: 2,
+        };
+        let columns: Vec<ArrayRef> =
+            vec![Arc::new(Int64Array::from(vec![7, -1])), Arc::new(StringArray::from(vec![Some("h\u{e9}"), None]))];
+        let mut out = BytesMut::new();
+        encode_rows(&mut out, &spec, &file, &columns, 2, None).unwrap();
+        let mut want: Vec<u8> = Vec::new();
+        // Row 1: two fields, an 8-byte integer, 3 bytes of UTF-8.
+        want.extend(2i16.to_be_bytes());
+        want.extend(8i32.to_be_bytes());
+        want.extend(7i64.to_be_bytes());
+        want.extend(3i32.to_be_bytes());
+        want.extend("h\u{e9}".as_bytes());
+        // Row 2: NULL is a length of -1 and no bytes.
+        want.extend(2i16.to_be_bytes());
+        want.extend(8i32.to_be_bytes());
+        want.extend((-1i64).to_be_bytes());
+        want.extend((-1i32).to_be_bytes());
+        assert_eq!(&out[..], &want[..]);
+
+        // With the bookkeeping, the file position and the load's row number follow.
+        let (mut out, mut row_number) = (BytesMut::new(), 41i64);
+        encode_rows(&mut out, &spec, &file, &columns, 1, Some((3, &mut row_number))).unwrap();
+        assert_eq!(row_number, 42);
+        assert_eq!(&out[..2], 4i16.to_be_bytes());
+        let tail: Vec<u8> =
+            [&4i32.to_be_bytes()[..], &3i32.to_be_bytes(), &8i32.to_be_bytes(), &41i64.to_be_bytes()].concat();
+        assert!(out.ends_with(&tail), "{out:?}");
+        // The header is the signature, no flags, no extension.
+        assert_eq!(COPY_HEADER.len(), 19);
+        assert!(COPY_HEADER.starts_with(b"PGCOPY\n\xff\r\n\0") && COPY_HEADER[11..].iter().all(|&b| b == 0));
     }
 
     #[test]

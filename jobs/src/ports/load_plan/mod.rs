@@ -220,6 +220,12 @@ impl Appends {
         }
     }
 
+    /// Whether the next load into `table` will try, without counting it: a load that reads its
+    /// rows ahead for the attempt asks this first.
+    pub fn would_try(&self, table: &str) -> bool {
+        self.tables.lock().expect("lock").get(table).is_none_or(|(skip, _)| *skip == 0)
+    }
+
     /// What the attempt of a load into `table` came to.
     pub fn record(&self, table: &str, accepted: bool) {
         let mut tables = self.tables.lock().expect("lock");
