@@ -78,19 +78,14 @@ pub fn writer_properties() -> WriterProperties {
 }
 
 /// [`writer_properties`], with the columns named in `plain` written without a dictionary, and
-/// without compression unless `compress`. Uncompressed pages (staging read back on the same
-/// machine) go without any dictionary: interning each value on the way in and expanding the
-/// dictionary on the way out cost time that only a smaller file would repay.
+/// without compression unless `compress`.
 fn properties_for(plain: &[String], compress: bool) -> WriterProperties {
     let codec = if compress {
         Compression::ZSTD(ZstdLevel::try_new(ZSTD_LEVEL).expect("valid level"))
     } else {
         Compression::UNCOMPRESSED
     };
-    let mut b = WriterProperties::builder()
-        .set_compression(codec)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .set_dictionary_enabled(compress);
+    let mut b = WriterProperties::builder().set_compression(codec).set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
     for name in plain {
         b = b.set_column_dictionary_enabled(ColumnPath::from(name.as_str()), false);
     }
@@ -161,10 +156,10 @@ impl ParquetSink {
         ParquetSink { base, max_part_bytes, schema, current: None, plain: None, compress: true, written: Vec::new() }
     }
 
-    /// Writes the pages without compression and without dictionaries: for staging that is read
-    /// back on the same machine, where zstd only costs time (each column chunk written or read
-    /// makes its own zstd contexts, which took 9 % of a run of 10,000 small files), and so does
-    /// choosing and building dictionaries (2 % of such a run).
+    /// Writes the pages without compression (and a small file's without dictionaries): for
+    /// staging that is read back on the same machine, where zstd only costs time (each column
+    /// chunk written or read makes its own zstd contexts, which took 9 % of a run of 10,000
+    /// small files).
     pub fn uncompressed(mut self) -> Self {
         self.compress = false;
         self
@@ -187,9 +182,16 @@ impl ParquetSink {
         let w = upload(&loc);
         if let Some(b) = first
             && self.plain.is_none()
-            && self.compress
         {
-            self.plain = Some(mostly_distinct_columns(b));
+            // A small file's staging read back here: no dictionary at all. Choosing, interning
+            // and expanding them cost 2 % of a run of 10,000 small files and only buy a smaller
+            // transient file. A larger file keeps them where they pay: its row groups held in
+            // memory are smaller with them (a 1e6-row run peaked 60-90 MB higher without).
+            let small = !self.compress && b.num_rows() < SAMPLE_ROWS;
+            self.plain = Some(match small {
+                true => self.schema.fields().iter().map(|f| f.name().clone()).collect(),
+                false => mostly_distinct_columns(b),
+            });
         }
         let props = properties_for(self.plain.as_deref().unwrap_or_default(), self.compress);
         let writer = AsyncArrowWriter::try_new(w, self.schema.clone(), Some(props))
@@ -357,17 +359,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn staging_read_back_here_goes_without_compression_or_dictionaries() {
-        let n = 2000;
-        // A repeated code: the compressed sink gives it a dictionary, the uncompressed one not.
-        let b = batch((0..n).map(Some).collect(), (0..n).map(|i| Some(["USD", "EUR"][i as usize % 2])).collect());
-        let plain = written(&b, false).await;
+    async fn a_small_files_staging_goes_without_compression_or_dictionaries() {
+        let codes = |n: i64| -> RecordBatch {
+            batch((0..n).map(Some).collect(), (0..n).map(|i| Some(["USD", "EUR"][i as usize % 2])).collect())
+        };
+        let has_dictionary = |chunks: &[parquet::file::metadata::ColumnChunkMetaData], name: &str| {
+            chunks.iter().any(|c| c.column_path().string() == name && c.dictionary_page_offset().is_some())
+        };
+        // A small file: a repeated code gets a dictionary only in the compressed sink.
+        let small = codes(2000);
+        let plain = written(&small, false).await;
         assert!(plain.iter().all(|c| c.compression() == Compression::UNCOMPRESSED));
         assert!(plain.iter().all(|c| c.dictionary_page_offset().is_none()), "no dictionary page");
-        let packed = written(&b, true).await;
+        let packed = written(&small, true).await;
         assert!(packed.iter().all(|c| matches!(c.compression(), Compression::ZSTD(_))));
-        let code = packed.iter().find(|c| c.column_path().string() == "code").expect("code column");
-        assert!(code.dictionary_page_offset().is_some(), "a repeated code keeps its dictionary");
+        assert!(has_dictionary(&packed, "code"), "a repeated code keeps its dictionary");
+        // A larger one keeps the per-column choice, uncompressed too (it bounds its memory).
+        let large = written(&codes(SAMPLE_ROWS as i64), false).await;
+        assert!(large.iter().all(|c| c.compression() == Compression::UNCOMPRESSED));
+        assert!(has_dictionary(&large, "code") && !has_dictionary(&large, "id"));
     }
 
     #[test]
