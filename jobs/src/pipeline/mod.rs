@@ -173,7 +173,61 @@ impl Pipeline {
         if !self.state.register(&file, now_ms()).await? {
             return Ok(Accepted::Duplicate);
         }
-        match unroutable_reason(&route, &ev.key, &catalog) {
+        self.registered(key, dataset, &route, &ev.key, &catalog).await
+    }
+
+    /// [`Pipeline::accept`] for many events, an answer per event in order: registered
+    /// [`REGISTER_CHUNK`] at a time with [`StateStore::register_many`](crate::ports::StateStore::register_many).
+    /// When a chunk cannot be registered together, its events are accepted one by one, each
+    /// with its own answer (those registered meanwhile are known then).
+    pub async fn accept_all(&self, evs: &[&ObjectEvent]) -> Vec<Result<Accepted, crate::ports::StateError>> {
+        let catalog = self.catalog();
+        let mut out = Vec::with_capacity(evs.len());
+        for chunk in evs.chunks(REGISTER_CHUNK) {
+            let routes: Vec<Route<'_>> = chunk.iter().map(|ev| catalog.route(&ev.key)).collect();
+            let files: Vec<NewFile> = chunk
+                .iter()
+                .zip(&routes)
+                .map(|(ev, route)| NewFile {
+                    key: FileKey { url: ev.url.clone(), version: ev.version.clone() },
+                    dataset: match route {
+                        Route::Dataset(e) => e.dataset.contract.name.clone(),
+                        _ => String::new(),
+                    },
+                    size: ev.size,
+                    event_time: ev.event_time,
+                })
+                .collect();
+            match self.state.register_many(&files, now_ms()).await {
+                Ok(new) => {
+                    for (((ev, route), file), new) in chunk.iter().zip(&routes).zip(files).zip(new) {
+                        out.push(match new {
+                            false => Ok(Accepted::Duplicate),
+                            true => self.registered(file.key, file.dataset, route, &ev.key, &catalog).await,
+                        });
+                    }
+                }
+                Err(_) => {
+                    for ev in chunk {
+                        out.push(self.accept(ev).await);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A newly registered file: [`Accepted::New`], or recorded REJECTED when no contract
+    /// takes it.
+    async fn registered(
+        &self,
+        key: FileKey,
+        dataset: String,
+        route: &Route<'_>,
+        key_in_lake: &str,
+        catalog: &Catalog,
+    ) -> Result<Accepted, crate::ports::StateError> {
+        match unroutable_reason(route, key_in_lake, catalog) {
             None => Ok(Accepted::New { dataset }),
             Some(reason) => {
                 let outcome = self.reject_unroutable(&key, &reason).await?;
@@ -182,6 +236,9 @@ impl Pipeline {
         }
     }
 }
+
+/// New files registered by one state-store call ([`Pipeline::accept_all`]).
+pub const REGISTER_CHUNK: usize = 1000;
 
 /// Why no contract takes `key`, if none does.
 fn unroutable_reason(route: &Route<'_>, key: &str, catalog: &Catalog) -> Option<String> {

@@ -313,9 +313,9 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
                     listing.events.iter().map(|e| (e.url.as_str(), e.version.as_str())).collect();
                 seen.retain_listed(&listed);
                 settling.retain_listed(&listed);
+                let mut fresh = Vec::new();
                 for ev in &listing.events {
-                    let id = (ev.url.clone(), ev.version.clone());
-                    if seen.contains(&id) {
+                    if seen.contains(&(ev.url.clone(), ev.version.clone())) {
                         continue;
                     }
                     if p.lake.is_local && !settling.settled(ev, now, settle) {
@@ -323,7 +323,12 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
                         wake_at(Settling::next_look(ev, now, settle));
                         continue;
                     }
-                    match p.accept(ev).await {
+                    fresh.push(ev);
+                }
+                // Registered together: one state-store call per chunk, not one per file.
+                for (ev, accepted) in fresh.iter().zip(p.accept_all(&fresh).await) {
+                    let id = (ev.url.clone(), ev.version.clone());
+                    match accepted {
                         Ok(Accepted::New { .. }) => summary.received += 1,
                         // Counted once per run: a version forgotten past SEEN_MAX comes back here.
                         Ok(Accepted::Duplicate) if summary.passes == 1 => summary.duplicates += 1,

@@ -183,6 +183,18 @@ pub trait StateStore: Send + Sync {
     /// (whatever their state): the duplicate delivery changes nothing.
     async fn register(&self, file: &NewFile, now: Millis) -> Result<bool, StateError>;
 
+    /// [`StateStore::register`] for many files, an answer per file in order. A store may write
+    /// them together (SQLite: one transaction); then an error means none was registered. By
+    /// default one by one, stopping at the first error (those before it stay registered, and
+    /// are known when registered again).
+    async fn register_many(&self, files: &[NewFile], now: Millis) -> Result<Vec<bool>, StateError> {
+        let mut out = Vec::with_capacity(files.len());
+        for f in files {
+            out.push(self.register(f, now).await?);
+        }
+        Ok(out)
+    }
+
     /// Takes the file if nobody may be working on it: it is RECEIVED, or FAILED with
     /// `retry_at <= now`, or RUNNING with `lease_until <= now` (its worker died). The record
     /// becomes RUNNING with the claimer as owner, `lease_until = now + lease_ms`, `attempts + 1`

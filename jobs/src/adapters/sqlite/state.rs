@@ -272,6 +272,18 @@ fn state_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<FileState> {
 }
 
 /// `now + lease_ms`, without overflowing.
+/// Records `file` RECEIVED unless its URL and version are known; whether it was new.
+fn insert_file(conn: &Connection, file: &NewFile, now: Millis) -> rusqlite::Result<bool> {
+    let changed = conn
+        .prepare_cached(
+            "INSERT INTO files (url, version, dataset, size, state, attempts, event_time, received_at, \
+             updated_at) VALUES (?1, ?2, ?3, ?4, 'RECEIVED', 0, ?5, ?6, ?6) \
+             ON CONFLICT (url, version) DO NOTHING",
+        )?
+        .execute(params![file.key.url, file.key.version, file.dataset, u64_value(file.size)?, file.event_time, now])?;
+    Ok(changed == 1)
+}
+
 fn deadline(now: Millis, lease_ms: u64) -> Millis {
     now.saturating_add(Millis::try_from(lease_ms).unwrap_or(Millis::MAX))
 }
@@ -293,24 +305,24 @@ impl StateStore for SqliteStateStore {
     async fn register(&self, file: &NewFile, now: Millis) -> Result<bool, StateError> {
         let file = file.clone();
         self.run(move |inner, conn| {
-            let insert = || -> rusqlite::Result<usize> {
-                conn.prepare_cached(
-                    "INSERT INTO files (url, version, dataset, size, state, attempts, event_time, received_at, \
-                     updated_at) VALUES (?1, ?2, ?3, ?4, 'RECEIVED', 0, ?5, ?6, ?6) \
-                     ON CONFLICT (url, version) DO NOTHING",
-                )?
-                .execute(params![
-                    file.key.url,
-                    file.key.version,
-                    file.dataset,
-                    u64_value(file.size)?,
-                    file.event_time,
-                    now
-                ])
+            insert_file(conn, &file, now)
+                .map_err(|e| inner.fail(&format!("cannot register {}", describe_key(&file.key)), e))
+        })
+        .await
+    }
+
+    /// One transaction for all of them: a listing of 10,000 new files took 10,000 commits and
+    /// hand-offs to the blocking pool, one after the other, before any file was worked on.
+    async fn register_many(&self, files: &[NewFile], now: Millis) -> Result<Vec<bool>, StateError> {
+        let files = files.to_vec();
+        self.run(move |inner, conn| {
+            let all = || -> rusqlite::Result<Vec<bool>> {
+                let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+                let new = files.iter().map(|f| insert_file(&tx, f, now)).collect::<rusqlite::Result<Vec<_>>>()?;
+                tx.commit()?;
+                Ok(new)
             };
-            let changed =
-                insert().map_err(|e| inner.fail(&format!("cannot register {}", describe_key(&file.key)), e))?;
-            Ok(changed == 1)
+            all().map_err(|e| inner.fail(&format!("cannot register {} new files", files.len()), e))
         })
         .await
     }
@@ -519,6 +531,24 @@ mod tests {
             size: 42,
             event_time: Some(7),
         }
+    }
+
+    #[tokio::test]
+    async fn many_files_are_registered_together_each_answered_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStateStore::open(&dir.path().join("state.db")).unwrap();
+        let (a, b, c) = (new_file("file:///l/a.csv"), new_file("file:///l/b.csv"), new_file("file:///l/c.csv"));
+        assert!(store.register(&c, 1).await.unwrap());
+        let mut b2 = b.clone();
+        b2.key.version = "v2".into();
+        let answers = store.register_many(&[a.clone(), b.clone(), c.clone(), a.clone(), b2.clone()], 5).await.unwrap();
+        assert_eq!(answers, [true, true, false, false, true], "c was known, a came twice, b2 is a new version");
+        for f in [&a, &b, &b2] {
+            let r = store.get(&f.key).await.unwrap().unwrap();
+            assert_eq!((r.state, r.received_at, r.size), (FileState::Received, 5, 42));
+        }
+        assert_eq!(store.get(&c.key).await.unwrap().unwrap().received_at, 1, "a known file is left as it was");
+        assert!(store.register_many(&[], 6).await.unwrap().is_empty());
     }
 
     #[tokio::test]
