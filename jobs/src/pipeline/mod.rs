@@ -164,76 +164,76 @@ impl Pipeline {
     pub async fn accept(&self, ev: &ObjectEvent) -> Result<Accepted, crate::ports::StateError> {
         let catalog = self.catalog();
         let route = catalog.route(&ev.key);
-        let dataset = match &route {
-            Route::Dataset(e) => e.dataset.contract.name.clone(),
-            _ => String::new(),
-        };
-        let key = FileKey { url: ev.url.clone(), version: ev.version.clone() };
-        let file = NewFile { key: key.clone(), dataset: dataset.clone(), size: ev.size, event_time: ev.event_time };
-        if !self.state.register(&file, now_ms()).await? {
-            return Ok(Accepted::Duplicate);
-        }
-        self.registered(key, dataset, &route, &ev.key, &catalog).await
+        let file = new_file(ev, &route);
+        let new = self.state.register(&file, now_ms()).await?;
+        self.registered(new, file, &route, &ev.key, &catalog).await
     }
 
     /// [`Pipeline::accept`] for many events, an answer per event in order: registered
     /// [`REGISTER_CHUNK`] at a time with [`StateStore::register_many`](crate::ports::StateStore::register_many).
-    /// When a chunk cannot be registered together, its events are accepted one by one, each
+    /// When a chunk cannot be registered together, its files are registered one by one, each
     /// with its own answer (those registered meanwhile are known then).
     pub async fn accept_all(&self, evs: &[&ObjectEvent]) -> Vec<Result<Accepted, crate::ports::StateError>> {
         let catalog = self.catalog();
         let mut out = Vec::with_capacity(evs.len());
         for chunk in evs.chunks(REGISTER_CHUNK) {
             let routes: Vec<Route<'_>> = chunk.iter().map(|ev| catalog.route(&ev.key)).collect();
-            let files: Vec<NewFile> = chunk
-                .iter()
-                .zip(&routes)
-                .map(|(ev, route)| NewFile {
-                    key: FileKey { url: ev.url.clone(), version: ev.version.clone() },
-                    dataset: match route {
-                        Route::Dataset(e) => e.dataset.contract.name.clone(),
-                        _ => String::new(),
-                    },
-                    size: ev.size,
-                    event_time: ev.event_time,
-                })
-                .collect();
-            match self.state.register_many(&files, now_ms()).await {
-                Ok(new) => {
-                    for (((ev, route), file), new) in chunk.iter().zip(&routes).zip(files).zip(new) {
-                        out.push(match new {
-                            false => Ok(Accepted::Duplicate),
-                            true => self.registered(file.key, file.dataset, route, &ev.key, &catalog).await,
-                        });
-                    }
-                }
+            let files: Vec<NewFile> = chunk.iter().zip(&routes).map(|(ev, route)| new_file(ev, route)).collect();
+            let news: Vec<Result<bool, _>> = match self.state.register_many(&files, now_ms()).await {
+                Ok(news) => news.into_iter().map(Ok).collect(),
                 Err(_) => {
-                    for ev in chunk {
-                        out.push(self.accept(ev).await);
+                    let mut news = Vec::with_capacity(files.len());
+                    for f in &files {
+                        news.push(self.state.register(f, now_ms()).await);
                     }
+                    news
                 }
+            };
+            for (((ev, route), file), new) in chunk.iter().zip(&routes).zip(files).zip(news) {
+                out.push(match new {
+                    Ok(new) => self.registered(new, file, route, &ev.key, &catalog).await,
+                    Err(e) => Err(e),
+                });
             }
         }
         out
     }
 
-    /// A newly registered file: [`Accepted::New`], or recorded REJECTED when no contract
-    /// takes it.
+    /// What registering `file` came to: a duplicate unless `new`, else [`Accepted::New`], or
+    /// recorded REJECTED when no contract takes it.
     async fn registered(
         &self,
-        key: FileKey,
-        dataset: String,
+        new: bool,
+        file: NewFile,
         route: &Route<'_>,
         key_in_lake: &str,
         catalog: &Catalog,
     ) -> Result<Accepted, crate::ports::StateError> {
+        if !new {
+            return Ok(Accepted::Duplicate);
+        }
         match unroutable_reason(route, key_in_lake, catalog) {
-            None => Ok(Accepted::New { dataset }),
+            None => Ok(Accepted::New { dataset: file.dataset }),
             Some(reason) => {
-                let outcome = self.reject_unroutable(&key, &reason).await?;
+                let outcome = self.reject_unroutable(&file.key, &reason).await?;
                 Ok(Accepted::Unroutable { reason, outcome: outcome.map(Box::new) })
             }
         }
+    }
+}
+
+/// The state store's record of `ev`, for the dataset of its route (none when no usable
+/// contract takes it).
+fn new_file(ev: &ObjectEvent, route: &Route<'_>) -> NewFile {
+    let dataset = match route {
+        Route::Dataset(e) => e.dataset.contract.name.clone(),
+        _ => String::new(),
+    };
+    NewFile {
+        key: FileKey { url: ev.url.clone(), version: ev.version.clone() },
+        dataset,
+        size: ev.size,
+        event_time: ev.event_time,
     }
 }
 

@@ -271,7 +271,6 @@ fn state_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<FileState> {
     })
 }
 
-/// `now + lease_ms`, without overflowing.
 /// Records `file` RECEIVED unless its URL and version are known; whether it was new.
 fn insert_file(conn: &Connection, file: &NewFile, now: Millis) -> rusqlite::Result<bool> {
     let changed = conn
@@ -284,6 +283,7 @@ fn insert_file(conn: &Connection, file: &NewFile, now: Millis) -> rusqlite::Resu
     Ok(changed == 1)
 }
 
+/// `now + lease_ms`, without overflowing.
 fn deadline(now: Millis, lease_ms: u64) -> Millis {
     now.saturating_add(Millis::try_from(lease_ms).unwrap_or(Millis::MAX))
 }
