@@ -54,7 +54,7 @@ fn rows(head: &[u8], eof: bool, delimiter: u8, quote: u8) -> Vec<Row> {
                 .iter()
                 .map(|f| {
                     let mut v = Vec::new();
-                    unescape_into(&head[f.start..f.end], quote, &mut v);
+                    unescape_into(&head[f.range()], quote, &mut v);
                     String::from_utf8_lossy(&v).into_owned()
                 })
                 .collect();

@@ -24,7 +24,7 @@ pub mod types;
 mod tests;
 
 use crate::contract::Encoding;
-use crate::decode::tokenizer::{Records, Tokenizer, unescape_into};
+use crate::decode::tokenizer::{FieldSpan, Records, Tokenizer, unescape_into};
 use crate::decode::{Compression, DecodeError, Input, latin1_to_utf8};
 use crate::store::Location;
 use crate::text::{inert, is_unsafe_char};
@@ -575,13 +575,13 @@ impl FileScan {
         Ok(true)
     }
 
-    fn cell<'b>(&'b mut self, buf: &'b [u8], f: &crate::decode::tokenizer::FieldSpan, quote: u8) -> &'b str {
+    fn cell<'b>(&'b mut self, buf: &'b [u8], f: &FieldSpan, quote: u8) -> &'b str {
         let bytes = if f.escaped {
             self.cell.clear();
-            unescape_into(&buf[f.start..f.end], quote, &mut self.cell);
+            unescape_into(&buf[f.range()], quote, &mut self.cell);
             &self.cell[..]
         } else {
-            &buf[f.start..f.end]
+            &buf[f.range()]
         };
         // The chunk was checked to be UTF-8 (or transcoded from Latin-1), and fields end on
         // ASCII delimiters, quotes or line ends.
@@ -655,7 +655,7 @@ impl FileScan {
         let fields = self.recs.fields_of(r).to_vec();
         let problem = if r.malformed.is_some() {
             Some(&mut scan.unacceptable.malformed)
-        } else if r.extra_fields == 0 && fields.iter().all(|f| f.start == f.end) {
+        } else if r.extra_fields == 0 && fields.iter().all(FieldSpan::is_empty) {
             Some(&mut scan.unacceptable.blank)
         } else if fields.len() + r.extra_fields != self.width {
             Some(&mut scan.unacceptable.wrong_cells)

@@ -463,6 +463,15 @@ impl<'a> FileJob<'a> {
                 let mut bytes = std::mem::replace(&mut buf, next);
                 bytes.truncate(consumed);
                 let chunk = Chunk { buf: bytes, recs: std::mem::replace(&mut recs, spare_recs) };
+                if let Some(v) = validator.as_mut()
+                    && !compressed
+                {
+                    // The first chunk says how long a record is, the object's size how many
+                    // there are (an eighth more, for records longer further on): the key indexes
+                    // are made that large at once.
+                    let rows = total.saturating_mul(chunk.recs.records.len() as u64) / chunk.buf.len().max(1) as u64;
+                    v.expect_rows((rows + rows / 8) as usize);
+                }
                 let ch = checker.get_or_insert_with(|| {
                     Checker::start(
                         validator.take().expect("the validator is not started twice"),
@@ -605,7 +614,7 @@ fn header_names(
     let mut names = Vec::new();
     for f in recs.fields_of(h) {
         let mut v = Vec::new();
-        unescape_into(&buf[f.start..f.end], quote, &mut v);
+        unescape_into(&buf[f.range()], quote, &mut v);
         match String::from_utf8(v) {
             Ok(s) => names.push(s),
             Err(_) => {

@@ -13,7 +13,7 @@ pub mod report;
 
 use crate::cells::{self, CellError};
 use crate::contract::{Contract, ExtraColumns, FieldKind, StringFormat, Value};
-use crate::decode::tokenizer::{RecordSpan, Records, unescape_into};
+use crate::decode::tokenizer::{FieldSpan, RecordSpan, Records, unescape_into};
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use columns::{Cell, Column};
@@ -152,6 +152,21 @@ impl Validator {
         let n = indexes.count().max(1);
         for k in self.primary_key.iter_mut().chain(self.unique.iter_mut().flatten()) {
             k.set_budget(l.key_index_bytes / n, None);
+        }
+    }
+
+    /// Sizes the key indexes for a file of about `rows` rows (within their budget), so that
+    /// they do not grow step by step.
+    pub fn expect_rows(&mut self, rows: usize) {
+        let fields = &self.contract.schema.fields;
+        let int_key = |key: &[usize]| matches!(key, [fi] if matches!(fields[*fi].kind, FieldKind::Integer { .. }));
+        if let Some(index) = &mut self.primary_key {
+            index.expect(rows, !int_key(&self.contract.schema.primary_key));
+        }
+        for (fi, index) in self.unique.iter_mut().enumerate() {
+            if let Some(index) = index {
+                index.expect(rows, !int_key(&[fi]));
+            }
         }
     }
 
@@ -358,7 +373,7 @@ impl Validator {
             });
             return false;
         }
-        if r.extra_fields == 0 && fields.iter().all(|f| f.start == f.end) {
+        if r.extra_fields == 0 && fields.iter().all(FieldSpan::is_empty) {
             self.errors.push(RowError {
                 field: None,
                 rule: "blank-row",
@@ -376,9 +391,9 @@ impl Validator {
             // One error for all the extra cells, whatever their number: a row of a million
             // delimiters is one error, not a million.
             let extra = cells - binding.width;
-            let value = fields
-                .get(binding.width)
-                .map(|f| cell_text(&text[f.start - base..f.end - base], f.escaped, contract.dialect.quote));
+            let value = fields.get(binding.width).map(|f| {
+                cell_text(&text[f.start as usize - base..f.end as usize - base], f.escaped, contract.dialect.quote)
+            });
             let which = if extra == 1 {
                 format!("cell {} has no column", binding.width + 1)
             } else {
@@ -420,13 +435,13 @@ impl Validator {
                 }
                 Some(c) => {
                     let f = fields[c];
-                    crate::decode::tokenizer::FieldSpan { start: f.start - base, end: f.end - base, ..f }
+                    FieldSpan { start: f.start - base as u32, end: f.end - base as u32, ..f }
                 }
             };
             // The cell's text: a slice of the chunk, or unescaped into the row's scratch.
             let (s, cell_ref) = if span.escaped {
                 self.unescaped.clear();
-                unescape_into(&text.as_bytes()[span.start..span.end], contract.dialect.quote, &mut self.unescaped);
+                unescape_into(&text.as_bytes()[span.range()], contract.dialect.quote, &mut self.unescaped);
                 let start = self.scratch.len();
                 self.scratch.push_str(std::str::from_utf8(&self.unescaped).expect("unescaping keeps UTF-8"));
                 (
@@ -434,10 +449,7 @@ impl Validator {
                     Cell::Str { scratch: true, start: start as u32, end: self.scratch.len() as u32 },
                 )
             } else {
-                (
-                    &text[span.start..span.end],
-                    Cell::Str { scratch: false, start: span.start as u32, end: span.end as u32 },
-                )
+                (&text[span.range()], Cell::Str { scratch: false, start: span.start, end: span.end })
             };
             let missing = if self.only_empty_is_missing {
                 s.is_empty()
@@ -838,7 +850,7 @@ mod tests {
         let mut recs = Records::default();
         tok.parse(csv.as_bytes(), true, &mut recs);
         let header = recs.records.remove(0);
-        let names: Vec<String> = recs.fields_of(&header).iter().map(|f| csv[f.start..f.end].to_string()).collect();
+        let names: Vec<String> = recs.fields_of(&header).iter().map(|f| csv[f.range()].to_string()).collect();
         v.bind_header(&names).expect("header binds");
         let (mut batches, mut rejects) = (Vec::new(), Vec::new());
         v.push_records(csv.as_bytes(), &recs, &mut batches, &mut rejects);

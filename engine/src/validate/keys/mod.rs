@@ -226,6 +226,22 @@ impl KeyIndex {
         self.dir.set_base(spill_dir);
     }
 
+    /// Makes the table of `text` or integer keys large enough for `keys` keys at once, within
+    /// the budget (at most what the budget allows with the other table as it is), so that a
+    /// file whose size says how many rows it holds does not grow its table by half a dozen
+    /// times, each allocating, touching and refilling a larger one. Only grows; an estimate
+    /// past the budget gives the largest table the budget allows, as a spill would.
+    pub fn expect(&mut self, keys: usize, text: bool) {
+        let (t, other) = if text { (&self.texts, &self.ints) } else { (&self.ints, &self.texts) };
+        let room = self.budget.saturating_sub(other.bytes() + t.arena.capacity()) / 12;
+        let cap = (keys.saturating_add(1).saturating_mul(20) / 17 + 1).min(room);
+        if cap > t.slots.len() && t.len == 0 && t.runs.is_empty() {
+            let t = if text { &mut self.texts } else { &mut self.ints };
+            t.slots = Vec::new();
+            t.rehash(cap);
+        }
+    }
+
     /// The error of a spill that failed, once.
     pub fn take_error(&mut self) -> Option<KeyIndexError> {
         self.error.take()

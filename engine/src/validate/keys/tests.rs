@@ -93,6 +93,37 @@ fn the_table_grows_with_the_keys_seen() {
 }
 
 #[test]
+fn an_expected_number_of_keys_is_held_without_growing() {
+    let mut k = KeyIndex::default();
+    k.expect(100_000, false);
+    let cap = k.ints.slots.len();
+    assert!((100_000..=130_000).contains(&cap), "{cap} slots for 100,000 expected keys");
+    for i in 0..100_000u64 {
+        assert_eq!(k.insert(i * 7, i + 2), None);
+    }
+    assert_eq!(k.ints.slots.len(), cap, "the table grew although the keys were expected");
+    assert_eq!(k.get(7 * 99_999), Some(100_001));
+    // Only grows, and only an empty table: keys already held are never moved by an estimate.
+    k.expect(1_000_000, false);
+    assert_eq!(k.ints.slots.len(), cap);
+}
+
+#[test]
+fn an_expectation_past_the_budget_gets_what_the_budget_allows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let budget = 1 << 20;
+    let mut k = small(budget, tmp.path());
+    k.expect(usize::MAX, false);
+    assert!(k.memory_bytes() <= budget, "{} bytes held, budget {budget}", k.memory_bytes());
+    assert!(k.memory_bytes() > budget / 2, "{} bytes held, budget {budget}", k.memory_bytes());
+    for i in 0..200_000u64 {
+        assert_eq!(k.insert(i * 31, i + 2), None);
+        assert!(k.memory_bytes() <= budget);
+    }
+    assert_eq!(k.get(31 * 150_000), Some(150_002));
+}
+
+#[test]
 fn composite_pieces_do_not_run_together() {
     let keys = std::hash::RandomState::new();
     let h = |a: &[&[u8]]| {
