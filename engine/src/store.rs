@@ -19,6 +19,12 @@ pub struct Location {
 }
 
 impl Location {
+    /// Whether the location is in an object store over the network (S3), not a local file or
+    /// memory.
+    pub fn is_remote(&self) -> bool {
+        self.url.starts_with("s3://")
+    }
+
     /// The same store, another path next to this one: `sibling("x.jsonl")` of `a/b.parquet` is
     /// `a/x.jsonl`.
     pub fn with_file_name(&self, name: &str) -> Location {

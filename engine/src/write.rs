@@ -1,7 +1,7 @@
 //! Writing: typed batches to Parquet, rejected rows to the JSON Lines quarantine.
 //!
 //! Parquet goes through `object_store` multipart uploads (`BufWriter`), so memory is the row
-//! group being encoded, not the file: zstd level 1 ([`ZSTD_LEVEL`]), row groups of up to 512 Ki
+//! group being encoded, not the file: zstd level 1 ([`ZSTD_LEVEL`]), row groups of up to 128 Ki
 //! rows, decimals as exact DECIMAL, datetimes as TIMESTAMP(MICROS, UTC). With a size limit the
 //! output is split into parts `<stem>.00000.parquet`, `<stem>.00001.parquet`, ... each a
 //! complete Parquet file.
@@ -19,13 +19,14 @@ use parquet::schema::types::ColumnPath;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 
-/// Rows per Parquet row group. The writer holds a row group in memory until it is complete, so
-/// this bounds memory: 512 Ki rows of the orders data is about 40 MB in flight, and files stay
-/// within a few percent of the size with 1 Mi-row groups.
-pub const ROW_GROUP_ROWS: usize = 512 * 1024;
+/// Rows per Parquet row group (DuckDB writes 122,880). The writer holds a row group in memory
+/// until it is complete, so this bounds memory: 128 Ki rows of the orders data are about 3 MB
+/// of encoded pages, and the file is 0.06 % larger than with 512 Ki-row groups (19.68 MB
+/// against 19.67), which held 30 MB more and took 2 % longer (1e6 orders on one core).
+pub const ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// A row group is also closed once its encoded data in memory passes this size, so that rows of
-/// long, incompressible text do not pile up 512 Ki rows deep.
+/// long, incompressible text do not pile up 128 Ki rows deep.
 pub const ROW_GROUP_BYTES: usize = 64 << 20;
 
 /// A failure writing an output.
@@ -51,10 +52,13 @@ pub struct Output {
     pub bytes: u64,
 }
 
-/// A buffered multipart upload with bounded memory: 8 MiB parts (S3's minimum is 5 MiB), at
-/// most two in flight. The default (10 MiB, eight in flight) held up to 80 MB per output.
+/// A buffered multipart upload with bounded memory: 8 MiB parts to S3 (its minimum is 5 MiB),
+/// 1 MiB parts to a local file (any size will do there, and each part is memory touched for
+/// the first time: 8 MiB parts cost 2,400 page faults on a 20 MB output), at most two in
+/// flight. The default (10 MiB, eight in flight) held up to 80 MB per output.
 fn upload(loc: &Location) -> BufWriter {
-    BufWriter::with_capacity(loc.store.clone(), loc.path.clone(), 8 << 20).with_max_concurrency(2)
+    let part = if loc.is_remote() { 8 << 20 } else { 1 << 20 };
+    BufWriter::with_capacity(loc.store.clone(), loc.path.clone(), part).with_max_concurrency(2)
 }
 
 /// The zstd level of the Parquet pages, chosen by measurement on the validated 1e6-row orders

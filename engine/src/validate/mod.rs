@@ -24,8 +24,9 @@ use std::hash::RandomState;
 use std::sync::Arc;
 
 /// Rows per Arrow batch handed to the writer (a batch is handed on earlier once it holds
-/// [`crate::Limits::batch_bytes`] of text).
-pub const BATCH_ROWS: usize = 64 * 1024;
+/// [`crate::Limits::batch_bytes`] of text). Up to four batches are in flight (being built,
+/// queued, being encoded); 32 Ki rows of the orders data is 3 MB a batch.
+pub const BATCH_ROWS: usize = 32 * 1024;
 
 /// How many rows ahead the primary key's slot is fetched.
 const KEY_AHEAD: usize = 8;
@@ -934,7 +935,7 @@ mod tests {
 
     #[test]
     fn a_batch_is_handed_on_once_it_holds_batch_bytes_of_text() {
-        // With 64 Ki rows a batch, rows of long text would pass 2 GiB, past the 32-bit offsets
+        // With 32 Ki rows a batch, rows of long text would pass 2 GiB, past the 32-bit offsets
         // of an Arrow string column: a batch goes once it holds `batch_bytes` instead.
         let schema = r#"fields = [{ name = "id", type = "integer" }, { name = "s", type = "string" }]"#;
         let mut csv = String::from("id,s\n");
