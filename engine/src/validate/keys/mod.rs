@@ -6,8 +6,10 @@
 //! hash match, so two different keys never count as one, even if they collide in the hash.
 //!
 //! Memory: 12 bytes a slot, at most 85 % full (about 15 bytes a distinct integer key), plus the
-//! bytes of text keys (their length + 5 bytes each). The table grows by half with the keys it
-//! has seen, never from an estimate, while the table (and the old one during a grow) stays within
+//! bytes of text keys (their length + 5 bytes each). The table is sized once from the file's
+//! estimated rows ([`KeyIndex::expect`], never past the budget; its pages are zero until a key
+//! lands in them, so a padded file's estimate costs little), then grows by half with the keys it
+//! has seen, while the table (and the old one during a grow) stays within
 //! the index's budget ([`crate::Limits::key_index_bytes`], shared by the file's indexes). Past the
 //! budget the index spills: its keys are sorted and written to a run on disk (see [`spill`]), the
 //! table is emptied and reused. A key is then looked up in the table and in the runs (a Bloom
@@ -56,9 +58,8 @@ impl Table {
     }
 
     fn rehash(&mut self, cap: usize) {
-        let mut slots = Vec::with_capacity(cap);
+        let mut slots = zeroed_slots(cap);
         advise_huge_pages(&mut slots);
-        slots.resize(cap, Slot::default());
         let old = std::mem::replace(&mut self.slots, slots);
         self.reinsert(&old);
     }
@@ -468,6 +469,25 @@ fn leb128(b: &[u8]) -> (usize, usize) {
             return (n, i);
         }
         shift += 7;
+    }
+}
+
+/// `cap` empty slots, from memory the allocator hands out zeroed: a large table comes straight
+/// from fresh pages that are zero until touched, so a table sized from an estimate that the file
+/// does not fill (a padded file) costs the memory of the slots its keys land in, not its size.
+fn zeroed_slots(cap: usize) -> Vec<Slot> {
+    let layout = std::alloc::Layout::array::<Slot>(cap).expect("a table within its budget");
+    if layout.size() == 0 {
+        return Vec::new();
+    }
+    // SAFETY: the layout is that of `cap` slots, which the Vec frees with the same layout; a
+    // slot is two integers, and all-zero bytes are a valid (empty) slot.
+    unsafe {
+        let p = std::alloc::alloc_zeroed(layout) as *mut Slot;
+        if p.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        Vec::from_raw_parts(p, cap, cap)
     }
 }
 
