@@ -1016,6 +1016,31 @@ fields = [{ name = "id", type = "integer" }, { name = "email", type = "string", 
         assert!(rejects.iter().all(|r| r.errors.len() == 1 && r.errors[0].constraint == Some("enum")));
     }
 
+    #[test]
+    fn the_key_indexes_are_sized_for_the_rows_expected_within_their_budget() {
+        let toml = "name = \"t\"\n[schema]\nprimaryKey = [\"id\"]\nfields = [\n\
+                    { name = \"id\", type = \"integer\" },\n\
+                    { name = \"u\", type = \"string\", constraints = { unique = true } },\n]\n";
+        let contract = crate::contract::load_str(toml, "t.toml", std::path::Path::new(".")).expect("contract");
+        let mut v = Validator::new(Arc::new(contract));
+        let limits = crate::Limits { key_index_bytes: 8 << 20, ..crate::Limits::default() };
+        v.set_limits(&limits);
+        v.expect_rows(100_000);
+        let held = |v: &Validator| {
+            (v.primary_key.as_ref().unwrap().memory_bytes(), v.unique[1].as_ref().unwrap().memory_bytes())
+        };
+        let (pk, u) = held(&v);
+        assert!((12 * 100_000..12 * 130_000).contains(&pk), "{pk} bytes for 100,000 integer keys");
+        assert!((12 * 100_000..12 * 130_000).contains(&u), "{u} bytes for 100,000 text keys");
+        // Far more rows than the budget holds: each index gets at most its share of it.
+        let mut v = Validator::new(v.contract.clone());
+        v.set_limits(&limits);
+        v.expect_rows(usize::MAX / 64);
+        let (pk, u) = held(&v);
+        assert!(pk <= 4 << 20 && u <= 4 << 20, "{pk} and {u} bytes, 4 MiB each");
+        assert!(pk > 2 << 20 && u > 2 << 20, "{pk} and {u} bytes, 4 MiB each");
+    }
+
     // The row checks: one error per failing field, in field order, the constraint before the
     // warehouse limit; fields with no constraint on their value skip the constraint checks, and
     // each parsed cell is written in place.
