@@ -470,7 +470,7 @@ impl<'a> FileJob<'a> {
                     // there are (an eighth more, for records longer further on): the key indexes
                     // are made that large at once.
                     let rows = total.saturating_mul(chunk.recs.records.len() as u64) / chunk.buf.len().max(1) as u64;
-                    v.expect_rows((rows + rows / 8) as usize);
+                    v.expect_rows(rows.saturating_add(rows / 8).try_into().unwrap_or(usize::MAX));
                 }
                 let ch = checker.get_or_insert_with(|| {
                     Checker::start(
