@@ -231,10 +231,13 @@ impl KeyIndex {
     /// the budget (at most what the budget allows with the other table as it is), so that a
     /// file whose size says how many rows it holds does not grow its table by half a dozen
     /// times, each allocating, touching and refilling a larger one. Only grows; an estimate
-    /// past the budget gives the largest table the budget allows, as a spill would.
+    /// past the budget gives the largest table the budget allows, as a spill would, and for
+    /// text keys a quarter of that: the rest is for their bytes, which grow by doubling (a table
+    /// of the whole budget spilled a run of a few keys each time the bytes grew).
     pub fn expect(&mut self, keys: usize, text: bool) {
         let (t, other) = if text { (&self.texts, &self.ints) } else { (&self.ints, &self.texts) };
         let room = self.budget.saturating_sub(other.bytes() + t.arena.capacity()) / 12;
+        let room = if text { room / 4 } else { room };
         let cap = (keys.saturating_add(1).saturating_mul(20) / 17 + 1).min(room);
         if cap > t.slots.len() && t.len == 0 && t.runs.is_empty() {
             let t = if text { &mut self.texts } else { &mut self.ints };

@@ -124,6 +124,29 @@ fn an_expectation_past_the_budget_gets_what_the_budget_allows() {
 }
 
 #[test]
+fn text_keys_expected_past_the_budget_leave_room_for_their_bytes() {
+    // A table sized to the whole budget would leave none for the keys' bytes: every growth of
+    // them would spill a run of a few keys.
+    let tmp = tempfile::tempdir().unwrap();
+    let hashes = std::hash::RandomState::new();
+    let runs = |expect: bool| {
+        let mut k = small(1 << 20, tmp.path());
+        if expect {
+            k.expect(usize::MAX, true);
+        }
+        for i in 0..60_000u64 {
+            let mut h = KeyHasher::new(&hashes);
+            h.piece(format!("key-{i:08}").as_bytes());
+            assert_eq!(k.insert_key(h.finish(), i + 2), None);
+        }
+        k.texts.runs.len()
+    };
+    let (grown, expected) = (runs(false), runs(true));
+    assert!(grown >= 1, "the keys fit the budget: the test needs them not to");
+    assert!(expected <= grown + 1, "{expected} runs with the table sized up front, {grown} grown");
+}
+
+#[test]
 fn composite_pieces_do_not_run_together() {
     let keys = std::hash::RandomState::new();
     let h = |a: &[&[u8]]| {
