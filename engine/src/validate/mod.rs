@@ -73,8 +73,6 @@ pub struct Validator {
     /// `Some` for fields with `unique`.
     unique: Vec<Option<KeyIndex>>,
     has_unique: bool,
-    /// Per field: whether it has constraints on its value ([`has_value_checks`]).
-    value_checks: Vec<bool>,
     /// Per field: what [`check_constraints`] keeps at hand.
     checks: Vec<FieldChecks>,
     /// `missingValues` is exactly `[""]`, the common case.
@@ -99,7 +97,6 @@ impl Validator {
         let unique = fields.iter().map(|f| f.constraints.unique.then(KeyIndex::default)).collect();
         let primary_key = (!contract.schema.primary_key.is_empty()).then(KeyIndex::default);
         let has_unique = fields.iter().any(|f| f.constraints.unique);
-        let value_checks = fields.iter().map(has_value_checks).collect();
         let checks = fields.iter().map(FieldChecks::new).collect();
         let pk_last = contract.schema.primary_key.iter().copied().max();
         let only_empty_is_missing = contract.schema.missing_values == [""];
@@ -120,7 +117,6 @@ impl Validator {
             pk_last,
             unique,
             has_unique,
-            value_checks,
             checks,
             only_empty_is_missing,
             row_number: 0,
@@ -160,14 +156,13 @@ impl Validator {
     /// Sizes the key indexes for a file of about `rows` rows (within their budget), so that
     /// they do not grow step by step.
     pub fn expect_rows(&mut self, rows: usize) {
-        let fields = &self.contract.schema.fields;
-        let int_key = |key: &[usize]| matches!(key, [fi] if matches!(fields[*fi].kind, FieldKind::Integer { .. }));
+        let schema = &self.contract.schema;
         if let Some(index) = &mut self.primary_key {
-            index.expect(rows, !int_key(&self.contract.schema.primary_key));
+            index.expect(rows, integer_key(schema, &schema.primary_key).is_none());
         }
         for (fi, index) in self.unique.iter_mut().enumerate() {
             if let Some(index) = index {
-                index.expect(rows, !int_key(&[fi]));
+                index.expect(rows, integer_key(schema, &[fi]).is_none());
             }
         }
     }
@@ -341,8 +336,7 @@ impl Validator {
 
     /// A primary key of one integer field: its column and number syntax, to parse it ahead.
     fn key_ahead<'c>(&self, contract: &'c Contract) -> Option<(usize, &'c crate::contract::NumberSyntax)> {
-        let [fi] = contract.schema.primary_key[..] else { return None };
-        let FieldKind::Integer { number } = &contract.schema.fields[fi].kind else { return None };
+        let (fi, number) = integer_key(&contract.schema, &contract.schema.primary_key)?;
         Some((self.binding.as_ref()?.columns[fi]?, number))
     }
 
@@ -500,13 +494,16 @@ impl Validator {
                         && let Some(index) = &self.primary_key
                     {
                         let key = self.key_of(text, &contract.schema.primary_key);
-                        index.prefetch(&key);
+                        // An integer key's slot was fetched rows ahead (`push_records`).
+                        if let Key::Bytes(..) = key {
+                            index.prefetch(&key);
+                        }
                         pk_key = Some(key);
                     }
                     let cell = &self.cells[fi];
                     // A field with no enum, bounds, lengths or pattern skips the constraints.
-                    let failed =
-                        if self.value_checks[fi] { check_constraints(field, &self.checks[fi], cell, s) } else { None };
+                    let checks = &self.checks[fi];
+                    let failed = if checks.any { check_constraints(field, checks, cell, s) } else { None };
                     if let Some(e) =
                         failed.or_else(|| self.warehouse_limits.as_ref().and_then(|l| l.check(field, cell, s)))
                     {
@@ -657,6 +654,19 @@ impl Validator {
     }
 }
 
+/// A key of one integer field, which the key index holds as it is ([`Key::Int`]): the field and
+/// its number syntax.
+fn integer_key<'c>(
+    schema: &'c crate::contract::Schema,
+    key: &[usize],
+) -> Option<(usize, &'c crate::contract::NumberSyntax)> {
+    let &[fi] = key else { return None };
+    match &schema.fields[fi].kind {
+        FieldKind::Integer { number } => Some((fi, number)),
+        _ => None,
+    }
+}
+
 /// Keeps at most `max` errors of a row: the first `max - 1` and one that counts the rest.
 fn cap_errors(errors: &mut Vec<RowError>, max: usize) {
     if errors.len() <= max {
@@ -737,9 +747,10 @@ fn has_value_checks(field: &crate::contract::Field) -> bool {
         || c.pattern.is_some()
 }
 
-/// `pattern` is the field's own, as the validator holds it.
 /// What a validator keeps per field to check its values.
 struct FieldChecks {
+    /// Whether [`check_constraints`] can fail for the field ([`has_value_checks`]).
+    any: bool,
     /// Its `pattern`, this validator's own copy. A regex shared by the validators of many files
     /// (each on a thread of its own) hands out its search state through a slow, locked path to
     /// every thread but the first: 1 % of a run of many small files.
@@ -762,7 +773,7 @@ impl FieldChecks {
                 .collect(),
             _ => None,
         };
-        FieldChecks { pattern: field.constraints.pattern.clone(), short_enum }
+        FieldChecks { any: has_value_checks(field), pattern: field.constraints.pattern.clone(), short_enum }
     }
 }
 
@@ -772,6 +783,7 @@ fn word(b: &[u8]) -> u64 {
     b.iter().enumerate().fold(0, |w, (i, &x)| w | (x as u64) << (8 * i))
 }
 
+/// `checks` are the field's own, as the validator holds them.
 fn check_constraints(field: &crate::contract::Field, checks: &FieldChecks, cell: &Cell, s: &str) -> Option<RowError> {
     let c = &field.constraints;
     let fail = |constraint: &'static str, message: String| {

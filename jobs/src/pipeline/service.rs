@@ -313,9 +313,10 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
                     listing.events.iter().map(|e| (e.url.as_str(), e.version.as_str())).collect();
                 seen.retain_listed(&listed);
                 settling.retain_listed(&listed);
-                let mut fresh = Vec::new();
+                let (mut fresh, mut ids) = (Vec::new(), Vec::new());
                 for ev in &listing.events {
-                    if seen.contains(&(ev.url.clone(), ev.version.clone())) {
+                    let id = (ev.url.clone(), ev.version.clone());
+                    if seen.contains(&id) {
                         continue;
                     }
                     if p.lake.is_local && !settling.settled(ev, now, settle) {
@@ -324,10 +325,10 @@ pub async fn run(p: &Pipeline, opts: RunOptions, shutdown: &Shutdown) -> RunSumm
                         continue;
                     }
                     fresh.push(ev);
+                    ids.push(id);
                 }
                 // Registered together: one state-store call per chunk, not one per file.
-                for (ev, accepted) in fresh.iter().zip(p.accept_all(&fresh).await) {
-                    let id = (ev.url.clone(), ev.version.clone());
+                for ((ev, id), accepted) in fresh.iter().zip(ids).zip(p.accept_all(&fresh).await) {
                     match accepted {
                         Ok(Accepted::New { .. }) => summary.received += 1,
                         // Counted once per run: a version forgotten past SEEN_MAX comes back here.
