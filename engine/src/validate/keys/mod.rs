@@ -7,9 +7,9 @@
 //!
 //! Memory: 12 bytes a slot, at most 85 % full (about 15 bytes a distinct integer key), plus the
 //! bytes of text keys (their length + 5 bytes each). The table is sized once from the file's
-//! estimated rows ([`KeyIndex::expect`], never past the budget; its pages are zero until a key
-//! lands in them, so a padded file's estimate costs little), then grows by half with the keys it
-//! has seen, while the table (and the old one during a grow) stays within
+//! estimated rows ([`KeyIndex::expect`], never past the budget: a padded file, whose first
+//! chunk promises many rows, costs at most the budget, as its few keys spread over the table
+//! touch most of its 2 MiB pages), then grows by half with the keys it has seen, while the table (and the old one during a grow) stays within
 //! the index's budget ([`crate::Limits::key_index_bytes`], shared by the file's indexes). Past the
 //! budget the index spills: its keys are sorted and written to a run on disk (see [`spill`]), the
 //! table is emptied and reused. A key is then looked up in the table and in the runs (a Bloom
@@ -476,8 +476,8 @@ fn leb128(b: &[u8]) -> (usize, usize) {
 }
 
 /// `cap` empty slots, from memory the allocator hands out zeroed: a large table comes straight
-/// from fresh pages that are zero until touched, so a table sized from an estimate that the file
-/// does not fill (a padded file) costs the memory of the slots its keys land in, not its size.
+/// from fresh pages that the kernel zeroes as keys land in them, with no pass writing zeros
+/// first. (Keys land all over the table, so a file with few of them still touches most pages.)
 fn zeroed_slots(cap: usize) -> Vec<Slot> {
     let layout = std::alloc::Layout::array::<Slot>(cap).expect("a table within its budget");
     if layout.size() == 0 {
