@@ -5,6 +5,8 @@
 //! there are over the same input. It is validated against `schemas/orders.toml`. The
 //! measurements, each in input bytes per second:
 //!
+//! - `read_local_file`: [`Input::fill`] over the file on local disk (page cache), chunk by chunk,
+//!   as the file job reads it;
 //! - `tokenize`: [`Tokenizer::parse`] over the buffer in 1 MiB windows, as the file job reads it;
 //! - `tokenize_validate`: the same plus [`Validator::push_records`] (typed Arrow batches, which
 //!   are then dropped);
@@ -19,8 +21,9 @@
 //! after the release build); `-- tokenize` picks one.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use glueless_engine::decode::CHUNK_BYTES;
+use glueless_engine::contract::Encoding;
 use glueless_engine::decode::tokenizer::{Records, Tokenizer};
+use glueless_engine::decode::{CHUNK_BYTES, Input};
 use glueless_engine::validate::Validator;
 use glueless_engine::write::ParquetSink;
 use glueless_engine::{Dataset, FileJob, Stores};
@@ -165,6 +168,25 @@ fn engine(c: &mut Criterion) {
     group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(6));
     group.throughput(Throughput::Bytes(csv.len() as u64));
 
+    // A local file is read straight into the chunk's buffer, on the blocking pool.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("orders.csv");
+    std::fs::write(&file, &csv).expect("writes the file");
+    let local = Stores::new().resolve(file.to_str().expect("a UTF-8 path")).expect("a local path");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let mut buf = Vec::new();
+    group.bench_function("read_local_file", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let mut input = Input::open(&local, Encoding::Utf8).await.expect("opens");
+                while input.fill(&mut buf).await.expect("reads") {
+                    buf.clear();
+                }
+                assert_eq!(input.bytes_read(), csv.len() as u64, "every byte is read");
+            })
+        })
+    });
+
     let mut recs = Records::default();
     group.bench_function("tokenize", |b| {
         b.iter(|| {
@@ -203,7 +225,6 @@ fn engine(c: &mut Criterion) {
         batches
     };
 
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     let stores = Stores::new();
     // The Parquet writer alone (encodings chosen per column, zstd): what the validator's batches
     // cost to encode.
