@@ -23,8 +23,8 @@
 //! with a [`FileProblem`] that names it.
 
 use crate::contract::{self, Contract, ContractError};
-use crate::decode::tokenizer::{Records, Tokenizer, unescape_into};
-use crate::decode::{Compression, DecodeError, Input};
+use crate::decode::tokenizer::{FieldSpan, Records, Tokenizer, unescape_into};
+use crate::decode::{CHUNK_BYTES, Compression, DecodeError, Input};
 use crate::limits::Limits;
 use crate::store::Location;
 use crate::transform::Transform;
@@ -46,6 +46,8 @@ pub const MAX_RECORD_BYTES: usize = 64 << 20;
 /// Records tokenized and validated at a time: bounds the spans, rejected rows and quarantine
 /// text held at once when a chunk holds a million tiny records.
 const RECORDS_PER_PARSE: usize = 16 * 1024;
+/// A chunk's buffers larger than this are dropped when the chunk comes back, not reused.
+const SPARE_BYTES: usize = 4 * CHUNK_BYTES;
 
 /// A loaded contract with its planned transform: everything needed to process its files.
 #[derive(Debug, Clone)]
@@ -647,7 +649,7 @@ impl Verdicts {
         progress: Option<&ProgressFn>,
     ) -> Result<Option<FileProblem>, JobError> {
         let Checked { chunk, rejects, counts, key_error } = checked;
-        self.spare.push(chunk);
+        self.spare.push(reusable(chunk));
         if let Some(e) = key_error {
             return Err(e.into());
         }
@@ -674,6 +676,19 @@ impl Verdicts {
         }
         Ok(problem)
     }
+}
+
+/// `chunk` with its buffers kept for the next chunks, but those that grew past [`SPARE_BYTES`]
+/// for one long record: each of the chunks in flight would otherwise hold as much as the longest
+/// record yet, for the rest of the file.
+fn reusable(mut chunk: Chunk) -> Chunk {
+    if chunk.buf.capacity() > SPARE_BYTES {
+        chunk.buf = Vec::new();
+    }
+    if chunk.recs.fields.capacity() * std::mem::size_of::<FieldSpan>() > SPARE_BYTES {
+        chunk.recs = Records::default();
+    }
+    chunk
 }
 
 fn collect_errors(rejects: &[RejectedRow], errors: &mut Vec<ReportError>, max: usize) {

@@ -169,3 +169,17 @@ fn staging_for_this_machine_is_written_uncompressed_and_reads_back_the_same() {
     assert_eq!(none, Compression::UNCOMPRESSED);
     assert_eq!(packed, plain, "the same rows either way");
 }
+
+/// A chunk whose buffers grew for one long record gives them up when it comes back; one of
+/// ordinary size keeps them for the next chunk.
+#[test]
+fn a_chunk_grown_for_a_long_record_is_not_kept_at_that_size() {
+    let ordinary = Chunk { buf: Vec::with_capacity(CHUNK_BYTES), recs: Records::default() };
+    assert!(reusable(ordinary).buf.capacity() >= CHUNK_BYTES, "an ordinary buffer is reused");
+    let grown = Chunk { buf: Vec::with_capacity(64 << 20), recs: Records::default() };
+    assert_eq!(reusable(grown).buf.capacity(), 0, "a 64 MiB buffer is dropped");
+    let mut recs = Records::default();
+    recs.fields.reserve(SPARE_BYTES);
+    let many_fields = reusable(Chunk { buf: Vec::new(), recs });
+    assert_eq!(many_fields.recs.fields.capacity(), 0, "the spans of a record of a million fields are dropped");
+}
