@@ -258,14 +258,11 @@ async fn read_chunk(
     hash: Arc<Mutex<XxHash3_64>>,
 ) -> (Option<std::fs::File>, Vec<u8>, std::io::Result<usize>) {
     let task = tokio::task::spawn_blocking(move || {
-        use std::io::Read;
         let start = buf.len();
-        // Zeroing the chunk first keeps this safe Rust; it costs a fraction of the copy it
-        // replaces.
-        buf.resize(start + CHUNK_BYTES, 0);
+        buf.reserve(CHUNK_BYTES);
         let mut n = 0;
         let result = loop {
-            match file.read(&mut buf[start + n..]) {
+            match read_into_spare(&mut file, &mut buf, CHUNK_BYTES - n) {
                 Ok(0) => break Ok(()),
                 Ok(got) => {
                     n += got;
@@ -277,7 +274,6 @@ async fn read_chunk(
                 Err(e) => break Err(e),
             }
         };
-        buf.truncate(start + n);
         read.fetch_add(n as u64, Ordering::Relaxed);
         std::hash::Hasher::write(&mut *hash.lock().expect("the hasher is never poisoned"), &buf[start..]);
         (file, buf, result.map(|()| n))
@@ -286,6 +282,37 @@ async fn read_chunk(
         Ok((file, buf, result)) => (Some(file), buf, result),
         Err(e) => (None, Vec::new(), Err(std::io::Error::other(e))),
     }
+}
+
+/// Reads at most `max` bytes of `file` into `buf`'s spare capacity (which must hold them) and
+/// appends them; the number read, 0 at the end of the file.
+#[cfg(target_os = "linux")]
+fn read_into_spare(file: &mut std::fs::File, buf: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let spare = buf.spare_capacity_mut();
+    let want = max.min(spare.len());
+    // SAFETY: read(2) writes at most `want` bytes at the pointer, all inside the vector's
+    // allocation (its spare capacity); only the bytes it reports written become part of the
+    // vector. Reading into uninitialised memory spares zeroing every chunk first (1 % of a
+    // one-thread run).
+    let got = unsafe { libc::read(file.as_raw_fd(), spare.as_mut_ptr().cast(), want) };
+    if got < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let got = got as usize;
+    // SAFETY: the kernel initialised `got <= want` bytes past the old length.
+    unsafe { buf.set_len(buf.len() + got) };
+    Ok(got)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn read_into_spare(file: &mut std::fs::File, buf: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
+    use std::io::Read;
+    let start = buf.len();
+    buf.resize(start + max, 0);
+    let got = file.read(&mut buf[start..]);
+    buf.truncate(start + *got.as_ref().unwrap_or(&0));
+    got
 }
 
 /// ISO-8859-1 to UTF-8: bytes below 0x80 are the same; the others become two bytes.

@@ -284,7 +284,12 @@ impl Validator {
         // One reference count per chunk, not per row: an atomic per row shows in profiles.
         let contract = self.contract.clone();
         let ahead = self.key_ahead(&contract);
+        // The keys parsed ahead, by row index modulo KEY_AHEAD: row j's is taken before row
+        // j + KEY_AHEAD's is stored in its place.
+        let mut parsed: [(usize, i64); KEY_AHEAD] = [(usize::MAX, 0); KEY_AHEAD];
         for (j, r) in recs.records.iter().enumerate() {
+            let (row, value) = parsed[j % KEY_AHEAD];
+            let known_key = (row == j).then_some(value);
             // The primary key's slot of the row KEY_AHEAD rows on is fetched while this one
             // is checked: a row alone is too short to hide a miss in a table of megabytes.
             if let (Some((column, number)), Some(text), Some(index), Some(next)) =
@@ -294,6 +299,7 @@ impl Validator {
                 && let Ok(v) = cells::parse_integer(cell, number)
             {
                 index.prefetch(&Key::Int(v as u64));
+                parsed[j % KEY_AHEAD] = (j + KEY_AHEAD, v);
             }
             self.counts.rows_read += 1;
             self.row_number += 1;
@@ -321,7 +327,7 @@ impl Validator {
                 self.reject_row(r, raw, vec![error], rejects);
                 continue;
             };
-            if self.check_row(&contract, rec, recs, r) {
+            if self.check_row(&contract, rec, recs, r, known_key) {
                 self.commit(rec);
                 if self.rows_in_batch == self.batch_rows || self.bytes_in_batch >= self.batch_bytes {
                     batches.push(self.take_batch());
@@ -370,8 +376,17 @@ impl Validator {
     }
 
     /// Parses and checks one row into `self.cells`; errors go to `self.errors`.
-    /// `text` is the record's raw text; field spans are offset by `r.raw_start`.
-    fn check_row(&mut self, contract: &Contract, text: &str, recs: &Records, r: &RecordSpan) -> bool {
+    /// `text` is the record's raw text; field spans are offset by `r.raw_start`. `known_key` is
+    /// the row's integer primary key when `push_records` has already parsed it (to fetch its
+    /// slot ahead): it is not parsed twice.
+    fn check_row(
+        &mut self,
+        contract: &Contract,
+        text: &str,
+        recs: &Records,
+        r: &RecordSpan,
+        known_key: Option<i64>,
+    ) -> bool {
         let mut pk_key = None;
         self.errors.clear();
         self.scratch.clear();
@@ -487,7 +502,15 @@ impl Validator {
             // The cell is written in place, never built aside and copied: a copy of the whole
             // cell reloaded its two halves as one 16-byte value right after they were stored,
             // and that store-forwarding stall was a third of the row checks' time.
-            match parse_cell_into(&field.kind, s, cell_ref, &mut self.cells[fi]) {
+            let parsed = match known_key {
+                // The same parse of the same text, done ahead (see `push_records`).
+                Some(v) if Some(fi) == self.pk_last => {
+                    self.cells[fi] = Cell::Int(v);
+                    Ok(())
+                }
+                _ => parse_cell_into(&field.kind, s, cell_ref, &mut self.cells[fi]),
+            };
+            match parsed {
                 Ok(()) => {
                     if Some(fi) == self.pk_last
                         && self.errors.is_empty()
@@ -979,6 +1002,44 @@ fields = [{ name = "id", type = "integer" }, { name = "email", type = "string", 
         assert_eq!(rejects[0].line, 3);
         assert_eq!(rejects[0].errors[0].rule, "unique-error");
         assert_eq!(rejects[0].errors[0].first_line, Some(2));
+    }
+
+    /// An integer key is parsed once, KEY_AHEAD rows ahead (to fetch its slot), and that value
+    /// is the row's key and cell: over many rows, with quoted, missing, malformed and
+    /// duplicated keys around, every row keeps its own key.
+    #[test]
+    fn keys_parsed_ahead_stay_with_their_own_rows() {
+        let mut csv = String::from("id,v\n");
+        let (mut ids, mut dups) = (Vec::new(), 0);
+        for i in 0..1000u64 {
+            let id = i * 7 + 3;
+            match i % 97 {
+                // A key seen 5, 8 and 9 rows before: a duplicate.
+                10 | 40 | 70 => {
+                    dups += 1;
+                    csv.push_str(&format!("{},dup\n", ids[ids.len() - [5, 8, 9][(i % 3) as usize]]));
+                }
+                20 => csv.push_str(&format!("\"{id}\",quoted\n")),
+                30 => csv.push_str(",missing\n"),
+                50 => csv.push_str("x1,not a number\n"),
+                60 => csv.push_str(&format!("{id},\"a\"b\n")),
+                _ => csv.push_str(&format!("{id},v\n")),
+            }
+            if !matches!(i % 97, 10 | 30 | 40 | 50 | 60 | 70) {
+                ids.push(id);
+            }
+        }
+        let schema = "primaryKey = [\"id\"]\nfields = [{ name = \"id\", type = \"integer\" }, { name = \"v\", type = \"string\" }]";
+        let (counts, rejects, batches) = run_with(schema, &csv, &crate::Limits::default());
+        let rules: Vec<&str> = rejects.iter().map(|r| r.errors[0].rule).collect();
+        assert_eq!(rules.iter().filter(|&&r| r == "primary-key").count(), dups, "{rules:?}");
+        assert_eq!(counts.rows_valid as usize, ids.len());
+        let loaded: Vec<u64> = batches
+            .iter()
+            .flat_map(|b| b.column(0).as_primitive::<Int64Type>().values().to_vec())
+            .map(|v| v as u64)
+            .collect();
+        assert_eq!(loaded, ids, "each loaded row has its own key");
     }
 
     #[test]
