@@ -74,13 +74,7 @@ impl DecodeError {
 
 /// An open object being read as UTF-8 text.
 pub struct Input {
-    reader: Pin<Box<dyn AsyncRead + Send>>,
-    /// A local file read as it is (no decompression): read straight into the chunk's buffer
-    /// instead of through `reader`, which would copy every byte twice (`tokio::fs::File` reads
-    /// into a buffer of its own). `None` for every other input, and once a read lost it.
-    file: Option<std::fs::File>,
-    /// Whether the input is read through `file` rather than `reader`.
-    plain_file: bool,
+    source: Source,
     url: String,
     compression: Compression,
     encoding: Encoding,
@@ -88,12 +82,38 @@ pub struct Input {
     pub size: u64,
     /// The store's entity tag of the version being read, when it has one.
     pub e_tag: Option<String>,
-    read: Arc<AtomicU64>,
-    hash: Arc<Mutex<XxHash3_64>>,
+    tally: Tally,
     /// Bytes out of the decompressor (before transcoding): what a bomb inflates.
     decompressed: u64,
     started: bool,
     latin1: Vec<u8>,
+}
+
+/// Where an input's bytes come from.
+enum Source {
+    /// A local file read as it is (no decompression), straight into the chunk's buffer: through
+    /// `tokio::fs::File` every byte would be copied twice (it reads into a buffer of its own).
+    /// `None` once a read lost the file: every later read is then an error, never an end of file.
+    File(Option<std::fs::File>),
+    /// Any other object, as a stream: decompressed, counted and fingerprinted on the way.
+    Stream(Pin<Box<dyn AsyncRead + Send>>),
+}
+
+/// The stored bytes read so far, counted and fingerprinted wherever the read runs (the job's
+/// task for a stream, the blocking pool for a local file).
+#[derive(Clone)]
+struct Tally {
+    read: Arc<AtomicU64>,
+    hash: Arc<Mutex<XxHash3_64>>,
+}
+
+impl Tally {
+    fn add(&self, bytes: &[u8]) {
+        self.read.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if !bytes.is_empty() {
+            std::hash::Hasher::write(&mut *self.hash.lock().expect("the hasher is never poisoned"), bytes);
+        }
+    }
 }
 
 impl Input {
@@ -122,14 +142,11 @@ impl Input {
         })?;
         let size = got.meta.size;
         let e_tag = got.meta.e_tag.clone();
-        let read = Arc::new(AtomicU64::new(0));
-        let hash = Arc::new(Mutex::new(XxHash3_64::with_seed(0)));
+        let tally = Tally { read: Arc::new(AtomicU64::new(0)), hash: Arc::new(Mutex::new(XxHash3_64::with_seed(0))) };
         let compression = Compression::from_key(loc.path.as_ref());
-        let mut plain_file = None;
         let raw: Pin<Box<dyn AsyncRead + Send>> = match got.payload {
             GetResultPayload::File(file, _) if compression == Compression::None => {
-                plain_file = Some(file);
-                Box::pin(tokio::io::empty())
+                return Ok(Input::new(Source::File(Some(file)), url, compression, encoding, size, e_tag, tally));
             }
             // A local file is read directly, in large reads, rather than as a stream of 8 KiB
             // chunks.
@@ -138,7 +155,7 @@ impl Input {
                 Box::pin(tokio_util::io::StreamReader::new(s.map_err(std::io::Error::other)))
             }
         };
-        let counted = Counting { inner: raw, read: read.clone(), hash: hash.clone() };
+        let counted = Counting { inner: raw, tally: tally.clone() };
         let reader: Pin<Box<dyn AsyncRead + Send>> = match compression {
             Compression::None => Box::pin(counted),
             Compression::Gzip => {
@@ -152,32 +169,41 @@ impl Input {
                 Box::pin(d)
             }
         };
-        Ok(Input {
-            reader,
-            plain_file: plain_file.is_some(),
-            file: plain_file,
+        Ok(Input::new(Source::Stream(reader), url, compression, encoding, size, e_tag, tally))
+    }
+
+    fn new(
+        source: Source,
+        url: String,
+        compression: Compression,
+        encoding: Encoding,
+        size: u64,
+        e_tag: Option<String>,
+        tally: Tally,
+    ) -> Input {
+        Input {
+            source,
             url,
             compression,
             encoding,
             size,
             e_tag,
-            read,
-            hash,
+            tally,
             decompressed: 0,
             started: false,
             latin1: Vec::new(),
-        })
+        }
     }
 
     /// Bytes read from the store so far (compressed, as stored).
     pub fn bytes_read(&self) -> u64 {
-        self.read.load(Ordering::Relaxed)
+        self.tally.read.load(Ordering::Relaxed)
     }
 
     /// A fingerprint of the stored bytes read so far (`xxh3:<hex>`); after the last
     /// [`Input::fill`] it identifies the object's content, whatever its key or ETag.
     pub fn fingerprint(&self) -> String {
-        let h = self.hash.lock().expect("the hasher is never poisoned");
+        let h = self.tally.hash.lock().expect("the hasher is never poisoned");
         format!("xxh3:{:016x}", std::hash::Hasher::finish(&*h))
     }
 
@@ -202,38 +228,41 @@ impl Input {
             }
         };
         let before = target.len();
-        target.reserve(CHUNK_BYTES);
-        let mut n = 0;
-        if self.plain_file {
-            // A read that lost the file is an error on every later read, never an end of file.
-            let file = self.file.take().ok_or_else(|| DecodeError::Io {
-                url: self.url.clone(),
-                message: "the file was closed by an earlier failed read".into(),
-            })?;
-            let (file, filled, got) =
-                read_chunk(file, std::mem::take(target), self.read.clone(), self.hash.clone()).await;
-            *target = filled;
-            self.file = file;
-            n = got.map_err(|e| DecodeError::Io { url: self.url.clone(), message: e.to_string() })?;
-        }
-        // Fill the whole chunk (a stream may hand out small pieces) unless the input ends.
-        while n < CHUNK_BYTES && !self.plain_file {
-            let got = (&mut self.reader).take((CHUNK_BYTES - n) as u64).read_buf(target).await.map_err(|e| {
-                if self.compression != Compression::None && e.kind() != std::io::ErrorKind::Other {
-                    DecodeError::Corrupt {
-                        url: self.url.clone(),
-                        compression: self.compression,
-                        message: e.to_string(),
-                    }
-                } else {
-                    DecodeError::Io { url: self.url.clone(), message: e.to_string() }
-                }
-            })?;
-            if got == 0 {
-                break;
+        let n = match &mut self.source {
+            Source::File(slot) => {
+                let file = slot.take().ok_or_else(|| DecodeError::Io {
+                    url: self.url.clone(),
+                    message: "the file was closed by an earlier failed read".into(),
+                })?;
+                let (file, filled, got) = read_chunk(file, std::mem::take(target), self.tally.clone()).await;
+                *target = filled;
+                *slot = file;
+                got.map_err(|e| DecodeError::Io { url: self.url.clone(), message: e.to_string() })?
             }
-            n += got;
-        }
+            Source::Stream(reader) => {
+                target.reserve(CHUNK_BYTES);
+                let mut n = 0;
+                // Fill the whole chunk (a stream may hand out small pieces) unless it ends.
+                while n < CHUNK_BYTES {
+                    let got = reader.take((CHUNK_BYTES - n) as u64).read_buf(target).await.map_err(|e| {
+                        if self.compression != Compression::None && e.kind() != std::io::ErrorKind::Other {
+                            DecodeError::Corrupt {
+                                url: self.url.clone(),
+                                compression: self.compression,
+                                message: e.to_string(),
+                            }
+                        } else {
+                            DecodeError::Io { url: self.url.clone(), message: e.to_string() }
+                        }
+                    })?;
+                    if got == 0 {
+                        break;
+                    }
+                    n += got;
+                }
+                n
+            }
+        };
         self.decompressed += n as u64;
         if !self.started && target.len() > before {
             self.started = true;
@@ -254,8 +283,7 @@ impl Input {
 async fn read_chunk(
     mut file: std::fs::File,
     mut buf: Vec<u8>,
-    read: Arc<AtomicU64>,
-    hash: Arc<Mutex<XxHash3_64>>,
+    tally: Tally,
 ) -> (Option<std::fs::File>, Vec<u8>, std::io::Result<usize>) {
     let task = tokio::task::spawn_blocking(move || {
         let start = buf.len();
@@ -274,8 +302,7 @@ async fn read_chunk(
                 Err(e) => break Err(e),
             }
         };
-        read.fetch_add(n as u64, Ordering::Relaxed);
-        std::hash::Hasher::write(&mut *hash.lock().expect("the hasher is never poisoned"), &buf[start..]);
+        tally.add(&buf[start..]);
         (file, buf, result.map(|()| n))
     });
     match task.await {
@@ -332,20 +359,14 @@ pub fn latin1_to_utf8(src: &[u8], out: &mut Vec<u8>) {
 /// [`Input::fingerprint`] (xxh3 runs at memory speed, so this costs nothing measurable).
 struct Counting {
     inner: Pin<Box<dyn AsyncRead + Send>>,
-    read: Arc<AtomicU64>,
-    hash: Arc<Mutex<XxHash3_64>>,
+    tally: Tally,
 }
 
 impl AsyncRead for Counting {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let r = self.inner.as_mut().poll_read(cx, buf);
-        let n = buf.filled().len() - before;
-        self.read.fetch_add(n as u64, Ordering::Relaxed);
-        if n > 0 {
-            let mut h = self.hash.lock().expect("the hasher is never poisoned");
-            std::hash::Hasher::write(&mut *h, &buf.filled()[before..]);
-        }
+        self.tally.add(&buf.filled()[before..]);
         r
     }
 }

@@ -9,8 +9,9 @@
 //! bytes of text keys (their length + 5 bytes each). The table is sized once from the file's
 //! estimated rows ([`KeyIndex::expect`], never past the budget: a padded file, whose first
 //! chunk promises many rows, costs at most the budget, as its few keys spread over the table
-//! touch most of its 2 MiB pages), then grows by half with the keys it has seen, while the table (and the old one during a grow) stays within
-//! the index's budget ([`crate::Limits::key_index_bytes`], shared by the file's indexes). Past the
+//! touch most of its 2 MiB pages), then grows by half with the keys it has seen, while the table
+//! (and the old one during a grow) stays within the index's budget
+//! ([`crate::Limits::key_index_bytes`], shared by the file's indexes). Past the
 //! budget the index spills: its keys are sorted and written to a run on disk (see [`spill`]), the
 //! table is emptied and reused. A key is then looked up in the table and in the runs (a Bloom
 //! filter of 10 bits a key and a fence a KiB, 1.45 bytes a key, stay in memory per run); after a spill the emptied table
