@@ -25,12 +25,13 @@ use std::sync::Arc;
 
 /// Rows per Arrow batch handed to the writer (a batch is handed on earlier once it holds
 /// [`crate::Limits::batch_bytes`] of text). Up to four batches are in flight (being built,
-/// queued, being encoded); 8 Ki rows of the orders data is 0.8 MB a batch, so a batch is
-/// still in the core's 2 MiB second-level cache when the writer encodes it. Measured on the
+/// queued, being encoded); 8 Ki rows of the orders data is 0.8 MB a batch. Measured on the
 /// 1e6-row orders file (`docs/performance.md`, 2026-12-07): 32 Ki rows took 0.80 CPU-s on one
 /// pinned core, 8 Ki and 4 Ki 0.74, 2 Ki 0.75; on two cores 8 Ki took 0.45 s against 0.48 s
-/// for 32 Ki and 0.50 s for 4 Ki (more hand-offs between the threads). It is also
-/// DataFusion's batch size, which a contract's `load.transform` runs in.
+/// for 32 Ki and 0.50 s for 4 Ki (more hand-offs between the threads). The gain is in the
+/// primary-key lookups, which wait on memory: without a primary key both sizes take the same
+/// time, so less batch data passing through the caches leaves them more room. 8 Ki rows is
+/// also DataFusion's batch size, which a contract's `load.transform` runs in.
 pub const BATCH_ROWS: usize = 8 * 1024;
 
 /// How many rows ahead the primary key's slot is fetched.
