@@ -144,44 +144,11 @@ impl Input {
         let e_tag = got.meta.e_tag.clone();
         let tally = Tally { read: Arc::new(AtomicU64::new(0)), hash: Arc::new(Mutex::new(XxHash3_64::with_seed(0))) };
         let compression = Compression::from_key(loc.path.as_ref());
-        let raw: Pin<Box<dyn AsyncRead + Send>> = match got.payload {
-            GetResultPayload::File(file, _) if compression == Compression::None => {
-                return Ok(Input::new(Source::File(Some(file)), url, compression, encoding, size, e_tag, tally));
-            }
-            // A local file is read directly, in large reads, rather than as a stream of 8 KiB
-            // chunks.
-            GetResultPayload::File(file, _) => Box::pin(tokio::fs::File::from_std(file)),
-            GetResultPayload::Stream(s) => {
-                Box::pin(tokio_util::io::StreamReader::new(s.map_err(std::io::Error::other)))
-            }
+        let source = match got.payload {
+            GetResultPayload::File(file, _) if compression == Compression::None => Source::File(Some(file)),
+            payload => Source::Stream(stream(payload, compression, tally.clone())),
         };
-        let counted = Counting { inner: raw, tally: tally.clone() };
-        let reader: Pin<Box<dyn AsyncRead + Send>> = match compression {
-            Compression::None => Box::pin(counted),
-            Compression::Gzip => {
-                let mut d = GzipDecoder::new(BufReader::with_capacity(256 << 10, counted));
-                d.multiple_members(true);
-                Box::pin(d)
-            }
-            Compression::Zstd => {
-                let mut d = ZstdDecoder::new(BufReader::with_capacity(256 << 10, counted));
-                d.multiple_members(true);
-                Box::pin(d)
-            }
-        };
-        Ok(Input::new(Source::Stream(reader), url, compression, encoding, size, e_tag, tally))
-    }
-
-    fn new(
-        source: Source,
-        url: String,
-        compression: Compression,
-        encoding: Encoding,
-        size: u64,
-        e_tag: Option<String>,
-        tally: Tally,
-    ) -> Input {
-        Input {
+        Ok(Input {
             source,
             url,
             compression,
@@ -192,7 +159,7 @@ impl Input {
             decompressed: 0,
             started: false,
             latin1: Vec::new(),
-        }
+        })
     }
 
     /// Bytes read from the store so far (compressed, as stored).
@@ -274,6 +241,30 @@ impl Input {
             latin1_to_utf8(&self.latin1, buf);
         }
         Ok(n > 0)
+    }
+}
+
+/// An object's bytes as a stream, counted and fingerprinted as stored, then decompressed.
+fn stream(payload: GetResultPayload, compression: Compression, tally: Tally) -> Pin<Box<dyn AsyncRead + Send>> {
+    let raw: Pin<Box<dyn AsyncRead + Send>> = match payload {
+        // A compressed local file is read in large reads, not as object_store's stream of
+        // 8 KiB chunks.
+        GetResultPayload::File(file, _) => Box::pin(tokio::fs::File::from_std(file)),
+        GetResultPayload::Stream(s) => Box::pin(tokio_util::io::StreamReader::new(s.map_err(std::io::Error::other))),
+    };
+    let counted = Counting { inner: raw, tally };
+    match compression {
+        Compression::None => Box::pin(counted),
+        Compression::Gzip => {
+            let mut d = GzipDecoder::new(BufReader::with_capacity(256 << 10, counted));
+            d.multiple_members(true);
+            Box::pin(d)
+        }
+        Compression::Zstd => {
+            let mut d = ZstdDecoder::new(BufReader::with_capacity(256 << 10, counted));
+            d.multiple_members(true);
+            Box::pin(d)
+        }
     }
 }
 

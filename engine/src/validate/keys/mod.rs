@@ -11,13 +11,13 @@
 //! chunk promises many rows, costs at most the budget, as its few keys spread over the table
 //! touch most of its 2 MiB pages), then grows by half with the keys it has seen, while the table
 //! (and the old one during a grow) stays within the index's budget
-//! ([`crate::Limits::key_index_bytes`], shared by the file's indexes). Past the
-//! budget the index spills: its keys are sorted and written to a run on disk (see [`spill`]), the
-//! table is emptied and reused. A key is then looked up in the table and in the runs (a Bloom
-//! filter of 10 bits a key and a fence a KiB, 1.45 bytes a key, stay in memory per run); after a spill the emptied table
-//! is made as large as the rest of the budget allows. A spill that fails (disk full)
-//! is kept as a [`KeyIndexError`] for the caller ([`KeyIndex::take_error`]); the keys stay in
-//! memory meanwhile, so the answers stay right.
+//! ([`crate::Limits::key_index_bytes`], shared by the file's indexes). Past the budget the index
+//! spills: its keys are sorted and written to a run on disk (see [`spill`]), the table is emptied
+//! and reused. A key is then looked up in the table and in the runs (a Bloom filter of 10 bits a
+//! key and a fence a KiB, 1.45 bytes a key, stay in memory per run); after a spill the emptied
+//! table is made as large as the rest of the budget allows. A spill that fails (disk full) is
+//! kept as a [`KeyIndexError`] for the caller ([`KeyIndex::take_error`]); the keys stay in memory
+//! meanwhile, so the answers stay right.
 //!
 //! Hostile keys: both the mixing and the text hash are keyed by a random seed per file, so keys
 //! chosen to fall into one run of slots (which makes linear probing quadratic) cannot be
