@@ -12,12 +12,16 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
-use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
+
+mod encode;
+mod file;
+use file::FileEncoder;
 
 /// Rows per Parquet row group (DuckDB writes 122,880). The writer holds a row group in memory
 /// until it is complete, so this bounds memory: 128 Ki rows of the orders data are about 3 MB
@@ -140,12 +144,43 @@ pub fn mostly_distinct_columns(batch: &RecordBatch) -> Vec<String> {
     plain
 }
 
+/// One Parquet file being written: its encoder, the upload its bytes go to, its rows so far.
+struct Part {
+    enc: FileEncoder,
+    out: BufWriter,
+    loc: Location,
+    rows: u64,
+}
+
+impl Part {
+    fn error(&self, source: ParquetError) -> WriteError {
+        WriteError::Parquet { url: self.loc.url.clone(), source }
+    }
+
+    /// Uploads what the encoder has made since the last call.
+    async fn drain(&mut self) -> Result<(), WriteError> {
+        let bytes = self.enc.take_bytes().map_err(|e| self.error(e))?;
+        if !bytes.is_empty() {
+            self.out.write_all(&bytes).await.map_err(|e| self.error(ParquetError::External(Box::new(e))))?;
+        }
+        Ok(())
+    }
+
+    /// Writes the footer and completes the upload.
+    async fn close(mut self) -> Result<Location, WriteError> {
+        let tail = self.enc.finish().map_err(|e| self.error(e))?;
+        self.out.write_all(&tail).await.map_err(|e| self.error(ParquetError::External(Box::new(e))))?;
+        self.out.shutdown().await.map_err(|e| self.error(ParquetError::External(Box::new(e))))?;
+        Ok(self.loc)
+    }
+}
+
 /// Parquet output, optionally split by size.
 pub struct ParquetSink {
     base: Location,
     max_part_bytes: Option<u64>,
     schema: SchemaRef,
-    current: Option<(AsyncArrowWriter<BufWriter>, Location, u64)>,
+    current: Option<Part>,
     /// Columns written without a dictionary, decided on the first batch (see
     /// [`mostly_distinct_columns`]) and kept for every part.
     plain: Option<Vec<String>>,
@@ -198,10 +233,11 @@ impl ParquetSink {
                 mostly_distinct_columns(b)
             });
         }
-        let props = properties_for(self.plain.as_deref().unwrap_or_default(), self.compress);
-        let writer = AsyncArrowWriter::try_new(w, self.schema.clone(), Some(props))
+        let plain = self.plain.as_deref().unwrap_or_default();
+        let props = properties_for(plain, self.compress);
+        let enc = FileEncoder::new(self.schema.clone(), props, plain, ZSTD_LEVEL, ROW_GROUP_ROWS, ROW_GROUP_BYTES)
             .map_err(|source| WriteError::Parquet { url: loc.url.clone(), source })?;
-        self.current = Some((writer, loc, 0));
+        self.current = Some(Part { enc, out: w, loc, rows: 0 });
         Ok(())
     }
 
@@ -212,14 +248,12 @@ impl ParquetSink {
         if self.current.is_none() {
             self.open(Some(batch))?;
         }
-        let (w, loc, rows) = self.current.as_mut().expect("opened");
-        w.write(batch).await.map_err(|source| WriteError::Parquet { url: loc.url.clone(), source })?;
-        if w.in_progress_size() >= ROW_GROUP_BYTES {
-            w.flush().await.map_err(|source| WriteError::Parquet { url: loc.url.clone(), source })?;
-        }
-        *rows += batch.num_rows() as u64;
+        let part = self.current.as_mut().expect("opened");
+        part.enc.write(batch).map_err(|e| part.error(e))?;
+        part.drain().await?;
+        part.rows += batch.num_rows() as u64;
         if let Some(max) = self.max_part_bytes
-            && (w.bytes_written() + w.in_progress_size()) as u64 >= max
+            && (part.enc.bytes_written() + part.enc.in_progress_size()) as u64 >= max
         {
             self.close_part().await?;
         }
@@ -227,8 +261,9 @@ impl ParquetSink {
     }
 
     async fn close_part(&mut self) -> Result<(), WriteError> {
-        if let Some((w, loc, rows)) = self.current.take() {
-            w.close().await.map_err(|source| WriteError::Parquet { url: loc.url.clone(), source })?;
+        if let Some(part) = self.current.take() {
+            let rows = part.rows;
+            let loc = part.close().await?;
             let bytes = loc.store.head(&loc.path).await.map(|m| m.size).unwrap_or(0);
             let output = Output { url: loc.url.clone(), kind: "parquet", rows, bytes };
             self.written.push((loc, output));
@@ -249,10 +284,11 @@ impl ParquetSink {
     /// Removes every part written so far (the file was rejected as a whole).
     pub async fn discard(mut self) -> Vec<String> {
         let mut removed = Vec::new();
-        if let Some((w, loc, _)) = self.current.take() {
+        if let Some(part) = self.current.take() {
             // Completing then deleting is the one way to be sure no part is left behind on
             // every store (an abandoned multipart upload is cleaned by the bucket's lifecycle).
-            let _ = w.close().await;
+            let loc = part.loc.clone();
+            let _ = part.close().await;
             let output = Output { url: loc.url.clone(), kind: "parquet", rows: 0, bytes: 0 };
             self.written.push((loc, output));
         }
