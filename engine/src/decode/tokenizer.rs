@@ -356,29 +356,55 @@ impl Tokenizer {
         true
     }
 
-    /// The common record, read from the marks of 64-byte blocks: no quote and no `\r` in it,
-    /// ended by `\n`, at most `max_fields` fields, and at least a block of input from where a
-    /// block is next loaded. Its fields are pushed and the start of the next record returned;
-    /// anything else is `None` (with some of its fields pushed, for the caller to drop), and
+    /// The common record, read from the marks of 64-byte blocks: no `\r` in it, no line break
+    /// inside a quoted field, nothing between a closing quote and the next delimiter, ended by
+    /// `\n`, at most `max_fields` fields, and at least a block of input from where a block is
+    /// next loaded. Its fields are pushed and the start of the next record returned; anything
+    /// else is `None` (with some of its fields pushed, for the caller to drop), and
     /// [`Tokenizer::record`] reads it byte by byte. A field costs a few instructions here,
-    /// against a scan of its bytes there.
+    /// against a scan of its bytes there. (A quarter of the benchmark's records have a quoted
+    /// note, which went byte by byte before.)
     #[inline]
     fn plain_record(&self, marks: &mut Marks, buf: &[u8], start: usize, out: &mut Records) -> Option<usize> {
         let mut field = start;
         let mut n = 0;
         loop {
             let at = marks.next(buf, field)?;
-            let b = buf[at];
             n += 1;
             if n > self.max_fields {
                 return None;
             }
+            let mut span = FieldSpan { start: field as u32, end: at as u32, escaped: false, quoted: false };
+            let mut end = at;
+            if buf[at] == self.quote && at == field {
+                // A quoted field, through the delimiters in it, to the quote that is not doubled.
+                let mut q = at + 1;
+                let close = loop {
+                    let m = marks.next(buf, q)?;
+                    let c = buf[m];
+                    if c == self.quote {
+                        if *buf.get(m + 1)? == self.quote {
+                            span.escaped = true;
+                            q = m + 2;
+                            continue;
+                        }
+                        break m;
+                    } else if c == self.delimiter {
+                        q = m + 1;
+                    } else {
+                        return None;
+                    }
+                };
+                span = FieldSpan { start: (at + 1) as u32, end: close as u32, quoted: true, ..span };
+                end = close + 1;
+            }
+            let b = *buf.get(end)?;
             if b == self.delimiter {
-                out.fields.push(FieldSpan { start: field as u32, end: at as u32, escaped: false, quoted: false });
-                field = at + 1;
+                out.fields.push(span);
+                field = end + 1;
             } else if b == b'\n' {
-                out.fields.push(FieldSpan { start: field as u32, end: at as u32, escaped: false, quoted: false });
-                return Some(at + 1);
+                out.fields.push(span);
+                return Some(end + 1);
             } else {
                 return None;
             }
@@ -497,12 +523,14 @@ fn count_newlines(s: &[u8]) -> u64 {
 
 /// Unescapes a quoted field with doubled quotes into `out`.
 pub fn unescape_into(field: &[u8], quote: u8, out: &mut Vec<u8>) {
-    let mut i = 0;
-    while i < field.len() {
-        let b = field[i];
-        out.push(b);
-        i += if b == quote && field.get(i + 1) == Some(&quote) { 2 } else { 1 };
+    // The runs between quotes are copied whole; a quote is kept once, its double skipped.
+    let mut rest = field;
+    while let Some(i) = rest.iter().position(|&b| b == quote) {
+        out.extend_from_slice(&rest[..=i]);
+        let skip = if rest.get(i + 1) == Some(&quote) { 2 } else { 1 };
+        rest = &rest[i + skip..];
     }
+    out.extend_from_slice(rest);
 }
 
 #[cfg(test)]
