@@ -34,7 +34,7 @@ use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, Hasher};
 
 /// A data page is closed once its encoded values reach this size (arrow-rs's default).
 const PAGE_BYTES: usize = 1 << 20;
@@ -91,21 +91,46 @@ impl Source {
     }
 }
 
-/// A hash of the interner's keys: two words folded by one wide multiplication (integers and
-/// strings of up to 15 bytes are one `u128`), or longer strings 16 bytes at a time.
-#[derive(Default)]
-struct WordHasher(u64);
+/// A hash of the interner's keys: two words folded by one wide multiplication with secret
+/// keys (integers and strings of up to 15 bytes are one `u128`), longer strings 16 bytes at a
+/// time. The keys are random for every dictionary ([`Keyed`]): the values are the file's, and
+/// without them strings chosen to collide would make every lookup scan the whole dictionary.
+struct WordHasher {
+    state: u64,
+    key: u64,
+}
 
 impl WordHasher {
     fn fold(&mut self, lo: u64, hi: u64) {
-        let m = u128::from(lo ^ self.0 ^ 0x243f_6a88_85a3_08d3) * u128::from(hi ^ 0x1319_8a2e_0370_7344);
-        self.0 = (m as u64) ^ ((m >> 64) as u64);
+        let m = u128::from(lo ^ self.state) * u128::from(hi ^ self.key);
+        self.state = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
+/// The random keys of a dictionary's [`WordHasher`]s.
+#[derive(Clone)]
+struct Keyed {
+    k0: u64,
+    k1: u64,
+}
+
+impl Default for Keyed {
+    fn default() -> Self {
+        let random = std::hash::RandomState::new();
+        Keyed { k0: random.hash_one(0u64), k1: random.hash_one(1u64) | 1 }
+    }
+}
+
+impl BuildHasher for Keyed {
+    type Hasher = WordHasher;
+    fn build_hasher(&self) -> WordHasher {
+        WordHasher { state: self.k0, key: self.k1 }
     }
 }
 
 impl Hasher for WordHasher {
     fn finish(&self) -> u64 {
-        self.0
+        self.state
     }
     fn write(&mut self, bytes: &[u8]) {
         for piece in bytes.chunks(16) {
@@ -123,8 +148,8 @@ impl Hasher for WordHasher {
     }
 }
 
-type Words = HashMap<u128, u32, BuildHasherDefault<WordHasher>>;
-type Strings = HashMap<Box<[u8]>, u32, BuildHasherDefault<WordHasher>>;
+type Words = HashMap<u128, u32, Keyed>;
+type Strings = HashMap<Box<[u8]>, u32, Keyed>;
 
 /// Strings of up to this many bytes are interned as one `u128`: their bytes, and their length
 /// in the top byte.
@@ -831,6 +856,18 @@ mod tests {
         // Lengths tell apart strings whose bytes are a prefix of another's (and the empty one).
         assert_ne!(string_word(b""), string_word(b"\0"));
         assert_ne!(string_word(b"ab"), string_word(b"ab\0"));
+    }
+
+    #[test]
+    fn every_dictionary_hashes_with_keys_of_its_own() {
+        // Two dictionaries place the same values differently: strings chosen against one
+        // cannot be chosen against the next.
+        let (a, b) = (Dictionary::default(), Dictionary::default());
+        for v in [string_word(b"USD"), string_word(b""), 7u128] {
+            assert_ne!(a.words.hasher().hash_one(v), b.words.hasher().hash_one(v));
+        }
+        let long: &[u8] = b"a string longer than one word";
+        assert_ne!(a.strings.hasher().hash_one(long), b.strings.hasher().hash_one(long));
     }
 
     #[test]
