@@ -4,7 +4,8 @@
 //! group being encoded, not the file: zstd level 1 ([`ZSTD_LEVEL`]), row groups of up to 128 Ki
 //! rows, decimals as exact DECIMAL, datetimes as TIMESTAMP(MICROS, UTC). With a size limit the
 //! output is split into parts `<stem>.00000.parquet`, `<stem>.00001.parquet`, ... each a
-//! complete Parquet file.
+//! complete Parquet file. The pages of integer and string columns are encoded by our own code
+//! (`encode`), the rest and the file around them by arrow-rs (`file`).
 
 use crate::store::Location;
 use crate::validate::RejectedRow;
