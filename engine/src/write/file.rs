@@ -386,6 +386,58 @@ mod tests {
     }
 
     #[test]
+    fn nested_columns_from_a_transform_sit_beside_ours_in_the_same_row_groups() {
+        use arrow::array::{ListArray, StructArray};
+        use arrow::datatypes::Int64Type;
+        // A list and a struct (two leaves) between two of our columns: arrow-rs writes the
+        // nested leaves, we write the others, in one file of several row groups.
+        let point = arrow::datatypes::Fields::from(vec![
+            Field::new("x", DataType::Int64, true),
+            Field::new("label", DataType::Utf8, true),
+        ]);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("tags", DataType::List(Arc::new(Field::new_list_field(DataType::Int64, true))), true),
+            Field::new("point", DataType::Struct(point.clone()), true),
+            Field::new("name", DataType::Utf8, true),
+        ]));
+        let batch = |first: i64, rows: i64| {
+            let ids: Vec<i64> = (first..first + rows).collect();
+            let tags = ListArray::from_iter_primitive::<Int64Type, _, _>(
+                ids.iter().map(|&i| (i % 5 != 0).then(|| (0..i % 4).map(|k| Some(i * 10 + k)).collect::<Vec<_>>())),
+            );
+            let point = StructArray::new(
+                point.clone(),
+                vec![
+                    Arc::new(Int64Array::from(ids.iter().map(|&i| (i % 3 != 0).then_some(-i)).collect::<Vec<_>>())),
+                    Arc::new(StringArray::from(ids.iter().map(|&i| Some(format!("p{}", i % 7))).collect::<Vec<_>>())),
+                ],
+                Some(ids.iter().map(|&i| i % 11 != 0).collect::<Vec<bool>>().into()),
+            );
+            let names =
+                StringArray::from(ids.iter().map(|&i| (i % 2 == 0).then(|| format!("n{i}"))).collect::<Vec<_>>());
+            let columns: Vec<ArrayRef> =
+                vec![Arc::new(Int64Array::from(ids)), Arc::new(tags), Arc::new(point), Arc::new(names)];
+            RecordBatch::try_new(schema.clone(), columns).unwrap()
+        };
+        let batches = [batch(0, 30_000), batch(30_000, 25_000)];
+        let mut enc = FileEncoder::new(schema.clone(), props(true, &[]), &[], 1, 20_000, 64 << 20).unwrap();
+        let mut out = Vec::new();
+        for b in &batches {
+            enc.write(b).unwrap();
+            out.extend(enc.take_bytes().unwrap());
+        }
+        out.extend(enc.finish().unwrap());
+        let file = Bytes::from(out);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file.clone()).unwrap().build().unwrap();
+        let read: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        assert_eq!(concat_batches(&schema, &read).unwrap(), concat_batches(&schema, &batches).unwrap());
+        let meta = SerializedFileReader::new(file).unwrap().metadata().clone();
+        assert_eq!(meta.num_row_groups(), 3);
+        assert_eq!(meta.row_group(0).num_columns(), 5, "id, tags.list.element, point.x, point.label, name");
+    }
+
+    #[test]
     fn an_empty_file_has_the_schema_and_no_rows() {
         let mut enc = FileEncoder::new(schema(), props(true, &[]), &[], 1, 40_000, 64 << 20).unwrap();
         let file = Bytes::from(enc.finish().unwrap());
