@@ -30,6 +30,7 @@ use parquet::data_type::ByteArray;
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::{ColumnChunkMetaData, PageEncodingStats};
 use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation};
+use parquet::file::properties::WriterProperties;
 use parquet::file::statistics::{Statistics, ValueStatistics};
 use parquet::file::writer::{SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
@@ -222,6 +223,14 @@ impl Bounds {
         });
     }
 
+    /// Every value of `d` (the values written as its indices).
+    fn dictionary(&mut self, source: Source, d: &Dictionary) {
+        for_each_plain(source, &d.plain, d.len, |v| match v {
+            Plain::Int(v) => self.int(v),
+            Plain::Bytes(v) => self.bytes(v),
+        });
+    }
+
     fn bytes(&mut self, v: &[u8]) {
         match &mut self.bytes {
             None => self.bytes = Some((v.to_vec(), v.to_vec())),
@@ -268,9 +277,14 @@ pub struct ChunkEncoder {
 }
 
 impl ChunkEncoder {
-    /// An encoder for a column of Arrow type `t` into `descr`, with a dictionary unless `plain`;
-    /// `None` if the column is not one of ours (see [`supported`]).
-    pub fn new(t: &DataType, descr: ColumnDescPtr, codec: Compression, plain: bool) -> Option<ChunkEncoder> {
+    /// An encoder for a column of Arrow type `t` into `descr`, with the codec and dictionary
+    /// setting `props` give the column; `None` if the column is not one of ours.
+    pub fn new(t: &DataType, descr: ColumnDescPtr, props: &WriterProperties) -> Option<ChunkEncoder> {
+        let codec = props.compression(descr.path());
+        if !matches!(codec, Compression::UNCOMPRESSED | Compression::ZSTD(_)) {
+            return None;
+        }
+        let plain = !props.dictionary_enabled(descr.path());
         let source = Source::of(t, &descr)?;
         Some(ChunkEncoder {
             nullable: descr.max_def_level() == 1,
@@ -458,10 +472,7 @@ impl ChunkEncoder {
     /// statistics now (the pages written with it stay as they are).
     fn give_up_dictionary(&mut self) {
         if let Some(mut d) = self.dictionary.take() {
-            for_each_plain(self.source, &d.plain, d.len, |v| match v {
-                Plain::Int(v) => self.bounds.int(v),
-                Plain::Bytes(v) => self.bounds.bytes(v),
-            });
+            self.bounds.dictionary(self.source, &d);
             d.words = Words::default();
             d.strings = Strings::default();
             self.given_up = Some(d);
@@ -485,7 +496,7 @@ impl ChunkEncoder {
             buf.clear();
             if self.nullable {
                 buf.extend_from_slice(&[0; 4]);
-                hybrid(buf, self.levels.iter().map(|&l| u32::from(l)), self.levels.len(), 1);
+                hybrid(buf, &self.levels, 1);
                 let len = (buf.len() - 4) as u32;
                 buf[..4].copy_from_slice(&len.to_le_bytes());
             }
@@ -493,21 +504,21 @@ impl ChunkEncoder {
                 let len = self.dictionary.as_ref().map_or(0, |d| d.len);
                 let bits = bit_width(len.saturating_sub(1));
                 buf.push(bits);
-                hybrid(buf, self.indices.iter().copied(), self.indices.len(), bits);
+                hybrid(buf, &self.indices, bits);
             } else {
                 buf.extend_from_slice(&self.plain);
             }
             &self.page
         };
         let page = Page::DataPage {
-            buf: Bytes::new(),
+            buf: zstd.compress(data, self.codec)?,
             num_values: self.page_values as u32,
             encoding,
             def_level_encoding: Encoding::RLE,
             rep_level_encoding: Encoding::RLE,
             statistics: None,
         };
-        let page = zstd.page(page, data, self.codec)?;
+        let page = CompressedPage::new(page, data.len());
         self.buffered += page.compressed_size();
         count_page(&mut self.stats, PageType::DATA_PAGE, encoding);
         self.pages.push(page);
@@ -530,19 +541,16 @@ impl ChunkEncoder {
         let mut stats = Vec::with_capacity(self.stats.len() + 1);
         let mut bounds = std::mem::take(&mut self.bounds);
         if let Some(d) = &self.dictionary {
-            for_each_plain(self.source, &d.plain, d.len, |v| match v {
-                Plain::Int(v) => bounds.int(v),
-                Plain::Bytes(v) => bounds.bytes(v),
-            });
+            bounds.dictionary(self.source, d);
         }
         if let Some(mut d) = self.dictionary.take().or(self.given_up.take()) {
             let page = Page::DictionaryPage {
-                buf: Bytes::new(),
+                buf: zstd.compress(&d.plain, self.codec)?,
                 num_values: d.len,
                 encoding: Encoding::PLAIN,
                 is_sorted: false,
             };
-            let page = zstd.page(page, &d.plain, self.codec)?;
+            let page = CompressedPage::new(page, d.plain.len());
             let spec = writer.write_page(page)?;
             dictionary_offset = Some(spec.offset as i64);
             compressed += spec.compressed_size as i64;
@@ -668,9 +676,8 @@ fn bit_width(max: u32) -> u8 {
 /// Appends `n` values in Parquet's RLE / bit-packing hybrid encoding of `bits` bits a value:
 /// a run of 8 or more equal values as one RLE run, the rest bit-packed in groups of 8 (at
 /// most 63 groups a run, as parquet-mr writes them).
-fn hybrid(out: &mut Vec<u8>, values: impl Iterator<Item = u32> + Clone, n: usize, bits: u8) {
-    let values: Vec<u32> = values.collect();
-    debug_assert_eq!(values.len(), n);
+fn hybrid<T: Copy + Eq + Into<u32>>(out: &mut Vec<u8>, values: &[T], bits: u8) {
+    let n = values.len();
     let run_at = |i: usize| -> usize {
         let v = values[i];
         values[i..].iter().take_while(|&&x| x == v).count()
@@ -681,7 +688,7 @@ fn hybrid(out: &mut Vec<u8>, values: impl Iterator<Item = u32> + Clone, n: usize
         let run = run_at(i);
         if run >= 8 {
             varint(out, (run as u64) << 1);
-            out.extend_from_slice(&values[i].to_le_bytes()[..value_bytes]);
+            out.extend_from_slice(&values[i].into().to_le_bytes()[..value_bytes]);
             i += run;
             continue;
         }
@@ -702,11 +709,11 @@ fn hybrid(out: &mut Vec<u8>, values: impl Iterator<Item = u32> + Clone, n: usize
 }
 
 /// Packs `values` (zero-padded to `count`) `bits` bits each, least significant bit first.
-fn pack(out: &mut Vec<u8>, values: &[u32], count: usize, bits: u8) {
+fn pack<T: Copy + Into<u32>>(out: &mut Vec<u8>, values: &[T], count: usize, bits: u8) {
     let mut acc: u64 = 0;
     let mut filled = 0u32;
     for k in 0..count {
-        let v = values.get(k).copied().unwrap_or(0);
+        let v: u32 = values.get(k).map_or(0, |&v| v.into());
         acc |= u64::from(v) << filled;
         filled += u32::from(bits);
         while filled >= 8 {
@@ -728,46 +735,27 @@ fn varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-/// One zstd context for every page of a file (arrow-rs makes one a column chunk).
+/// One zstd context for every page of a file (arrow-rs makes one a column chunk), and the
+/// buffer pages are compressed into before they are copied out at their size.
+#[derive(Default)]
 pub struct Compressor {
     zstd: Option<zstd::bulk::Compressor<'static>>,
-    level: i32,
-    /// Pages are compressed into this buffer, then copied out at their size.
     out: Vec<u8>,
 }
 
 impl Compressor {
-    pub fn new(level: i32) -> Compressor {
-        Compressor { zstd: None, level, out: Vec::new() }
-    }
-
-    /// `page` (its `buf` empty) with `data` as its contents, compressed with `codec`.
-    fn page(&mut self, page: Page, data: &[u8], codec: Compression) -> Result<CompressedPage> {
-        let uncompressed = data.len();
-        let buf = match codec {
-            Compression::UNCOMPRESSED => Bytes::copy_from_slice(data),
-            Compression::ZSTD(_) => {
-                let zstd = match &mut self.zstd {
-                    Some(z) => z,
-                    None => self.zstd.insert(zstd::bulk::Compressor::new(self.level)?),
-                };
-                self.out.clear();
-                self.out.reserve(zstd::zstd_safe::compress_bound(data.len()));
-                zstd.compress_to_buffer(data, &mut self.out)?;
-                Bytes::copy_from_slice(&self.out)
-            }
-            other => return Err(ParquetError::NYI(format!("pages compressed with {other}"))),
+    /// `data` as stored with `codec`: zstd at its level, or as it is (the two codecs
+    /// [`ChunkEncoder::new`] takes).
+    fn compress(&mut self, data: &[u8], codec: Compression) -> Result<Bytes> {
+        let Compression::ZSTD(level) = codec else { return Ok(Bytes::copy_from_slice(data)) };
+        let zstd = match &mut self.zstd {
+            Some(z) => z,
+            None => self.zstd.insert(zstd::bulk::Compressor::new(level.compression_level())?),
         };
-        let page = match page {
-            Page::DataPage { num_values, encoding, def_level_encoding, rep_level_encoding, statistics, .. } => {
-                Page::DataPage { buf, num_values, encoding, def_level_encoding, rep_level_encoding, statistics }
-            }
-            Page::DictionaryPage { num_values, encoding, is_sorted, .. } => {
-                Page::DictionaryPage { buf, num_values, encoding, is_sorted }
-            }
-            other => other,
-        };
-        Ok(CompressedPage::new(page, uncompressed))
+        self.out.clear();
+        self.out.reserve(zstd::zstd_safe::compress_bound(data.len()));
+        zstd.compress_to_buffer(data, &mut self.out)?;
+        Ok(Bytes::copy_from_slice(&self.out))
     }
 }
 
@@ -836,7 +824,7 @@ mod tests {
                     values.extend(std::iter::repeat_n(v, run.min(n - values.len())));
                 }
                 let mut out = Vec::new();
-                hybrid(&mut out, values.iter().copied(), n, bits);
+                hybrid(&mut out, &values, bits);
                 assert_eq!(unhybrid(&out, n, bits), values, "{bits} bits, {n} values");
             }
         }

@@ -24,8 +24,6 @@ pub struct FileEncoder {
     file: SerializedFileWriter<Vec<u8>>,
     schema: SchemaRef,
     factory: ArrowRowGroupWriterFactory,
-    /// Per Arrow field: written without a dictionary.
-    plain: Vec<bool>,
     zstd: Compressor,
     group: Option<Vec<Column>>,
     /// Our encoders, kept from one row group to the next for their buffers.
@@ -37,28 +35,19 @@ pub struct FileEncoder {
 }
 
 impl FileEncoder {
-    /// A file of `schema`, its columns named in `plain` without dictionaries, row groups of at
-    /// most `max_rows` rows and about `max_bytes` encoded bytes; `zstd_level` for the pages
-    /// when `props` asks for zstd.
-    pub fn new(
-        schema: SchemaRef,
-        mut props: WriterProperties,
-        plain: &[String],
-        zstd_level: i32,
-        max_rows: usize,
-        max_bytes: usize,
-    ) -> Result<FileEncoder> {
+    /// A file of `schema` with the codec, dictionaries and row-group rows of `props`, a row
+    /// group also closed once it holds about `max_bytes` encoded.
+    pub fn new(schema: SchemaRef, mut props: WriterProperties, max_bytes: usize) -> Result<FileEncoder> {
         let descr = ArrowSchemaConverter::new().convert(&schema)?;
         add_encoded_arrow_schema_to_metadata(&schema, &mut props);
+        let max_rows = props.max_row_group_row_count().unwrap_or(usize::MAX);
         let file = SerializedFileWriter::new(Vec::new(), descr.root_schema_ptr(), Arc::new(props))?;
         let factory = ArrowRowGroupWriterFactory::new(&file, schema.clone());
-        let plain = schema.fields().iter().map(|f| plain.contains(f.name())).collect();
         Ok(FileEncoder {
             file,
             schema,
             factory,
-            plain,
-            zstd: Compressor::new(zstd_level),
+            zstd: Compressor::default(),
             group: None,
             spare: Vec::new(),
             rows: 0,
@@ -79,12 +68,9 @@ impl FileEncoder {
         for (i, field) in self.schema.fields().iter().enumerate() {
             // The leaves of this field (one for a flat field), in the file schema's order.
             let leaves = leaf_count(&descr.root_schema().get_fields()[i]);
-            let codec = props.compression(descr.column(leaf).path());
             let ours = match self.spare.get_mut(i).and_then(Option::take) {
                 Some(enc) => Some(enc),
-                None if leaves == 1 => {
-                    ChunkEncoder::new(field.data_type(), descr.column(leaf), codec, self.plain[i]).map(Box::new)
-                }
+                None if leaves == 1 => ChunkEncoder::new(field.data_type(), descr.column(leaf), props).map(Box::new),
                 None => None,
             };
             let writers: Vec<ArrowColumnWriter> = arrow.by_ref().take(leaves).collect();
@@ -299,8 +285,13 @@ mod tests {
         b.build()
     }
 
+    fn props_rows(rows: usize) -> WriterProperties {
+        let zstd = Compression::ZSTD(ZstdLevel::try_new(1).unwrap());
+        WriterProperties::builder().set_compression(zstd).set_max_row_group_row_count(Some(rows)).build()
+    }
+
     fn ours(batches: &[RecordBatch], compress: bool, plain: &[String]) -> Bytes {
-        let mut enc = FileEncoder::new(schema(), props(compress, plain), plain, 1, 40_000, 64 << 20).unwrap();
+        let mut enc = FileEncoder::new(schema(), props(compress, plain), 64 << 20).unwrap();
         let mut out = Vec::new();
         for b in batches {
             enc.write(b).unwrap();
@@ -421,7 +412,7 @@ mod tests {
             RecordBatch::try_new(schema.clone(), columns).unwrap()
         };
         let batches = [batch(0, 30_000), batch(30_000, 25_000)];
-        let mut enc = FileEncoder::new(schema.clone(), props(true, &[]), &[], 1, 20_000, 64 << 20).unwrap();
+        let mut enc = FileEncoder::new(schema.clone(), props_rows(20_000), 64 << 20).unwrap();
         let mut out = Vec::new();
         for b in &batches {
             enc.write(b).unwrap();
@@ -439,7 +430,7 @@ mod tests {
 
     #[test]
     fn an_empty_file_has_the_schema_and_no_rows() {
-        let mut enc = FileEncoder::new(schema(), props(true, &[]), &[], 1, 40_000, 64 << 20).unwrap();
+        let mut enc = FileEncoder::new(schema(), props(true, &[]), 64 << 20).unwrap();
         let file = Bytes::from(enc.finish().unwrap());
         let builder = ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
         assert_eq!(builder.schema(), &schema());

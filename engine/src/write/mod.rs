@@ -236,7 +236,7 @@ impl ParquetSink {
         }
         let plain = self.plain.as_deref().unwrap_or_default();
         let props = properties_for(plain, self.compress);
-        let enc = FileEncoder::new(self.schema.clone(), props, plain, ZSTD_LEVEL, ROW_GROUP_ROWS, ROW_GROUP_BYTES)
+        let enc = FileEncoder::new(self.schema.clone(), props, ROW_GROUP_BYTES)
             .map_err(|source| WriteError::Parquet { url: loc.url.clone(), source })?;
         self.current = Some(Part { enc, out: w, loc, rows: 0 });
         Ok(())
