@@ -6,6 +6,7 @@
 //! becomes a [`RejectedRow`] with one [`RowError`] per failed check. Every record read is either
 //! committed or rejected, which is what keeps `rows_read = rows_valid + rows_rejected`.
 
+mod block;
 pub mod columns;
 pub mod keys;
 pub mod limits;
@@ -73,9 +74,6 @@ pub struct Validator {
     /// keys that collide.
     key_hash: RandomState,
     primary_key: Option<KeyIndex>,
-    /// The last primary-key field in contract order: once it is parsed, the key's slot is
-    /// prefetched while the rest of the row is checked.
-    pk_last: Option<usize>,
     /// `Some` for fields with `unique`.
     unique: Vec<Option<KeyIndex>>,
     has_unique: bool,
@@ -87,6 +85,8 @@ pub struct Validator {
     row_number: u64,
     errors: Vec<RowError>,
     counts: Counts,
+    /// The column-at-a-time path's buffers, reused from block to block.
+    block: block::Block,
     /// What the target warehouse cannot store; `None` checks no warehouse.
     warehouse_limits: Option<limits::WarehouseLimits>,
 }
@@ -104,7 +104,6 @@ impl Validator {
         let primary_key = (!contract.schema.primary_key.is_empty()).then(KeyIndex::default);
         let has_unique = fields.iter().any(|f| f.constraints.unique);
         let checks = fields.iter().map(FieldChecks::new).collect();
-        let pk_last = contract.schema.primary_key.iter().copied().max();
         let only_empty_is_missing = contract.schema.missing_values == [""];
         Validator {
             schema,
@@ -120,7 +119,6 @@ impl Validator {
             max_row_errors: crate::Limits::default().max_row_errors,
             key_hash: RandomState::new(),
             primary_key,
-            pk_last,
             unique,
             has_unique,
             checks,
@@ -128,6 +126,7 @@ impl Validator {
             row_number: 0,
             errors: Vec::new(),
             counts: Counts::default(),
+            block: block::Block::default(),
             warehouse_limits: None,
             contract,
         }
@@ -284,72 +283,81 @@ impl Validator {
         batches: &mut Vec<RecordBatch>,
         rejects: &mut Vec<RejectedRow>,
     ) {
-        // One UTF-8 check for the whole chunk; rows are re-checked one by one only if it fails.
-        let end = recs.records.last().map_or(0, |r| r.raw_end);
-        let chunk = std::str::from_utf8(&buf[..end]).ok();
         // One reference count per chunk, not per row: an atomic per row shows in profiles.
         let contract = self.contract.clone();
-        let ahead = self.key_ahead(&contract);
-        // The keys parsed ahead, by row index modulo KEY_AHEAD: row j's is taken before row
-        // j + KEY_AHEAD's is stored in its place.
-        let mut parsed: [(usize, i64); KEY_AHEAD] = [(usize::MAX, 0); KEY_AHEAD];
-        for (j, r) in recs.records.iter().enumerate() {
-            let (row, value) = parsed[j % KEY_AHEAD];
-            let known_key = (row == j).then_some(value);
-            // The primary key's slot of the row KEY_AHEAD rows on is fetched while this one
-            // is checked: a row alone is too short to hide a miss in a table of megabytes.
-            if let (Some((column, number)), Some(text), Some(index), Some(next)) =
-                (ahead, chunk, &self.primary_key, recs.records.get(j + KEY_AHEAD))
-                && let Some(span) = recs.fields_of(next).get(column)
-                && let Some(cell) = text.get(span.range())
-                && let Ok(v) = cells::parse_integer(cell, number)
-            {
-                index.prefetch(&Key::Int(v as u64));
-                parsed[j % KEY_AHEAD] = (j + KEY_AHEAD, v);
+        // One UTF-8 check for the whole chunk; rows are checked one by one only if it fails.
+        let end = recs.records.last().map_or(0, |r| r.raw_end);
+        match std::str::from_utf8(&buf[..end]) {
+            Ok(text) => {
+                for block in recs.records.chunks(block::BLOCK_ROWS) {
+                    self.push_block(&contract, text, recs, block, batches, rejects);
+                }
             }
+            Err(_) => self.push_rows(&contract, buf, recs, batches, rejects),
+        }
+    }
+
+    /// [`Self::push_records`] a row at a time, each checked for UTF-8 on its own.
+    fn push_rows(
+        &mut self,
+        contract: &Contract,
+        buf: &[u8],
+        recs: &Records,
+        batches: &mut Vec<RecordBatch>,
+        rejects: &mut Vec<RejectedRow>,
+    ) {
+        for r in &recs.records {
             self.counts.rows_read += 1;
             self.row_number += 1;
-            let rec = match chunk {
-                Some(c) => Some(&c[r.raw_start..r.raw_end]),
-                None => std::str::from_utf8(&buf[r.raw_start..r.raw_end]).ok(),
-            };
-            let Some(rec) = rec else {
-                let raw = &buf[r.raw_start..r.raw_end];
-                let enc = match self.contract.dialect.encoding {
-                    crate::contract::Encoding::Utf8 => "UTF-8",
-                    crate::contract::Encoding::Latin1 => "Latin-1",
-                };
-                let error = RowError {
-                    field: None,
-                    rule: "encoding-error",
-                    constraint: None,
-                    value: None,
-                    message: format!(
-                        "the row is not valid {enc}; if the file is Latin-1, set dialect.encoding = \"latin-1\" in {}",
-                        self.contract.source
-                    ),
-                    first_line: None,
-                };
-                self.reject_row(r, raw, vec![error], rejects);
-                continue;
-            };
-            if self.check_row(&contract, rec, recs, r, known_key) {
-                self.commit(rec);
-                if self.rows_in_batch == self.batch_rows || self.bytes_in_batch >= self.batch_bytes {
-                    batches.push(self.take_batch());
+            let raw = &buf[r.raw_start..r.raw_end];
+            match std::str::from_utf8(raw) {
+                Ok(rec) => self.push_row(contract, rec, recs, r, batches, rejects),
+                Err(_) => {
+                    let enc = match self.contract.dialect.encoding {
+                        crate::contract::Encoding::Utf8 => "UTF-8",
+                        crate::contract::Encoding::Latin1 => "Latin-1",
+                    };
+                    let error = RowError {
+                        field: None,
+                        rule: "encoding-error",
+                        constraint: None,
+                        value: None,
+                        message: format!(
+                            "the row is not valid {enc}; if the file is Latin-1, set dialect.encoding = \"latin-1\" in {}",
+                            self.contract.source
+                        ),
+                        first_line: None,
+                    };
+                    self.reject_row(r, raw, vec![error], rejects);
                 }
-            } else {
-                let mut errors = std::mem::take(&mut self.errors);
-                cap_errors(&mut errors, self.max_row_errors);
-                self.reject_row(r, rec.as_bytes(), errors, rejects);
             }
         }
     }
 
-    /// A primary key of one integer field: its column and number syntax, to parse it ahead.
-    fn key_ahead<'c>(&self, contract: &'c Contract) -> Option<(usize, &'c crate::contract::NumberSyntax)> {
-        let (fi, number) = integer_key(&contract.schema, &contract.schema.primary_key)?;
-        Some((self.binding.as_ref()?.columns[fi]?, number))
+    /// Checks one record row by row ([`Self::check_row`]) and commits or rejects it.
+    fn push_row(
+        &mut self,
+        contract: &Contract,
+        rec: &str,
+        recs: &Records,
+        r: &RecordSpan,
+        batches: &mut Vec<RecordBatch>,
+        rejects: &mut Vec<RejectedRow>,
+    ) {
+        if self.check_row(contract, rec, recs, r) {
+            self.commit(rec);
+            if self.batch_full() {
+                batches.push(self.take_batch());
+            }
+        } else {
+            let mut errors = std::mem::take(&mut self.errors);
+            cap_errors(&mut errors, self.max_row_errors);
+            self.reject_row(r, rec.as_bytes(), errors, rejects);
+        }
+    }
+
+    fn batch_full(&self) -> bool {
+        self.rows_in_batch == self.batch_rows || self.bytes_in_batch >= self.batch_bytes
     }
 
     /// The rows committed since the last batch, if any.
@@ -382,18 +390,10 @@ impl Validator {
     }
 
     /// Parses and checks one row into `self.cells`; errors go to `self.errors`.
-    /// `text` is the record's raw text; field spans are offset by `r.raw_start`. `known_key` is
-    /// the row's integer primary key when `push_records` has already parsed it (to fetch its
-    /// slot ahead): it is not parsed twice.
-    fn check_row(
-        &mut self,
-        contract: &Contract,
-        text: &str,
-        recs: &Records,
-        r: &RecordSpan,
-        known_key: Option<i64>,
-    ) -> bool {
-        let mut pk_key = None;
+    /// `text` is the record's raw text; field spans are offset by `r.raw_start`. The reference
+    /// for every verdict: the column-at-a-time path ([`block`]) hands it every row it does not
+    /// pass, so that the errors come from here alone.
+    fn check_row(&mut self, contract: &Contract, text: &str, recs: &Records, r: &RecordSpan) -> bool {
         self.errors.clear();
         self.scratch.clear();
         let fields = recs.fields_of(r);
@@ -508,27 +508,8 @@ impl Validator {
             // The cell is written in place, never built aside and copied: a copy of the whole
             // cell reloaded its two halves as one 16-byte value right after they were stored,
             // and that store-forwarding stall was a third of the row checks' time.
-            let parsed = match known_key {
-                // The same parse of the same text, done ahead (see `push_records`).
-                Some(v) if Some(fi) == self.pk_last => {
-                    self.cells[fi] = Cell::Int(v);
-                    Ok(())
-                }
-                _ => parse_cell_into(&field.kind, s, cell_ref, &mut self.cells[fi]),
-            };
-            match parsed {
+            match parse_cell_into(&field.kind, s, cell_ref, &mut self.cells[fi]) {
                 Ok(()) => {
-                    if Some(fi) == self.pk_last
-                        && self.errors.is_empty()
-                        && let Some(index) = &self.primary_key
-                    {
-                        let key = self.key_of(text, &contract.schema.primary_key);
-                        // An integer key's slot was fetched rows ahead (`push_records`).
-                        if let Key::Bytes(..) = key {
-                            index.prefetch(&key);
-                        }
-                        pk_key = Some(key);
-                    }
                     let cell = &self.cells[fi];
                     // A field with no enum, bounds, lengths or pattern skips the constraints.
                     let checks = &self.checks[fi];
@@ -557,10 +538,7 @@ impl Validator {
         }
         // Keys last, and all-or-nothing: only a row that passes every check, keys included,
         // claims its keys, so the first *loaded* occurrence of a key wins.
-        // The key was computed (and its slot prefetched) when its last field was parsed.
-        if pk_key.is_none() && self.primary_key.is_some() {
-            pk_key = Some(self.key_of(text, &contract.schema.primary_key));
-        }
+        let pk_key = self.primary_key.is_some().then(|| self.key_of(text, &contract.schema.primary_key));
         let pk_probe = match (pk_key, &mut self.primary_key) {
             (Some(key), Some(index)) => Some(index.probe(key)),
             _ => None,
@@ -646,16 +624,26 @@ impl Validator {
         }
     }
 
+    /// The key of `fields` in the row being checked.
     fn key_of(&self, text: &str, fields: &[usize]) -> Key {
+        self.key_with(fields, |fi| {
+            let c = self.cells[fi];
+            (c, self.cell_str(text, c))
+        })
+    }
+
+    /// The key of `fields`, given each field's cell and, for a string, its text.
+    fn key_with<'t>(&self, fields: &[usize], cell: impl Fn(usize) -> (Cell, &'t str)) -> Key {
         if let [fi] = fields
-            && let Cell::Int(v) = self.cells[*fi]
+            && let (Cell::Int(v), _) = cell(*fi)
         {
             return Key::Int(v as u64);
         }
         let mut h = KeyHasher::new(&self.key_hash);
         for &fi in fields {
-            match self.cells[fi] {
-                c @ Cell::Str { .. } => h.piece(self.cell_str(text, c).as_bytes()),
+            let (c, s) = cell(fi);
+            match c {
+                Cell::Str { .. } => h.piece(s.as_bytes()),
                 Cell::Int(v) | Cell::Time(v) | Cell::Datetime(v) => h.piece(&v.to_le_bytes()),
                 Cell::Year(v) | Cell::Date(v) => h.piece(&v.to_le_bytes()),
                 Cell::Float(v) => h.piece(&v.to_bits().to_le_bytes()),
@@ -1177,6 +1165,144 @@ fields = [{ name = "id", type = "integer" }, { name = "email", type = "string", 
         assert_eq!(b.column(2).as_string::<i32>().value(0), "EUR");
         assert_eq!(b.column(8).as_primitive::<Float64Type>().value(0), 2.5);
         assert_eq!(b.column(9).as_primitive::<Int64Type>().value(0), -8);
+    }
+
+    /// A contract with a check of every kind, keys of both kinds, a missing-value list, an
+    /// optional field absent from the file and a column the contract does not name.
+    const BOTH_PATHS: &str = r#"name = "t"
+[load]
+max_rejected_ratio = 1.0
+extra_columns = "ignore"
+[schema]
+primaryKey = ["id", "sku"]
+missingValues = ["", "NA"]
+fields = [
+  { name = "id", type = "integer", constraints = { required = true } },
+  { name = "sku", type = "string", constraints = { required = true, pattern = "S-[0-9]+" } },
+  { name = "qty", type = "integer", constraints = { minimum = 1, maximum = 20 } },
+  { name = "price", type = "number", decimal = [8, 2] },
+  { name = "cur", type = "string", constraints = { enum = ["USD", "EUR", "GBP"] } },
+  { name = "ts", type = "datetime" },
+  { name = "code", type = "string", constraints = { unique = true, maxLength = 6 } },
+  { name = "day", type = "date" },
+  { name = "flag", type = "boolean" },
+  { name = "ratio", type = "number" },
+  { name = "absent", type = "string" },
+]
+"#;
+
+    /// Both paths over `csv`: the column-at-a-time one (`push_records` on UTF-8) and the
+    /// row-at-a-time one (`push_rows`, the reference), with batches of `batch_rows`.
+    fn both_paths(toml: &str, csv: &str, batch_rows: usize) -> [(Counts, Vec<RejectedRow>, Vec<RecordBatch>); 2] {
+        let contract = crate::contract::load_str(toml, "t.toml", std::path::Path::new(".")).expect("contract");
+        let contract = Arc::new(contract);
+        [true, false].map(|columns| {
+            let mut v = Validator::with_batch_rows(contract.clone(), batch_rows);
+            v.set_warehouse_limits(Some(limits::WarehouseLimits::redshift()));
+            let mut tok = Tokenizer::new(b',', b'"');
+            tok.set_max_fields(13);
+            let mut recs = Records::default();
+            tok.parse(csv.as_bytes(), true, &mut recs);
+            let header = recs.records.remove(0);
+            let names: Vec<String> = recs.fields_of(&header).iter().map(|f| csv[f.range()].to_string()).collect();
+            v.bind_header(&names).expect("header binds");
+            let (mut batches, mut rejects) = (Vec::new(), Vec::new());
+            if columns {
+                v.push_records(csv.as_bytes(), &recs, &mut batches, &mut rejects);
+            } else {
+                v.push_rows(&contract, csv.as_bytes(), &recs, &mut batches, &mut rejects);
+            }
+            batches.extend(v.finish());
+            (v.counts(), rejects, batches)
+        })
+    }
+
+    /// Rows of `BOTH_PATHS`'s file, from a seed: mostly valid, with cells and rows of every
+    /// kind of failure (and keys that repeat) mixed in.
+    fn hostile_rows(seed: u64, rows: usize) -> String {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let pick = |n: u64, ok: &[&str], bad: &[&str], next: &mut dyn FnMut(u64) -> u64| -> String {
+            let i = next(n) as usize;
+            if i < bad.len() { bad[i].to_string() } else { ok[i % ok.len()].to_string() }
+        };
+        let mut csv = String::from("id,sku,qty,price,cur,ts,code,day,flag,ratio,extra\n");
+        for _ in 0..rows {
+            let id = match next(40) {
+                0 => "x1".to_string(),
+                1 => "".to_string(),
+                2 => "NA".to_string(),
+                3 => "99999999999999999999".into(),
+                _ => next(rows as u64 * 2).to_string(),
+            };
+            let sku = pick(150, &["S-1", "S-22", "\"S-3\"", "S-4"], &["T-1", "", "\"S-\"\"5\"\"\""], &mut next);
+            let qty = pick(150, &["1", "20", "7", ""], &["0", "21", "x", "1.5"], &mut next);
+            let price = pick(150, &["1.25", "99.99", "-3", "NA"], &["1.234", "1e3", "999999999"], &mut next);
+            let cur = pick(150, &["USD", "EUR", "\"GBP\"", ""], &["JPY", "usd", "US"], &mut next);
+            let ts = pick(
+                150,
+                &["2024-01-01T00:00:00Z", "2024-02-29 12:30:00"],
+                &["2023-02-29T00:00:00Z", "soon"],
+                &mut next,
+            );
+            let code = match next(30) {
+                0 => "toolong1".to_string(),
+                1 => "\"c,\"\"q\"".to_string(),
+                2..=5 => format!("c{}", next(50)),
+                6..=20 => String::new(),
+                _ => format!("u{}", next(100_000)),
+            };
+            let day = pick(150, &["2024-03-01", "", "1999-12-31"], &["2024-13-01", "yesterday"], &mut next);
+            let flag = pick(150, &["true", "false", "1", "0", ""], &["maybe"], &mut next);
+            let ratio = pick(150, &["0.5", "-1e-3", "3"], &["NaN", "inf", "half"], &mut next);
+            let extra = pick(10, &["é", "\"a\nb\"", ""], &[], &mut next);
+            let mut cells = vec![id, sku, qty, price, cur, ts, code, day, flag, ratio, extra];
+            match next(60) {
+                0 => cells.truncate(1 + next(10) as usize),
+                1 => cells.push("more".into()),
+                2 => cells.iter_mut().for_each(String::clear),
+                3 => cells[1] = "S-\"7".into(),
+                4 => cells[4] = "\"EUR\"x".into(),
+                _ => {}
+            }
+            csv.push_str(&cells.join(","));
+            csv.push_str(if next(5) == 0 { "\r\n" } else { "\n" });
+        }
+        csv
+    }
+
+    #[test]
+    fn the_column_path_gives_the_row_paths_verdicts_batches_and_errors() {
+        // Blocks of BLOCK_ROWS rows, batches that end inside them, rows of every failure.
+        for seed in 1..=12 {
+            let csv = hostile_rows(seed, 2 * block::BLOCK_ROWS + 345);
+            let batch_rows = [7, 100, block::BLOCK_ROWS, BATCH_ROWS][seed as usize % 4];
+            let [(c_counts, c_rejects, c_batches), (r_counts, r_rejects, r_batches)] =
+                both_paths(BOTH_PATHS, &csv, batch_rows);
+            assert_eq!(c_counts, r_counts, "seed {seed}");
+            assert!(r_counts.rows_valid > 1000 && r_counts.rows_rejected > 200, "seed {seed}: {r_counts:?}");
+            assert_eq!(c_rejects, r_rejects, "seed {seed}");
+            assert_eq!(c_batches.len(), r_batches.len(), "seed {seed}");
+            for (i, (c, r)) in c_batches.iter().zip(&r_batches).enumerate() {
+                assert_eq!(c, r, "seed {seed}, batch {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_blank_row_is_rejected_on_both_paths_even_with_no_required_field() {
+        let toml = "name = \"t\"\n[load]\nmax_rejected_ratio = 1.0\n[schema]\nfields = [\n  { name = \"a\", type = \"string\" },\n  { name = \"b\", type = \"integer\" },\n]\n";
+        let csv = "a,b\nx,1\n,\n\"\",\n,2\n";
+        for (counts, rejects, _) in both_paths(toml, csv, 100) {
+            assert_eq!(counts, Counts { rows_read: 4, rows_valid: 2, rows_rejected: 2 });
+            let rules: Vec<(u64, &str)> = rejects.iter().map(|r| (r.line, r.errors[0].rule)).collect();
+            assert_eq!(rules, [(3, "blank-row"), (4, "blank-row")]);
+        }
     }
 
     #[test]
