@@ -22,16 +22,25 @@ use crate::validate::keys::{Key, Probe};
 use crate::validate::report::RejectedRow;
 use arrow::array::RecordBatch;
 
-/// Rows per block: a block's cells (24 bytes each, 245 KB for ten fields) stay in the core's
-/// cache from their parse to their commit.
+/// Rows per block, at most: a block's cells (24 bytes each, 245 KB for ten fields) stay in the
+/// core's cache from their parse to their commit.
 pub const BLOCK_ROWS: usize = 1024;
+
+/// Cells per block, at most: a contract of thousands of fields gets blocks of fewer rows, not
+/// blocks of hundreds of megabytes.
+const BLOCK_CELLS: usize = 16 * 1024;
+
+/// The rows of a block for a contract of `fields` fields.
+pub fn block_rows(fields: usize) -> usize {
+    (BLOCK_CELLS / fields.max(1)).clamp(1, BLOCK_ROWS)
+}
 
 /// The buffers of one block, reused from block to block.
 #[derive(Default)]
 pub(super) struct Block {
     /// The block's cells, field by field: field `fi`'s are `cells[fi * n..(fi + 1) * n]`. A row
     /// that does not pass keeps whatever an earlier block left in its cells: they are never read.
-    cells: Vec<Cell>,
+    pub(super) cells: Vec<Cell>,
     /// Per row: it has passed every check so far.
     ok: Vec<bool>,
     /// The unescaped text of the block's quoted cells with doubled quotes
@@ -54,7 +63,7 @@ impl Block {
 }
 
 impl Validator {
-    /// Validates `rows` (at most [`BLOCK_ROWS`], spans into `text`, which is their chunk).
+    /// Validates `rows` (at most [`block_rows`], spans into `text`, which is their chunk).
     pub(super) fn push_block(
         &mut self,
         contract: &Contract,

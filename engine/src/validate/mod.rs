@@ -289,7 +289,8 @@ impl Validator {
         let end = recs.records.last().map_or(0, |r| r.raw_end);
         match std::str::from_utf8(&buf[..end]) {
             Ok(text) => {
-                for block in recs.records.chunks(block::BLOCK_ROWS) {
+                let rows = block::block_rows(contract.schema.fields.len());
+                for block in recs.records.chunks(rows) {
                     self.push_block(&contract, text, recs, block, batches, rejects);
                 }
             }
@@ -1303,6 +1304,29 @@ fields = [
             let rules: Vec<(u64, &str)> = rejects.iter().map(|r| (r.line, r.errors[0].rule)).collect();
             assert_eq!(rules, [(3, "blank-row"), (4, "blank-row")]);
         }
+    }
+
+    #[test]
+    fn a_contract_of_thousands_of_fields_gets_blocks_of_few_rows() {
+        // 3,000 fields and 40 rows: blocks of 1,024 rows would hold 3 million cells (70 MB).
+        let names: Vec<String> = (0..3000).map(|i| format!("f{i}")).collect();
+        let fields: Vec<String> = names.iter().map(|n| format!("{{ name = \"{n}\", type = \"integer\" }}")).collect();
+        let toml = format!("name = \"t\"\n[schema]\nfields = [{}]\n", fields.join(", "));
+        let contract = crate::contract::load_str(&toml, "t.toml", std::path::Path::new(".")).expect("contract");
+        let mut v = Validator::new(Arc::new(contract));
+        v.bind_header(&names).expect("header binds");
+        let row = vec!["7"; 3000].join(",");
+        let csv = format!("{}\n", vec![row; 40].join("\n"));
+        let mut tok = Tokenizer::new(b',', b'"');
+        tok.set_max_fields(3001);
+        let mut recs = Records::default();
+        tok.parse(csv.as_bytes(), true, &mut recs);
+        let (mut batches, mut rejects) = (Vec::new(), Vec::new());
+        v.push_records(csv.as_bytes(), &recs, &mut batches, &mut rejects);
+        batches.extend(v.finish());
+        assert_eq!(v.counts(), Counts { rows_read: 40, rows_valid: 40, rows_rejected: 0 });
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 40);
+        assert!(v.block.cells.len() <= 16 * 1024, "{} cells in a block", v.block.cells.len());
     }
 
     #[test]
