@@ -261,7 +261,7 @@ impl Validator {
         }
         let n = b.ok.len();
         for (fi, column) in self.columns.iter_mut().enumerate() {
-            column.extend(&b.cells[fi * n..(fi + 1) * n], &b.pending, |c| b.str_of(c, text));
+            column.extend(&b.cells[fi * n..(fi + 1) * n], &b.pending, text, &b.scratch);
         }
         b.pending.clear();
     }

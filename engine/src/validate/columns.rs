@@ -118,16 +118,11 @@ impl Column {
         }
     }
 
-    /// Appends a cell that has passed validation; `text` is the cell's text for strings.
-    pub fn push(&mut self, cell: Cell, text: &str) {
-        self.extend(std::slice::from_ref(&cell), &[0], |_| text);
-    }
-
-    /// Appends the cells `rows` of `cells`, which have passed validation, in that order; `text`
-    /// gives a string cell's text. One loop per column type: the type is matched once, not per
-    /// cell.
+    /// Appends the cells `rows` of `cells`, which have passed validation, in that order. A
+    /// string cell's text is in `text` or, once unescaped, in `scratch` ([`Cell::Str`]). One
+    /// loop per column type: the type is matched once, not per cell.
     #[inline]
-    pub fn extend<'t>(&mut self, cells: &[Cell], rows: &[u32], text: impl Fn(Cell) -> &'t str) {
+    pub fn extend(&mut self, cells: &[Cell], rows: &[u32], text: &str, scratch: &str) {
         macro_rules! each {
             ($b:expr, $cell:pat => $v:expr) => {
                 for &j in rows {
@@ -140,7 +135,10 @@ impl Column {
             };
         }
         match self {
-            Column::Utf8(b) => each!(b, c @ Cell::Str { .. } => text(c)),
+            Column::Utf8(b) => each!(b, Cell::Str { scratch: s, start, end } => {
+                let from = if s { scratch } else { text };
+                &from[start as usize..end as usize]
+            }),
             Column::Int64(b) => each!(b, Cell::Int(v) => v),
             Column::Float64(b) => each!(b, Cell::Float(v) => v),
             Column::Decimal(b, ..) => each!(b, c @ Cell::Decimal(..) => c.decimal()),

@@ -657,14 +657,8 @@ impl Validator {
     }
 
     fn commit(&mut self, text: &str) {
-        for fi in 0..self.columns.len() {
-            let cell = self.cells[fi];
-            let s = match cell {
-                Cell::Str { scratch: true, start, end } => &self.scratch[start as usize..end as usize],
-                Cell::Str { scratch: false, start, end } => &text[start as usize..end as usize],
-                _ => "",
-            };
-            self.columns[fi].push(cell, s);
+        for (fi, column) in self.columns.iter_mut().enumerate() {
+            column.extend(&self.cells[fi..=fi], &[0], text, &self.scratch);
         }
         self.rows_in_batch += 1;
         self.bytes_in_batch += text.len();
