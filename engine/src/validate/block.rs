@@ -220,6 +220,14 @@ impl Validator {
             let c = b.cells[fi * n + j];
             (c, b.str_of(c, text))
         };
+        if !self.has_unique {
+            // The primary key alone: nothing can fail between its probe and its claim.
+            let key = self.primary_key.is_some().then(|| self.key_with(&contract.schema.primary_key, cell));
+            return match (key, &mut self.primary_key) {
+                (Some(key), Some(index)) => index.claim_new(key, line).is_none(),
+                _ => true,
+            };
+        }
         let pk_probe = match self.primary_key.is_some() {
             true => {
                 let key = self.key_with(&contract.schema.primary_key, cell);

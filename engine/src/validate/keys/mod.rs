@@ -441,6 +441,27 @@ impl KeyIndex {
     }
 
     /// Records a key found vacant by the last [`KeyIndex::probe`].
+    /// [`KeyIndex::probe`] and, if the key is new, [`KeyIndex::claim`] for `line` at once:
+    /// `None` once claimed, or the line the key was first seen on. For a key whose row has
+    /// passed everything else, where nothing can come between the probe and the claim. (A probe
+    /// handed back to the caller and then to `claim` went through memory twice: a third of the
+    /// time of the validator's key loop.)
+    #[inline]
+    pub fn claim_new(&mut self, key: Key, line: u64) -> Option<u64> {
+        let probe = match key {
+            Key::Int(v) => self.probe_int(v),
+            Key::Bytes(h, b) => self.probe_text(h, b.as_slice()),
+        };
+        match probe {
+            Probe::Seen(first) => Some(first),
+            vacant => {
+                self.claim(vacant, line);
+                None
+            }
+        }
+    }
+
+    #[inline]
     pub fn claim(&mut self, probe: Probe, line: u64) {
         let line = u32::try_from(line).unwrap_or(u32::MAX);
         match probe {
