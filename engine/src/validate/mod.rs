@@ -5,6 +5,10 @@
 //! `unique` indexes, and only then appended to the column builders. A row that fails anything
 //! becomes a [`RejectedRow`] with one [`RowError`] per failed check. Every record read is either
 //! committed or rejected, which is what keeps `rows_read = rows_valid + rows_rejected`.
+//!
+//! Rows go through [`block`]'s column-at-a-time path, a block of rows a field at a time; every
+//! row it cannot pass is checked row by row here ([`Validator::check_row`]), which alone gives
+//! the verdicts and errors of failing rows.
 
 mod block;
 pub mod columns;
