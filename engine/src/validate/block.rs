@@ -13,10 +13,10 @@
 //! seen. That function gives the verdict and the errors of those rows, as it does for a chunk
 //! that is not valid UTF-8.
 
-use super::{Contract, KEY_AHEAD, Validator, check_constraints, parse_cell_into};
+use super::{Contract, KEY_AHEAD, Validator, cell_of, check_constraints, is_missing, parse_cell_into};
 use crate::cells::{self, CellError};
 use crate::contract::{Field, FieldKind, StringFormat};
-use crate::decode::tokenizer::{RecordSpan, Records, unescape_into};
+use crate::decode::tokenizer::{RecordSpan, Records};
 use crate::validate::columns::Cell;
 use crate::validate::keys::{Key, Probe};
 use crate::validate::report::RejectedRow;
@@ -179,22 +179,8 @@ impl Validator {
             if !ok[j] {
                 continue;
             }
-            let span = recs.fields[r.first_field + c];
-            let (s, as_str) = if span.escaped {
-                unescaped.clear();
-                unescape_into(&text.as_bytes()[span.range()], quote, unescaped);
-                let start = scratch.len();
-                scratch.push_str(std::str::from_utf8(unescaped).expect("unescaping keeps UTF-8"));
-                (&scratch[start..], Cell::Str { scratch: true, start: start as u32, end: scratch.len() as u32 })
-            } else {
-                (&text[span.range()], Cell::Str { scratch: false, start: span.start, end: span.end })
-            };
-            let missing = if self.only_empty_is_missing {
-                s.is_empty()
-            } else {
-                contract.schema.missing_values.iter().any(|m| m == s)
-            };
-            if missing {
+            let (s, as_str) = cell_of(text, recs.fields[r.first_field + c], quote, scratch, unescaped);
+            if is_missing(self.only_empty_is_missing, &contract.schema.missing_values, s) {
                 cells[j] = Cell::Null;
                 ok[j] = !required;
                 continue;
