@@ -224,22 +224,21 @@ impl Validator {
             }
             false => None,
         };
-        if self.has_unique {
-            let mut probes = Vec::new();
-            for fi in 0..self.unique.len() {
-                if self.unique[fi].is_none() || cell(fi).0 == Cell::Null {
-                    continue;
-                }
-                let key = self.key_with(&[fi], cell);
-                match self.unique[fi].as_mut().expect("checked").probe(key) {
-                    Probe::Seen(_) => return false,
-                    vacant => probes.push((fi, vacant)),
-                }
+        // Every key is probed before any is claimed: a row claims all its keys or none.
+        let mut probes = Vec::new();
+        for fi in 0..self.unique.len() {
+            if self.unique[fi].is_none() || cell(fi).0 == Cell::Null {
+                continue;
             }
-            for (fi, probe) in probes {
-                if let Some(index) = &mut self.unique[fi] {
-                    index.claim(probe, line);
-                }
+            let key = self.key_with(&[fi], cell);
+            match self.unique[fi].as_mut().expect("checked").probe(key) {
+                Probe::Seen(_) => return false,
+                vacant => probes.push((fi, vacant)),
+            }
+        }
+        for (fi, probe) in probes {
+            if let Some(index) = &mut self.unique[fi] {
+                index.claim(probe, line);
             }
         }
         if let (Some(probe), Some(index)) = (pk_probe, &mut self.primary_key) {
