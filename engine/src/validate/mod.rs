@@ -1291,12 +1291,15 @@ fields = [
 
     #[test]
     fn the_column_path_gives_the_row_paths_verdicts_batches_and_errors() {
-        // Blocks of BLOCK_ROWS rows, batches that end inside them, rows of every failure.
+        // Blocks of BLOCK_ROWS rows, batches that end inside them, rows of every failure; with a
+        // `unique` field and without one (the primary key is then claimed as it is probed).
+        let no_unique = BOTH_PATHS.replace("unique = true, ", "");
         for seed in 1..=12 {
             let csv = hostile_rows(seed, 2 * block::BLOCK_ROWS + 345);
             let batch_rows = [7, 100, block::BLOCK_ROWS, BATCH_ROWS][seed as usize % 4];
+            let toml = if seed % 3 == 0 { no_unique.as_str() } else { BOTH_PATHS };
             let [(c_counts, c_rejects, c_batches), (r_counts, r_rejects, r_batches)] =
-                both_paths(BOTH_PATHS, &csv, batch_rows);
+                both_paths(toml, &csv, batch_rows);
             assert_eq!(c_counts, r_counts, "seed {seed}");
             assert!(r_counts.rows_valid > 1000 && r_counts.rows_rejected > 200, "seed {seed}: {r_counts:?}");
             assert_eq!(c_rejects, r_rejects, "seed {seed}");
