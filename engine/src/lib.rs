@@ -20,6 +20,7 @@ pub mod contract;
 pub mod decode;
 pub mod infer;
 pub mod job;
+mod leb128;
 pub mod limits;
 pub mod store;
 pub mod text;

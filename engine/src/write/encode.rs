@@ -687,7 +687,7 @@ fn hybrid<T: Copy + Eq + Into<u32>>(out: &mut Vec<u8>, values: &[T], bits: u8) {
     while i < n {
         let run = run_at(i);
         if run >= 8 {
-            varint(out, (run as u64) << 1);
+            crate::leb128::write((run as u64) << 1, |b| out.push(b));
             out.extend_from_slice(&values[i].into().to_le_bytes()[..value_bytes]);
             i += run;
             continue;
@@ -702,7 +702,7 @@ fn hybrid<T: Copy + Eq + Into<u32>>(out: &mut Vec<u8>, values: &[T], bits: u8) {
                 break;
             }
         }
-        varint(out, ((groups as u64) << 1) | 1);
+        crate::leb128::write(((groups as u64) << 1) | 1, |b| out.push(b));
         pack(out, &values[start..i.min(n)], groups * 8, bits);
         i = i.min(n);
     }
@@ -725,14 +725,6 @@ fn pack<T: Copy + Into<u32>>(out: &mut Vec<u8>, values: &[T], count: usize, bits
     if filled > 0 {
         out.push(acc as u8);
     }
-}
-
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 /// One zstd context for every page of a file (arrow-rs makes one a column chunk), and the
@@ -768,17 +760,8 @@ mod tests {
         let mut out = Vec::new();
         let value_bytes = usize::from(bits).div_ceil(8);
         while out.len() < n {
-            let mut header = 0u64;
-            let mut shift = 0;
-            loop {
-                let byte = b[0];
-                b = &b[1..];
-                header |= u64::from(byte & 0x7f) << shift;
-                shift += 7;
-                if byte < 0x80 {
-                    break;
-                }
-            }
+            let (header, used) = crate::leb128::read(b);
+            b = &b[used..];
             if header & 1 == 0 {
                 let run = (header >> 1) as usize;
                 let mut v = [0u8; 4];

@@ -83,7 +83,8 @@ impl Table {
     fn entry(&self, at: u32) -> (u32, &[u8]) {
         let at = at as usize;
         let line = u32::from_le_bytes(self.arena[at..at + 4].try_into().expect("4 bytes"));
-        let (n, used) = leb128(&self.arena[at + 4..]);
+        let (n, used) = crate::leb128::read(&self.arena[at + 4..]);
+        let n = n as usize;
         (line, &self.arena[at + 4 + used..at + 4 + used + n])
     }
 
@@ -356,15 +357,7 @@ impl KeyIndex {
         // The key goes after the claimed ones; `claim` sets its line and keeps it.
         let a = &mut self.texts.arena;
         a.extend_from_slice(&[0; 4]);
-        let mut n = bytes.len();
-        loop {
-            let more = n >= 0x80;
-            a.push((n as u8 & 0x7f) | if more { 0x80 } else { 0 });
-            n >>= 7;
-            if !more {
-                break;
-            }
-        }
+        crate::leb128::write(bytes.len() as u64, |b| a.push(b));
         a.extend_from_slice(bytes);
         Probe::Vacant { slot: i, mixed: k, text: true }
     }
@@ -440,7 +433,6 @@ impl KeyIndex {
         }
     }
 
-    /// Records a key found vacant by the last [`KeyIndex::probe`].
     /// [`KeyIndex::probe`] and, if the key is new, [`KeyIndex::claim`] for `line` at once:
     /// `None` once claimed, or the line the key was first seen on. For a key whose row has
     /// passed everything else, where nothing can come between the probe and the claim. (A probe
@@ -461,6 +453,7 @@ impl KeyIndex {
         }
     }
 
+    /// Records a key found vacant by the last [`KeyIndex::probe`].
     #[inline]
     pub fn claim(&mut self, probe: Probe, line: u64) {
         let line = u32::try_from(line).unwrap_or(u32::MAX);
@@ -480,20 +473,6 @@ impl KeyIndex {
             }
             Probe::Seen(_) => {}
         }
-    }
-}
-
-/// Reads a LEB128 length: the value and the bytes it took.
-fn leb128(b: &[u8]) -> (usize, usize) {
-    let (mut n, mut shift, mut i) = (0usize, 0, 0);
-    loop {
-        let byte = b[i];
-        n |= ((byte & 0x7f) as usize) << shift;
-        i += 1;
-        if byte & 0x80 == 0 {
-            return (n, i);
-        }
-        shift += 7;
     }
 }
 
@@ -567,15 +546,11 @@ impl KeyHasher {
         self.hash.write(bytes);
         // The length with each piece, so that ("ab","c") and ("a","bc") differ.
         self.hash.write_usize(bytes.len());
-        let (mut n, mut len, mut at) = (bytes.len(), [0u8; 10], 0);
-        loop {
-            len[at] = (n as u8 & 0x7f) | if n >= 0x80 { 0x80 } else { 0 };
+        let (mut len, mut at) = ([0u8; 10], 0);
+        crate::leb128::write(bytes.len() as u64, |b| {
+            len[at] = b;
             at += 1;
-            n >>= 7;
-            if n == 0 {
-                break;
-            }
-        }
+        });
         self.bytes.push(&len[..at]);
         self.bytes.push(bytes);
     }
