@@ -10,18 +10,25 @@
 //! Record terminators are `\n`, `\r\n` and a lone `\r`, mixed freely. Only complete records are
 //! emitted; the caller keeps the unconsumed tail and appends more input, or says `eof`.
 
-/// One field: a span of the buffer, after removing the surrounding quotes. 32-bit offsets (a
-/// buffer is cut at 4 GiB, see [`Tokenizer::parse`]) keep a span at 12 bytes: writing the spans
-/// of a chunk was most of the tokenizer's time at 24.
+/// One field: a span of the buffer, after removing the surrounding quotes, in 8 bytes. 32-bit
+/// offsets (a buffer is cut at [`MAX_BUFFER`], see [`Tokenizer::parse`]) and the "escaped" flag
+/// in the top bit of the end: writing the spans of a chunk was most of the tokenizer's time at
+/// 24 bytes, and at 12 (with a second flag nothing read) a row's spans were more bytes than its
+/// text for the validator's thread to read from the reader's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldSpan {
-    pub start: u32,
-    pub end: u32,
-    /// The field was quoted and contains doubled quotes (`""`) that must be unescaped.
-    pub escaped: bool,
-    /// The field was quoted (an empty quoted field is still an empty string).
-    pub quoted: bool,
+    start: u32,
+    /// The end offset; its top bit ([`ESCAPED`]) says the field was quoted and contains
+    /// doubled quotes (`""`) that must be unescaped.
+    end: u32,
 }
+
+/// The flag bit of [`FieldSpan::end`].
+const ESCAPED: u32 = 1 << 31;
+
+/// The bytes of a buffer that one [`Tokenizer::parse`] looks at, at most: spans must fit in 31
+/// bits. The job's buffer never gets near it (a record is at most 1 GiB, the limits' cap).
+pub const MAX_BUFFER: usize = ESCAPED as usize - 1;
 
 /// Why a record could not be tokenized; the record is still emitted, with its raw span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,19 +58,70 @@ impl Malformed {
 }
 
 /// One record: its fields (a range of [`Records::fields`]), its raw bytes and its first line.
+/// 32 bytes, with 32-bit offsets and counts (a buffer holds at most [`MAX_BUFFER`] bytes): the
+/// spans of a chunk are written on the reader's thread and read on the validator's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordSpan {
-    pub first_field: usize,
-    pub field_count: usize,
+    first_field: u32,
+    field_count: u32,
     /// Raw bytes of the record, without its terminator.
-    pub raw_start: usize,
-    pub raw_end: usize,
+    raw_start: u32,
+    raw_end: u32,
     /// 1-based physical line on which the record starts.
     pub line: u64,
-    pub malformed: Option<Malformed>,
     /// Fields past [`Tokenizer::set_max_fields`]: counted, not kept, so that a record of
     /// millions of delimiters costs no more memory than its bytes.
-    pub extra_fields: usize,
+    extra_fields: u32,
+    pub malformed: Option<Malformed>,
+}
+
+impl RecordSpan {
+    /// Every offset and count is below 2^32: the buffer holds at most [`MAX_BUFFER`] bytes, and
+    /// [`Tokenizer::parse`] starts no record once [`MAX_BUFFER`] fields are kept (a record keeps
+    /// at most one field per byte, plus one).
+    fn new(
+        fields: std::ops::Range<usize>,
+        raw: std::ops::Range<usize>,
+        line: u64,
+        malformed: Option<Malformed>,
+        extra_fields: usize,
+    ) -> Self {
+        debug_assert!(fields.end <= u32::MAX as usize && raw.end <= MAX_BUFFER && extra_fields <= MAX_BUFFER);
+        RecordSpan {
+            first_field: fields.start as u32,
+            field_count: fields.len() as u32,
+            raw_start: raw.start as u32,
+            raw_end: raw.end as u32,
+            line,
+            extra_fields: extra_fields as u32,
+            malformed,
+        }
+    }
+
+    /// Where its fields start in [`Records::fields`].
+    #[inline]
+    pub fn first_field(&self) -> usize {
+        self.first_field as usize
+    }
+
+    /// The fields kept (see [`RecordSpan::extra_fields`]).
+    #[inline]
+    pub fn field_count(&self) -> usize {
+        self.field_count as usize
+    }
+
+    /// Raw bytes of the record in its buffer, without its terminator.
+    #[inline]
+    pub fn raw(&self) -> std::ops::Range<usize> {
+        self.raw_start as usize..self.raw_end as usize
+    }
+
+    /// Fields past [`Tokenizer::set_max_fields`]: counted, not kept, so that a record of
+    /// millions of delimiters costs no more memory than its bytes.
+    #[inline]
+    pub fn extra_fields(&self) -> usize {
+        self.extra_fields as usize
+    }
 }
 
 /// The records found in one buffer.
@@ -74,13 +132,44 @@ pub struct Records {
 }
 
 impl FieldSpan {
-    /// The field's bytes in the buffer it was read from.
-    pub fn range(&self) -> std::ops::Range<usize> {
-        self.start as usize..self.end as usize
+    /// The span `start..end` of a buffer of at most [`MAX_BUFFER`] bytes.
+    #[inline]
+    pub fn new(start: usize, end: usize, escaped: bool) -> Self {
+        debug_assert!(start <= end && end <= MAX_BUFFER, "span {start}..{end} past the buffer's bound");
+        FieldSpan { start: start as u32, end: end as u32 | if escaped { ESCAPED } else { 0 } }
     }
 
+    #[inline]
+    pub fn start(self) -> usize {
+        self.start as usize
+    }
+
+    #[inline]
+    pub fn end(self) -> usize {
+        (self.end & !ESCAPED) as usize
+    }
+
+    /// The field was quoted and contains doubled quotes (`""`) that must be unescaped.
+    #[inline]
+    pub fn escaped(self) -> bool {
+        self.end & ESCAPED != 0
+    }
+
+    /// The field's bytes in the buffer it was read from.
+    #[inline]
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.start()..self.end()
+    }
+
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        self.start == self.end
+        self.start() == self.end()
+    }
+
+    /// The same span in a buffer that starts `base` bytes further on.
+    #[inline]
+    pub fn shifted_back(self, base: usize) -> Self {
+        FieldSpan::new(self.start() - base, self.end() - base, self.escaped())
     }
 }
 
@@ -91,7 +180,7 @@ impl Records {
     }
 
     pub fn fields_of(&self, r: &RecordSpan) -> &[FieldSpan] {
-        &self.fields[r.first_field..r.first_field + r.field_count]
+        &self.fields[r.first_field()..r.first_field() + r.field_count()]
     }
 }
 
@@ -180,29 +269,22 @@ impl Tokenizer {
     /// Tokenizes the complete records at the start of `buf` into `out` (appending) and returns
     /// the number of bytes consumed. With `eof`, the final record needs no terminator.
     pub fn parse(&mut self, buf: &[u8], eof: bool, out: &mut Records) -> usize {
-        // Spans hold 32-bit offsets: past 4 GiB the input is not there yet, and the caller's
-        // bound on a record's length (far below) rejects the file first.
-        let (buf, eof) = match u32::try_from(buf.len()) {
-            Ok(_) => (buf, eof),
-            Err(_) => (&buf[..u32::MAX as usize], false),
+        // Spans hold 31-bit offsets: past MAX_BUFFER the input is not there yet, and the
+        // caller's bound on a record's length (far below) rejects the file first.
+        let (buf, eof) = match buf.len() <= MAX_BUFFER {
+            true => (buf, eof),
+            false => (&buf[..MAX_BUFFER], false),
         };
         let mut pos = 0;
         let limit = out.records.len().saturating_add(self.max_records);
         let mut marks = Marks::new(self);
-        while pos < buf.len() && out.records.len() < limit {
+        // Past MAX_BUFFER fields kept, no record starts: offsets into the fields stay 32-bit.
+        while pos < buf.len() && out.records.len() < limit && out.fields.len() <= MAX_BUFFER {
             let first_field = out.fields.len();
             if self.use_blocks()
                 && let Some(next) = self.plain_record(&mut marks, buf, pos, out)
             {
-                out.records.push(RecordSpan {
-                    first_field,
-                    field_count: out.fields.len() - first_field,
-                    raw_start: pos,
-                    raw_end: next - 1,
-                    line: self.line,
-                    malformed: None,
-                    extra_fields: 0,
-                });
+                out.records.push(RecordSpan::new(first_field..out.fields.len(), pos..next - 1, self.line, None, 0));
                 self.line += 1;
                 pos = next;
                 continue;
@@ -210,15 +292,13 @@ impl Tokenizer {
             out.fields.truncate(first_field);
             match self.record(buf, pos, eof, out) {
                 Some((raw_end, next, newlines, malformed, extra_fields)) => {
-                    out.records.push(RecordSpan {
-                        first_field,
-                        field_count: out.fields.len() - first_field,
-                        raw_start: pos,
-                        raw_end,
-                        line: self.line,
+                    out.records.push(RecordSpan::new(
+                        first_field..out.fields.len(),
+                        pos..raw_end,
+                        self.line,
                         malformed,
                         extra_fields,
-                    });
+                    ));
                     self.line += newlines;
                     pos = next;
                 }
@@ -272,7 +352,7 @@ impl Tokenizer {
                             }
                             newlines += count_newlines(&buf[q..]);
                             malformed.get_or_insert(Malformed::UnclosedQuote);
-                            out.fields.push(FieldSpan { start: fstart as u32, end: len as u32, escaped, quoted: true });
+                            out.fields.push(FieldSpan::new(fstart, len, escaped));
                             extra += over(out);
                             return Some((len, len, newlines + 1, malformed, extra));
                         }
@@ -293,7 +373,7 @@ impl Tokenizer {
                         }
                     }
                 }
-                out.fields.push(FieldSpan { start: fstart as u32, end: fend as u32, escaped, quoted: true });
+                out.fields.push(FieldSpan::new(fstart, fend, escaped));
                 // After the closing quote: delimiter, terminator or end of input.
                 if p < len && buf[p] != self.delimiter && buf[p] != b'\n' && buf[p] != b'\r' {
                     malformed.get_or_insert(Malformed::TextAfterQuote);
@@ -303,7 +383,7 @@ impl Tokenizer {
                         p += 1;
                     }
                     let last = out.fields.len() - 1;
-                    out.fields[last].end = p as u32;
+                    out.fields[last] = FieldSpan::new(fstart, p, escaped);
                 }
             } else {
                 let fstart = p;
@@ -312,7 +392,7 @@ impl Tokenizer {
                     malformed.get_or_insert(Malformed::BareQuote);
                     p = self.plain_end(buf, p + 1);
                 }
-                out.fields.push(FieldSpan { start: fstart as u32, end: p as u32, escaped: false, quoted: false });
+                out.fields.push(FieldSpan::new(fstart, p, false));
             }
             // Now at a delimiter, a terminator, or the end of the buffer.
             if p == len {
@@ -374,17 +454,18 @@ impl Tokenizer {
             if n > self.max_fields {
                 return None;
             }
-            let mut span = FieldSpan { start: field as u32, end: at as u32, escaped: false, quoted: false };
+            let mut span = FieldSpan::new(field, at, false);
             let mut end = at;
             if buf[at] == self.quote && at == field {
                 // A quoted field, through the delimiters in it, to the quote that is not doubled.
                 let mut q = at + 1;
+                let mut escaped = false;
                 let close = loop {
                     let m = marks.next(buf, q)?;
                     let c = buf[m];
                     if c == self.quote {
                         if *buf.get(m + 1)? == self.quote {
-                            span.escaped = true;
+                            escaped = true;
                             q = m + 2;
                             continue;
                         }
@@ -395,7 +476,7 @@ impl Tokenizer {
                         return None;
                     }
                 };
-                span = FieldSpan { start: (at + 1) as u32, end: close as u32, quoted: true, ..span };
+                span = FieldSpan::new(at + 1, close, escaped);
                 end = close + 1;
             }
             let b = *buf.get(end)?;
@@ -560,6 +641,41 @@ mod tests {
     }
 
     #[test]
+    fn spans_are_small_and_keep_the_escaped_flag_apart_from_the_end() {
+        assert_eq!(std::mem::size_of::<FieldSpan>(), 8);
+        assert_eq!(std::mem::size_of::<RecordSpan>(), 32);
+        let f = FieldSpan::new(7, MAX_BUFFER, true);
+        assert_eq!((f.start(), f.end(), f.escaped()), (7, MAX_BUFFER, true));
+        assert_eq!(f.shifted_back(7), FieldSpan::new(0, MAX_BUFFER - 7, true));
+        assert!(FieldSpan::new(3, 3, true).is_empty());
+        // Both scans: the block scan and the byte-by-byte one (a lone `\r` ends the second row).
+        // The block scan needs a block of input ahead: plain rows follow.
+        let mut input = b"\"a\"\"b\",c,\"d\"\n\"e\"\"\"x,\"\"\r\"\",\"q\"\"\"\n".to_vec();
+        input.extend(b"1,2,3\n".repeat(100));
+        let input = &input[..];
+        for blocks in [true, false] {
+            let mut t = Tokenizer::new(b',', b'"');
+            t.blocks = blocks;
+            let mut r = Records::default();
+            assert_eq!(t.parse(input, true, &mut r), input.len());
+            let got: Vec<_> = r.fields[..7].iter().map(|f| (&input[f.range()], f.escaped())).collect();
+            let want: Vec<(&[u8], bool)> = vec![
+                (b"a\"\"b", true),
+                (b"c", false),
+                (b"d", false),
+                // Text after the closing quote: the span runs on to the delimiter, still escaped.
+                (b"e\"\"\"x", true),
+                (b"", false),
+                (b"", false),
+                (b"q\"\"", true),
+            ];
+            assert_eq!(got, want, "blocks: {blocks}");
+            let raws: Vec<_> = r.records[..3].iter().map(|x| &input[x.raw()]).collect();
+            assert_eq!(raws, vec![&b"\"a\"\"b\",c,\"d\""[..], b"\"e\"\"\"x,\"\"", b"\"\",\"q\"\"\""]);
+        }
+    }
+
+    #[test]
     fn quoted_newlines_keep_line_numbers_right() {
         let got = parse_all(b"a,b\n\"x\ny\",2\n3,4\n");
         assert_eq!(got[0].0, 1);
@@ -616,7 +732,7 @@ mod tests {
         let input = format!("a,b,c\n\"x\"y,{row}\n1\n");
         t.parse(input.as_bytes(), true, &mut r);
         assert_eq!(r.fields.len(), 2 + 2 + 1, "two fields kept per record");
-        let counts: Vec<_> = r.records.iter().map(|x| (x.field_count, x.extra_fields)).collect();
+        let counts: Vec<_> = r.records.iter().map(|x| (x.field_count(), x.extra_fields())).collect();
         assert_eq!(counts, vec![(2, 1), (2, 1_000_000), (1, 0)]);
         assert_eq!(r.records[1].malformed, Some(Malformed::TextAfterQuote));
     }

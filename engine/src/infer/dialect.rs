@@ -58,8 +58,8 @@ fn rows(head: &[u8], eof: bool, delimiter: u8, quote: u8) -> Vec<Row> {
                     String::from_utf8_lossy(&v).into_owned()
                 })
                 .collect();
-            let blank = r.extra_fields == 0 && cells.iter().all(String::is_empty);
-            Row { line: r.line, count: r.field_count + r.extra_fields, odd: blank || r.malformed.is_some(), cells }
+            let blank = r.extra_fields() == 0 && cells.iter().all(String::is_empty);
+            Row { line: r.line, count: r.field_count() + r.extra_fields(), odd: blank || r.malformed.is_some(), cells }
         })
         .collect()
 }

@@ -576,7 +576,7 @@ impl FileScan {
     }
 
     fn cell<'b>(&'b mut self, buf: &'b [u8], f: &FieldSpan, quote: u8) -> &'b str {
-        let bytes = if f.escaped {
+        let bytes = if f.escaped() {
             self.cell.clear();
             unescape_into(&buf[f.range()], quote, &mut self.cell);
             &self.cell[..]
@@ -596,11 +596,11 @@ impl FileScan {
         lines: u64,
     ) -> Result<(), InferError> {
         let max_columns = scan.options.limits.max_columns;
-        if r.field_count + r.extra_fields > max_columns {
+        if r.field_count() + r.extra_fields() > max_columns {
             return Err(InferError::Unusable(format!(
                 "{}: the header has {} columns, more than [limits] max_columns = {max_columns}",
                 self.shown(),
-                r.field_count + r.extra_fields
+                r.field_count() + r.extra_fields()
             )));
         }
         if r.malformed.is_some() {
@@ -655,9 +655,9 @@ impl FileScan {
         let fields = self.recs.fields_of(r).to_vec();
         let problem = if r.malformed.is_some() {
             Some(&mut scan.unacceptable.malformed)
-        } else if r.extra_fields == 0 && fields.iter().all(FieldSpan::is_empty) {
+        } else if r.extra_fields() == 0 && fields.iter().all(FieldSpan::is_empty) {
             Some(&mut scan.unacceptable.blank)
-        } else if fields.len() + r.extra_fields != self.width {
+        } else if fields.len() + r.extra_fields() != self.width {
             Some(&mut scan.unacceptable.wrong_cells)
         } else {
             None

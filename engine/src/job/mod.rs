@@ -427,13 +427,13 @@ impl<'a> FileJob<'a> {
                 let h = recs.records.remove(0);
                 need_header = false;
                 let v_bound = validator.as_mut().expect("the header is bound before the validator starts");
-                if h.field_count + h.extra_fields > limits.max_columns {
+                if h.field_count() + h.extra_fields() > limits.max_columns {
                     problem = Some(FileProblem {
                         rule: "too-many-columns",
                         message: format!(
                             "the header (line {}) has {} columns, more than [limits] max_columns = {}; check dialect.delimiter, or raise the limit",
                             h.line,
-                            h.field_count + h.extra_fields,
+                            h.field_count() + h.extra_fields(),
                             limits.max_columns
                         ),
                     });

@@ -97,7 +97,7 @@ impl Validator {
             if b.ok[j] && self.claim_keys(contract, text, &b, j, r.line) {
                 b.pending.push(j as u32);
                 self.rows_in_batch += 1;
-                self.bytes_in_batch += r.raw_end - r.raw_start;
+                self.bytes_in_batch += r.raw().len();
                 self.counts.rows_valid += 1;
                 if self.batch_full() {
                     self.commit_block(&mut b, text);
@@ -107,7 +107,7 @@ impl Validator {
             }
             // The rows before this one are committed first: rows stay in file order.
             self.commit_block(&mut b, text);
-            self.push_row(contract, &text[r.raw_start..r.raw_end], recs, r, batches, rejects);
+            self.push_row(contract, &text[r.raw()], recs, r, batches, rejects);
         }
         self.commit_block(&mut b, text);
         self.block = b;
@@ -123,8 +123,8 @@ impl Validator {
         b.ok.clear();
         b.ok.extend(rows.iter().map(|r| {
             r.malformed.is_none()
-                && r.extra_fields == 0
-                && r.field_count == width
+                && r.extra_fields() == 0
+                && r.field_count() == width
                 && recs.fields_of(r).iter().any(|f| !f.is_empty())
         }));
         if b.cells.len() < fields.len() * n {
@@ -179,7 +179,7 @@ impl Validator {
             if !ok[j] {
                 continue;
             }
-            let (s, as_str) = cell_of(text, recs.fields[r.first_field + c], quote, scratch, unescaped);
+            let (s, as_str) = cell_of(text, recs.fields[r.first_field() + c], quote, scratch, unescaped);
             if is_missing(self.only_empty_is_missing, &contract.schema.missing_values, s) {
                 cells[j] = Cell::Null;
                 ok[j] = !required;

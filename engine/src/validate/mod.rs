@@ -290,7 +290,7 @@ impl Validator {
         // One reference count per chunk, not per row: an atomic per row shows in profiles.
         let contract = self.contract.clone();
         // One UTF-8 check for the whole chunk; rows are checked one by one only if it fails.
-        let end = recs.records.last().map_or(0, |r| r.raw_end);
+        let end = recs.records.last().map_or(0, |r| r.raw().end);
         match std::str::from_utf8(&buf[..end]) {
             Ok(text) => {
                 let rows = block::block_rows(contract.schema.fields.len());
@@ -314,7 +314,7 @@ impl Validator {
         for r in &recs.records {
             self.counts.rows_read += 1;
             self.row_number += 1;
-            let raw = &buf[r.raw_start..r.raw_end];
+            let raw = &buf[r.raw()];
             match std::str::from_utf8(raw) {
                 Ok(rec) => self.push_row(contract, rec, recs, r, batches, rejects),
                 Err(_) => {
@@ -413,7 +413,7 @@ impl Validator {
             });
             return false;
         }
-        if r.extra_fields == 0 && fields.iter().all(FieldSpan::is_empty) {
+        if r.extra_fields() == 0 && fields.iter().all(FieldSpan::is_empty) {
             self.errors.push(RowError {
                 field: None,
                 rule: "blank-row",
@@ -425,15 +425,15 @@ impl Validator {
             return false;
         }
         let binding = self.binding.as_ref().expect("bound before rows");
-        let base = r.raw_start;
-        let cells = fields.len() + r.extra_fields;
+        let base = r.raw().start;
+        let cells = fields.len() + r.extra_fields();
         if cells > binding.width {
             // One error for all the extra cells, whatever their number: a row of a million
             // delimiters is one error, not a million.
             let extra = cells - binding.width;
-            let value = fields.get(binding.width).map(|f| {
-                cell_text(&text[f.start as usize - base..f.end as usize - base], f.escaped, contract.dialect.quote)
-            });
+            let value = fields
+                .get(binding.width)
+                .map(|f| cell_text(&text[f.shifted_back(base).range()], f.escaped(), contract.dialect.quote));
             let which = if extra == 1 {
                 format!("cell {} has no column", binding.width + 1)
             } else {
@@ -473,10 +473,7 @@ impl Validator {
                     });
                     continue;
                 }
-                Some(c) => {
-                    let f = fields[c];
-                    FieldSpan { start: f.start - base as u32, end: f.end - base as u32, ..f }
-                }
+                Some(c) => fields[c].shifted_back(base),
             };
             // The cell's text: a slice of the record, or unescaped into the row's scratch.
             let (s, cell_ref) = cell_of(text, span, contract.dialect.quote, &mut self.scratch, &mut self.unescaped);
@@ -695,7 +692,7 @@ fn cell_of<'a>(
     scratch: &'a mut String,
     unescaped: &mut Vec<u8>,
 ) -> (&'a str, Cell) {
-    if span.escaped {
+    if span.escaped() {
         unescaped.clear();
         unescape_into(&text.as_bytes()[span.range()], quote, unescaped);
         let start = scratch.len();
@@ -703,7 +700,7 @@ fn cell_of<'a>(
         let cell = Cell::Str { scratch: true, start: start as u32, end: scratch.len() as u32 };
         (&scratch[start..], cell)
     } else {
-        (&text[span.range()], Cell::Str { scratch: false, start: span.start, end: span.end })
+        (&text[span.range()], Cell::Str { scratch: false, start: span.start() as u32, end: span.end() as u32 })
     }
 }
 
