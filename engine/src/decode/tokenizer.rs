@@ -69,8 +69,7 @@ pub struct RecordSpan {
     raw_end: u32,
     /// 1-based physical line on which the record starts.
     pub line: u64,
-    /// Fields past [`Tokenizer::set_max_fields`]: counted, not kept, so that a record of
-    /// millions of delimiters costs no more memory than its bytes.
+    /// See [`RecordSpan::extra_fields`].
     extra_fields: u32,
     pub malformed: Option<Malformed>,
 }

@@ -283,6 +283,7 @@ impl KeyIndex {
     }
 
     /// Looks `key` up, making room first so that a vacant answer can be claimed.
+    #[inline]
     pub fn probe(&mut self, key: Key) -> Probe {
         match key {
             Key::Int(v) => self.probe_int(v),
@@ -440,11 +441,7 @@ impl KeyIndex {
     /// time of the validator's key loop.)
     #[inline]
     pub fn claim_new(&mut self, key: Key, line: u64) -> Option<u64> {
-        let probe = match key {
-            Key::Int(v) => self.probe_int(v),
-            Key::Bytes(h, b) => self.probe_text(h, b.as_slice()),
-        };
-        match probe {
+        match self.probe(key) {
             Probe::Seen(first) => Some(first),
             vacant => {
                 self.claim(vacant, line);
