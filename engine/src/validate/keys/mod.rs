@@ -569,18 +569,7 @@ impl KeyIndex {
 
     /// Records `key` first seen on `line`; returns the earlier line if the key was seen.
     pub fn insert(&mut self, key: u64, line: u64) -> Option<u64> {
-        self.insert_key(Key::Int(key), line)
-    }
-
-    /// The same for any key.
-    pub fn insert_key(&mut self, key: Key, line: u64) -> Option<u64> {
-        match self.probe(key) {
-            Probe::Seen(l) => Some(l),
-            p => {
-                self.claim(p, line);
-                None
-            }
-        }
+        self.claim_new(Key::Int(key), line)
     }
 }
 

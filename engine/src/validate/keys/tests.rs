@@ -137,7 +137,7 @@ fn text_keys_expected_past_the_budget_leave_room_for_their_bytes() {
         for i in 0..60_000u64 {
             let mut h = KeyHasher::new(&hashes);
             h.piece(format!("key-{i:08}").as_bytes());
-            assert_eq!(k.insert_key(h.finish(), i + 2), None);
+            assert_eq!(k.claim_new(h.finish(), i + 2), None);
         }
         k.texts.runs.len()
     };
@@ -187,15 +187,15 @@ fn text_keys_that_collide_in_the_hash_are_told_apart() {
     let tmp = tempfile::tempdir().unwrap();
     for mut k in [KeyIndex::default(), small(64 << 10, tmp.path())] {
         for i in 0..3_000u64 {
-            assert_eq!(k.insert_key(colliding(42, &format!("order-{i}")), i + 2), None, "key {i} is new");
+            assert_eq!(k.claim_new(colliding(42, &format!("order-{i}")), i + 2), None, "key {i} is new");
         }
         for i in 0..3_000u64 {
-            assert_eq!(k.insert_key(colliding(42, &format!("order-{i}")), 9), Some(i + 2), "key {i} was seen");
+            assert_eq!(k.claim_new(colliding(42, &format!("order-{i}")), 9), Some(i + 2), "key {i} was seen");
         }
         // The hash 0 is the empty-slot marker: keys that hash to it are kept apart too.
-        assert_eq!(k.insert_key(colliding(0, "a"), 5), None);
-        assert_eq!(k.insert_key(colliding(0, "b"), 6), None);
-        assert_eq!(k.insert_key(colliding(0, "a"), 7), Some(5));
+        assert_eq!(k.claim_new(colliding(0, "a"), 5), None);
+        assert_eq!(k.claim_new(colliding(0, "b"), 6), None);
+        assert_eq!(k.claim_new(colliding(0, "a"), 7), Some(5));
         assert!(k.take_error().is_none());
     }
 }
@@ -205,10 +205,10 @@ fn a_probe_that_is_not_claimed_leaves_no_key() {
     let mut k = KeyIndex::default();
     let p = k.probe(colliding(1, "x"));
     assert!(matches!(p, Probe::Vacant { .. }));
-    assert_eq!(k.insert_key(colliding(1, "y"), 3), None);
-    assert_eq!(k.insert_key(colliding(1, "x"), 4), None, "the unclaimed x was not recorded");
-    assert_eq!(k.insert_key(colliding(1, "y"), 5), Some(3));
-    assert_eq!(k.insert_key(colliding(1, "x"), 6), Some(4));
+    assert_eq!(k.claim_new(colliding(1, "y"), 3), None);
+    assert_eq!(k.claim_new(colliding(1, "x"), 4), None, "the unclaimed x was not recorded");
+    assert_eq!(k.claim_new(colliding(1, "y"), 5), Some(3));
+    assert_eq!(k.claim_new(colliding(1, "x"), 6), Some(4));
 }
 
 #[test]
@@ -245,7 +245,7 @@ fn spilled_runs_are_removed_with_the_index_also_on_panic() {
     let r = std::panic::catch_unwind(|| {
         let mut k = small(1, tmp.path());
         for i in 0..5_000u64 {
-            k.insert_key(colliding(i % 3, &i.to_string()), 2);
+            k.claim_new(colliding(i % 3, &i.to_string()), 2);
         }
         *seen.lock().unwrap() = k.dir.path().map(|p| p.to_path_buf());
         panic!("a bug elsewhere in the job");
@@ -264,11 +264,11 @@ fn a_spill_that_cannot_be_written_is_an_error_and_the_answers_stay_right() {
     let mut k = small(1, &not_a_dir);
     for i in 0..5_000u64 {
         assert_eq!(k.insert(i, i + 2), None);
-        assert_eq!(k.insert_key(colliding(7, &i.to_string()), i + 2), None);
+        assert_eq!(k.claim_new(colliding(7, &i.to_string()), i + 2), None);
     }
     for i in 0..5_000u64 {
         assert_eq!(k.get(i), Some(i + 2));
-        assert_eq!(k.insert_key(colliding(7, &i.to_string()), 1), Some(i + 2));
+        assert_eq!(k.claim_new(colliding(7, &i.to_string()), 1), Some(i + 2));
     }
     let e = k.take_error().expect("the spill failed");
     let msg = e.to_string();
