@@ -742,13 +742,36 @@ impl Compressor {
         let Compression::ZSTD(level) = codec else { return Ok(Bytes::copy_from_slice(data)) };
         let zstd = match &mut self.zstd {
             Some(z) => z,
-            None => self.zstd.insert(zstd::bulk::Compressor::new(level.compression_level())?),
+            None => {
+                let mut z = zstd::bulk::Compressor::new(level.compression_level())?;
+                if level.compression_level() == 1 {
+                    small_window_parameters(&mut z)?;
+                }
+                self.zstd.insert(z)
+            }
         };
         self.out.clear();
         self.out.reserve(zstd::zstd_safe::compress_bound(data.len()));
         zstd.compress_to_buffer(data, &mut self.out)?;
         Ok(Bytes::copy_from_slice(&self.out))
     }
+}
+
+/// zstd's level 1 with a smaller window and hash table than zstd itself takes for a page: a
+/// 128 KiB window, 4 Ki hash entries and matches of 5 bytes or more, where zstd's level 1 takes
+/// 256 KiB, 16 Ki and 6 for the 160–280 KiB of a page of 20,000 rows (its parameters for inputs
+/// of up to 256 KiB). The smaller table stays in the first-level cache, and the shorter matches
+/// find more in the orders' timestamps. Chosen by measurement on the pages of the 1e6-row
+/// orders file (its five plain columns, pages of 20,000 rows, one context a column, best of 7,
+/// this machine, 2026-12-07): 110.3 ms for 18.80 MB at level 1, 103.5 ms for 18.45 MB with
+/// these; level −1 took 91.9 ms for 23.02 MB, and literals left unpacked 95.0 ms for 22.93 MB.
+/// In whole runs zstd's CPU went from 131 to 122 ms (4 runs each, one pinned core) and the file
+/// from 19.66 to 19.31 MB.
+fn small_window_parameters(z: &mut zstd::bulk::Compressor<'static>) -> std::io::Result<()> {
+    use zstd::zstd_safe::CParameter;
+    z.set_parameter(CParameter::WindowLog(17))?;
+    z.set_parameter(CParameter::HashLog(12))?;
+    z.set_parameter(CParameter::MinMatch(5))
 }
 
 #[cfg(test)]
@@ -785,6 +808,25 @@ mod tests {
         }
         out.truncate(n);
         out
+    }
+
+    /// A page is compressed with a window of 128 KiB, which its frame header says (zstd's own
+    /// level 1 would make the whole page one segment of 256 KiB), and decompresses to the page.
+    #[test]
+    fn pages_are_compressed_with_a_small_window() {
+        let page: Vec<u8> =
+            (0..25_000u64).flat_map(|i| (1_700_000_000_000_000 + i * 5_000_000).to_le_bytes()).collect();
+        let mut zstd = Compressor::default();
+        let level = parquet::basic::ZstdLevel::try_new(1).expect("a level");
+        let frame = zstd.compress(&page, Compression::ZSTD(level)).expect("compressed");
+        assert_eq!(zstd::bulk::decompress(&frame, page.len()).expect("a zstd frame"), page);
+        // The frame header (RFC 8878, 3.1.1.1): magic number, descriptor, then the window
+        // descriptor unless the frame is a single segment.
+        let descriptor = frame[4];
+        assert_eq!(descriptor & 0x20, 0, "not a single segment of the whole page");
+        let exponent = u32::from(frame[5] >> 3) + 10;
+        let window = (1u64 << exponent) + (1u64 << exponent) / 8 * u64::from(frame[5] & 7);
+        assert_eq!(window, 128 << 10);
     }
 
     #[test]
