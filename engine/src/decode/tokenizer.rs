@@ -270,10 +270,7 @@ impl Tokenizer {
     pub fn parse(&mut self, buf: &[u8], eof: bool, out: &mut Records) -> usize {
         // Spans hold 31-bit offsets: past MAX_BUFFER the input is not there yet, and the
         // caller's bound on a record's length (far below) rejects the file first.
-        let (buf, eof) = match buf.len() <= MAX_BUFFER {
-            true => (buf, eof),
-            false => (&buf[..MAX_BUFFER], false),
-        };
+        let (buf, eof) = if buf.len() <= MAX_BUFFER { (buf, eof) } else { (&buf[..MAX_BUFFER], false) };
         let mut pos = 0;
         let limit = out.records.len().saturating_add(self.max_records);
         let mut marks = Marks::new(self);
