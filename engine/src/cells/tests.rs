@@ -447,3 +447,33 @@ proptest! {
         prop_assert_eq!(parse_time(&t.format("%H:%M:%S%.f").to_string(), &pat("%H:%M:%S%.f")), Ok(us));
     }
 }
+
+/// Dates that repeat, valid and not, with times that parse and times that do not.
+const DAYS: [&str; 9] = [
+    "2024-01-01",
+    "2024-02-29",
+    "2023-02-29",
+    "2024-13-01",
+    "0000-01-01",
+    "2024-01-0x",
+    "2024/01/01",
+    "\0\0\0\0\0\0\0\0\0\0",
+    "9999-12-31",
+];
+const TIMES: [&str; 7] = ["T00:00:05Z", " 23:59:59", "T12:00:00.5+02:00", "T24:00:00Z", "Tnoon", "", "t01:02:03-0130"];
+
+proptest! {
+    /// A date read after others, equal or not, gives what it gives alone: the same day number,
+    /// or the same error, whether the last date was valid or not.
+    #[test]
+    fn a_date_read_after_others_reads_as_it_does_alone(cells in prop::collection::vec((0..DAYS.len(), 0..TIMES.len()), 1..60)) {
+        let (mut last_dt, mut last_d) = (LastDate::default(), LastDate::default());
+        for (d, t) in cells {
+            let s = format!("{}{}", DAYS[d], TIMES[t]);
+            prop_assert_eq!(parse_datetime_after(&s, &D, &mut last_dt), parse_datetime(&s, &D), "{:?}", s);
+            prop_assert_eq!(parse_date_after(DAYS[d], &D, &mut last_d), parse_date(DAYS[d], &D), "{:?}", DAYS[d]);
+            // Other formats do not use the last date.
+            prop_assert_eq!(parse_datetime_after(&s, &ANY, &mut last_dt), parse_datetime(&s, &ANY), "{:?}", s);
+        }
+    }
+}
