@@ -666,22 +666,17 @@ pub fn parse_time(s: &str, fmt: &TemporalFormat) -> Result<i64, CellError> {
 /// their date (timestamps in order, or grouped by day), and the date is half the work of an ISO
 /// datetime: a cell whose first ten bytes are the last date's takes its day number from here.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct LastDate(Option<(u64, u16, i32)>);
+pub struct LastDate(Option<([u8; 10], i32)>);
 
 impl LastDate {
     #[inline(always)]
     fn days(&mut self, b: &[u8]) -> Result<i32, Bad> {
-        let key = match b {
-            [a0, a1, a2, a3, a4, a5, a6, a7, b0, b1] => {
-                (u64::from_le_bytes([*a0, *a1, *a2, *a3, *a4, *a5, *a6, *a7]), u16::from_le_bytes([*b0, *b1]))
-            }
-            _ => return iso_date(b),
-        };
+        let Ok(key) = <[u8; 10]>::try_from(b) else { return iso_date(b) };
         match self.0 {
-            Some((w, h, days)) if (w, h) == key => Ok(days),
+            Some((last, days)) if last == key => Ok(days),
             _ => {
                 let days = iso_date(b)?;
-                self.0 = Some((key.0, key.1, days));
+                self.0 = Some((key, days));
                 Ok(days)
             }
         }

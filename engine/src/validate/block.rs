@@ -151,23 +151,12 @@ impl Validator {
                         Ok(())
                     })
                 }
-                // A run of cells of the same day reads the date once (see `cells::LastDate`).
-                FieldKind::Datetime { format } => {
-                    let mut last = cells::LastDate::default();
-                    self.check_column(contract, col, b, fi * n, |s, _, out| {
-                        *out = Cell::Datetime(cells::parse_datetime_after(s, format, &mut last)?);
-                        Ok(())
-                    })
-                }
-                FieldKind::Date { format } => {
-                    let mut last = cells::LastDate::default();
-                    self.check_column(contract, col, b, fi * n, |s, _, out| {
-                        *out = Cell::Date(cells::parse_date_after(s, format, &mut last)?);
-                        Ok(())
-                    })
-                }
                 kind => {
-                    self.check_column(contract, col, b, fi * n, |s, as_str, out| parse_cell_into(kind, s, as_str, out))
+                    // A run of cells of the same day reads the date once (see `cells::LastDate`).
+                    let mut last = cells::LastDate::default();
+                    self.check_column(contract, col, b, fi * n, |s, as_str, out| {
+                        parse_cell_into(kind, s, as_str, out, &mut last)
+                    })
                 }
             }
         }

@@ -494,7 +494,7 @@ impl Validator {
             // The cell is written in place, never built aside and copied: a copy of the whole
             // cell reloaded its two halves as one 16-byte value right after they were stored,
             // and that store-forwarding stall was a third of the row checks' time.
-            match parse_cell_into(&field.kind, s, cell_ref, &mut self.cells[fi]) {
+            match parse_cell_into(&field.kind, s, cell_ref, &mut self.cells[fi], &mut cells::LastDate::default()) {
                 Ok(()) => {
                     let cell = &self.cells[fi];
                     // A field with no enum, bounds, lengths or pattern skips the constraints.
@@ -735,9 +735,16 @@ fn type_name(kind: &FieldKind) -> String {
 }
 
 /// Parses `s` into `out` (which stays as it was on an error). Each arm stores its own variant,
-/// so that no whole cell is assembled on the stack and copied (see `check_row`).
+/// so that no whole cell is assembled on the stack and copied (see `check_row`). A date or
+/// datetime equal in its date to the last one read of `last` takes that day number.
 #[inline]
-fn parse_cell_into(kind: &FieldKind, s: &str, as_str: Cell, out: &mut Cell) -> Result<(), CellError> {
+fn parse_cell_into(
+    kind: &FieldKind,
+    s: &str,
+    as_str: Cell,
+    out: &mut Cell,
+    last: &mut cells::LastDate,
+) -> Result<(), CellError> {
     match kind {
         FieldKind::String { format } => {
             if *format != StringFormat::Default {
@@ -753,9 +760,9 @@ fn parse_cell_into(kind: &FieldKind, s: &str, as_str: Cell, out: &mut Cell) -> R
         FieldKind::Boolean { true_values, false_values } => {
             *out = Cell::Bool(cells::parse_boolean(s, true_values, false_values)?)
         }
-        FieldKind::Date { format } => *out = Cell::Date(cells::parse_date(s, format)?),
+        FieldKind::Date { format } => *out = Cell::Date(cells::parse_date_after(s, format, last)?),
         FieldKind::Time { format } => *out = Cell::Time(cells::parse_time(s, format)?),
-        FieldKind::Datetime { format } => *out = Cell::Datetime(cells::parse_datetime(s, format)?),
+        FieldKind::Datetime { format } => *out = Cell::Datetime(cells::parse_datetime_after(s, format, last)?),
         FieldKind::Year => *out = Cell::Year(cells::parse_year(s)?),
     }
     Ok(())
