@@ -644,12 +644,7 @@ const ANY_DATETIME: &[&str] = &[
 
 /// Days since 1970-01-01.
 pub fn parse_date(s: &str, fmt: &TemporalFormat) -> Result<i32, CellError> {
-    match fmt {
-        TemporalFormat::Default => iso_date(s.as_bytes()),
-        TemporalFormat::Any => first_of(iso_date(s.as_bytes()), s, ANY_DATE, chrono_date),
-        TemporalFormat::Pattern(p) => chrono_date(s, p),
-    }
-    .map_err(|e| e.into_error(TemporalKind::Date, fmt))
+    parse_date_after(s, fmt, &mut LastDate::default())
 }
 
 /// Microseconds since midnight; fractions beyond microseconds are truncated.
@@ -665,7 +660,7 @@ pub fn parse_time(s: &str, fmt: &TemporalFormat) -> Result<i64, CellError> {
 /// The last `YYYY-MM-DD` read as valid, with its day number. The cells of a column often share
 /// their date (timestamps in order, or grouped by day), and the date is half the work of an ISO
 /// datetime: a cell whose first ten bytes are the last date's takes its day number from here.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 pub struct LastDate(Option<([u8; 10], i32)>);
 
 impl LastDate {
@@ -683,32 +678,31 @@ impl LastDate {
     }
 }
 
-/// [`parse_date`], with the day number of a date equal to the last one taken from `last`.
+/// [`parse_date`], with the day number of a default-format date equal to the last one taken
+/// from `last`.
 pub fn parse_date_after(s: &str, fmt: &TemporalFormat, last: &mut LastDate) -> Result<i32, CellError> {
     match fmt {
-        TemporalFormat::Default => last.days(s.as_bytes()).map_err(|e| e.into_error(TemporalKind::Date, fmt)),
-        _ => parse_date(s, fmt),
+        TemporalFormat::Default => last.days(s.as_bytes()),
+        TemporalFormat::Any => first_of(iso_date(s.as_bytes()), s, ANY_DATE, chrono_date),
+        TemporalFormat::Pattern(p) => chrono_date(s, p),
     }
+    .map_err(|e| e.into_error(TemporalKind::Date, fmt))
 }
 
-/// [`parse_datetime`], with the day number of a date equal to the last one taken from `last`.
+/// [`parse_datetime`], with the day number of a default-format datetime whose date equals the
+/// last one taken from `last`.
 pub fn parse_datetime_after(s: &str, fmt: &TemporalFormat, last: &mut LastDate) -> Result<i64, CellError> {
     match fmt {
-        TemporalFormat::Default => {
-            iso_datetime_by(s.as_bytes(), |d| last.days(d)).map_err(|e| e.into_error(TemporalKind::Datetime, fmt))
-        }
-        _ => parse_datetime(s, fmt),
-    }
-}
-
-/// Microseconds since the Unix epoch, UTC. A value without an offset is taken as UTC.
-pub fn parse_datetime(s: &str, fmt: &TemporalFormat) -> Result<i64, CellError> {
-    match fmt {
-        TemporalFormat::Default => iso_datetime(s.as_bytes()),
+        TemporalFormat::Default => iso_datetime_by(s.as_bytes(), |d| last.days(d)),
         TemporalFormat::Any => first_of(iso_datetime(s.as_bytes()), s, ANY_DATETIME, chrono_datetime),
         TemporalFormat::Pattern(p) => chrono_datetime(s, p),
     }
     .map_err(|e| e.into_error(TemporalKind::Datetime, fmt))
+}
+
+/// Microseconds since the Unix epoch, UTC. A value without an offset is taken as UTC.
+pub fn parse_datetime(s: &str, fmt: &TemporalFormat) -> Result<i64, CellError> {
+    parse_datetime_after(s, fmt, &mut LastDate::default())
 }
 
 // ------------------------------------------------------------------------------------------
