@@ -134,19 +134,30 @@ impl Column {
                 }
             };
         }
+        // Fixed-width values go in as one extension of the builder's values (reserved once,
+        // written without a capacity check each).
+        macro_rules! fixed {
+            ($b:expr, $cell:pat => $v:expr) => {
+                $b.extend_from_iter_option(rows.iter().map(|&j| match cells[j as usize] {
+                    $cell => Some($v),
+                    Cell::Null => None,
+                    other => unreachable!("cell {other:?} does not fit its column"),
+                }))
+            };
+        }
         match self {
             Column::Utf8(b) => each!(b, Cell::Str { scratch: s, start, end } => {
                 let from = if s { scratch } else { text };
                 &from[start as usize..end as usize]
             }),
-            Column::Int64(b) => each!(b, Cell::Int(v) => v),
-            Column::Float64(b) => each!(b, Cell::Float(v) => v),
-            Column::Decimal(b, ..) => each!(b, c @ Cell::Decimal(..) => c.decimal()),
+            Column::Int64(b) => fixed!(b, Cell::Int(v) => v),
+            Column::Float64(b) => fixed!(b, Cell::Float(v) => v),
+            Column::Decimal(b, ..) => fixed!(b, c @ Cell::Decimal(..) => c.decimal()),
             Column::Boolean(b) => each!(b, Cell::Bool(v) => v),
-            Column::Date32(b) => each!(b, Cell::Date(v) => v),
-            Column::Time64(b) => each!(b, Cell::Time(v) => v),
-            Column::Timestamp(b) => each!(b, Cell::Datetime(v) => v),
-            Column::Int32(b) => each!(b, Cell::Year(v) => v),
+            Column::Date32(b) => fixed!(b, Cell::Date(v) => v),
+            Column::Time64(b) => fixed!(b, Cell::Time(v) => v),
+            Column::Timestamp(b) => fixed!(b, Cell::Datetime(v) => v),
+            Column::Int32(b) => fixed!(b, Cell::Year(v) => v),
         }
     }
 

@@ -1315,6 +1315,37 @@ fields = [
     }
 
     #[test]
+    fn missing_cells_of_optional_fields_are_nulls_in_every_column_type() {
+        // The middle row has only its string: every other column holds a null there, between
+        // two values, on both paths.
+        let toml = r#"name = "t"
+[schema]
+fields = [
+  { name = "k", type = "string" },
+  { name = "i", type = "integer" },
+  { name = "d", type = "number", decimal = [12, 2] },
+  { name = "f", type = "number" },
+  { name = "b", type = "boolean" },
+  { name = "dt", type = "date" },
+  { name = "t", type = "time" },
+  { name = "ts", type = "datetime" },
+  { name = "y", type = "year" },
+]
+"#;
+        let row = "1,2.50,0.5,true,2024-01-02,10:00:00,2024-01-02T10:00:00Z,2024";
+        let csv = format!("k,i,d,f,b,dt,t,ts,y\nr1,{row}\nr2,,,,,,,,\nr3,{row}\n");
+        for (counts, _, batches) in both_paths(toml, &csv, 100) {
+            assert_eq!(counts, Counts { rows_read: 3, rows_valid: 3, rows_rejected: 0 });
+            let batch = &batches[0];
+            for (name, column) in batch.schema().fields().iter().zip(batch.columns()).skip(1) {
+                let nulls: Vec<bool> = (0..3).map(|r| column.is_null(r)).collect();
+                assert_eq!(nulls, [false, true, false], "{}", name.name());
+            }
+            assert_eq!(batch.column(1).as_primitive::<Int64Type>().value(2), 1);
+        }
+    }
+
+    #[test]
     fn a_blank_row_is_rejected_on_both_paths_even_with_no_required_field() {
         let toml = "name = \"t\"\n[load]\nmax_rejected_ratio = 1.0\n[schema]\nfields = [\n  { name = \"a\", type = \"string\" },\n  { name = \"b\", type = \"integer\" },\n]\n";
         let csv = "a,b\nx,1\n,\n\"\",\n,2\n";
