@@ -211,7 +211,14 @@ impl Validator {
             (c, b.str_of(c, text))
         };
         if !self.has_unique {
-            // The primary key alone: nothing can fail between its probe and its claim.
+            // The primary key alone: nothing can fail between its probe and its claim. One
+            // integer is the key as it is (as `key_with` makes it), built here rather than
+            // returned through memory by `key_with`, whose key has room for bytes.
+            if let ([fi], Some(index)) = (contract.schema.primary_key.as_slice(), &mut self.primary_key)
+                && let Cell::Int(v) = b.cells[fi * n + j]
+            {
+                return index.claim_new(Key::Int(v as u64), line).is_none();
+            }
             let key = self.primary_key.is_some().then(|| self.key_with(&contract.schema.primary_key, cell));
             return match (key, &mut self.primary_key) {
                 (Some(key), Some(index)) => index.claim_new(key, line).is_none(),
