@@ -13,7 +13,7 @@
 //! seen. That function gives the verdict and the errors of those rows, as it does for a chunk
 //! that is not valid UTF-8.
 
-use super::{Contract, KEY_AHEAD, Validator, cell_of, check_constraints, is_missing, parse_cell_into};
+use super::{Contract, KEY_AHEAD, Validator, cell_of, check_constraints, int_key, is_missing, parse_cell_into};
 use crate::cells::{self, CellError};
 use crate::contract::{Field, FieldKind, StringFormat};
 use crate::decode::tokenizer::{RecordSpan, Records};
@@ -211,13 +211,13 @@ impl Validator {
             (c, b.str_of(c, text))
         };
         if !self.has_unique {
-            // The primary key alone: nothing can fail between its probe and its claim. One
-            // integer is the key as it is (as `key_with` makes it), built here rather than
-            // returned through memory by `key_with`, whose key has room for bytes.
-            if let ([fi], Some(index)) = (contract.schema.primary_key.as_slice(), &mut self.primary_key)
-                && let Cell::Int(v) = b.cells[fi * n + j]
+            // The primary key alone: nothing can fail between its probe and its claim. A key of
+            // one integer is made here, not returned through memory by `key_with` (its key has
+            // room for 48 bytes: copying it stalled every row).
+            if let (Some(v), Some(index)) =
+                (int_key(&contract.schema.primary_key, |fi| b.cells[fi * n + j]), &mut self.primary_key)
             {
-                return index.claim_new(Key::Int(v as u64), line).is_none();
+                return index.claim_new(Key::Int(v), line).is_none();
             }
             let key = self.primary_key.is_some().then(|| self.key_with(&contract.schema.primary_key, cell));
             return match (key, &mut self.primary_key) {

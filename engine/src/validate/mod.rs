@@ -620,10 +620,8 @@ impl Validator {
 
     /// The key of `fields`, given each field's cell and, for a string, its text.
     fn key_with<'t>(&self, fields: &[usize], cell: impl Fn(usize) -> (Cell, &'t str)) -> Key {
-        if let [fi] = fields
-            && let (Cell::Int(v), _) = cell(*fi)
-        {
-            return Key::Int(v as u64);
+        if let Some(v) = int_key(fields, |fi| cell(fi).0) {
+            return Key::Int(v);
         }
         let mut h = KeyHasher::new(&self.key_hash);
         for &fi in fields {
@@ -648,6 +646,19 @@ impl Validator {
         self.rows_in_batch += 1;
         self.bytes_in_batch += text.len();
         self.counts.rows_valid += 1;
+    }
+}
+
+/// The value of a key of one integer cell, which the key index holds as it is ([`Key::Int`]);
+/// `None` for any other key, which is hashed with its bytes ([`Validator::key_with`]).
+#[inline(always)]
+fn int_key(fields: &[usize], cell: impl Fn(usize) -> Cell) -> Option<u64> {
+    match fields {
+        [fi] => match cell(*fi) {
+            Cell::Int(v) => Some(v as u64),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
