@@ -13,7 +13,9 @@
 //! seen. That function gives the verdict and the errors of those rows, as it does for a chunk
 //! that is not valid UTF-8.
 
-use super::{Contract, KEY_AHEAD, Validator, cell_of, check_constraints, int_key, is_missing, parse_cell_into};
+use super::{
+    Contract, KEY_AHEAD, Validator, cell_of, check_constraints, int_key, integer_key, is_missing, parse_cell_into,
+};
 use crate::cells::{self, CellError};
 use crate::contract::{Field, FieldKind, StringFormat};
 use crate::decode::tokenizer::{RecordSpan, Records};
@@ -76,14 +78,8 @@ impl Validator {
         let mut b = std::mem::take(&mut self.block);
         self.check_block(contract, text, recs, rows, &mut b);
         let n = rows.len();
-        let pk_int = match contract.schema.primary_key.as_slice() {
-            [fi] if self.primary_key.is_some()
-                && matches!(contract.schema.fields[*fi].kind, FieldKind::Integer { .. }) =>
-            {
-                Some(*fi)
-            }
-            _ => None,
-        };
+        let schema = &contract.schema;
+        let pk_int = integer_key(schema, &schema.primary_key).filter(|_| self.primary_key.is_some()).map(|(fi, _)| fi);
         for (j, r) in rows.iter().enumerate() {
             self.counts.rows_read += 1;
             self.row_number += 1;

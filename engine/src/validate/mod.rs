@@ -650,7 +650,8 @@ impl Validator {
 }
 
 /// The value of a key of one integer cell, which the key index holds as it is ([`Key::Int`]);
-/// `None` for any other key, which is hashed with its bytes ([`Validator::key_with`]).
+/// `None` for any other key, which is hashed with its bytes ([`Validator::key_with`]). (Which
+/// contract keys are such keys: [`integer_key`].)
 #[inline(always)]
 fn int_key(fields: &[usize], cell: impl Fn(usize) -> Cell) -> Option<u64> {
     match fields {
