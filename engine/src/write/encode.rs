@@ -274,6 +274,9 @@ pub struct ChunkEncoder {
     bounds: Bounds,
     rows: u64,
     buffered: usize,
+    /// How this column's plain pages are compressed, once its first one has been tried both
+    /// ways ([`Compressor::compress_plain`]); kept for the rest of the file.
+    quick: Option<bool>,
 }
 
 impl ChunkEncoder {
@@ -304,6 +307,7 @@ impl ChunkEncoder {
             bounds: Bounds::default(),
             rows: 0,
             buffered: 0,
+            quick: None,
         })
     }
 
@@ -510,8 +514,12 @@ impl ChunkEncoder {
             }
             &self.page
         };
+        let buf = match encoding {
+            Encoding::PLAIN => zstd.compress_plain(data, self.codec, &mut self.quick)?,
+            _ => zstd.compress(data, self.codec)?,
+        };
         let page = Page::DataPage {
-            buf: zstd.compress(data, self.codec)?,
+            buf,
             num_values: self.page_values as u32,
             encoding,
             def_level_encoding: Encoding::RLE,
@@ -732,14 +740,70 @@ fn pack<T: Copy + Into<u32>>(out: &mut Vec<u8>, values: &[T], count: usize, bits
 #[derive(Default)]
 pub struct Compressor {
     zstd: Option<zstd::bulk::Compressor<'static>>,
+    /// The context is set for [`QUICK_TARGET_LENGTH`] (see [`Compressor::compress_plain`]).
+    quick: bool,
     out: Vec<u8>,
+    /// The other try of a page compressed both ways.
+    other: Vec<u8>,
 }
+
+/// zstd's target length for the quick way of [`Compressor::compress_plain`]. For its fastest
+/// strategy (that of level 1) a target length above 0 makes zstd skip more positions where it
+/// finds no match and store literals as they are instead of Huffman-coding them.
+const QUICK_TARGET_LENGTH: u32 = 2;
 
 impl Compressor {
     /// `data` as stored with `codec`: zstd at its level, or as it is (the two codecs
     /// [`ChunkEncoder::new`] takes).
     fn compress(&mut self, data: &[u8], codec: Compression) -> Result<Bytes> {
-        let Compression::ZSTD(level) = codec else { return Ok(Bytes::copy_from_slice(data)) };
+        if !matches!(codec, Compression::ZSTD(_)) {
+            return Ok(Bytes::copy_from_slice(data));
+        }
+        self.compress_into(data, codec, false)?;
+        Ok(Bytes::copy_from_slice(&self.out))
+    }
+
+    /// A plain data page of a column, compressed at level 1 the usual way or the quick way
+    /// ([`QUICK_TARGET_LENGTH`]), as `quick` says; when it says nothing yet (the column's first
+    /// plain page) both are tried, the smaller kept (the quick one if no larger), and `quick`
+    /// keeps the answer for the column's other pages. Other levels and codecs as
+    /// [`Compressor::compress`].
+    ///
+    /// Why: the quick way takes about a third less time, and for some columns it is also the
+    /// smaller (of the 1e6 orders, the customer ids and prices: 3.02 and 2.70 MB instead of
+    /// 3.46 and 2.78, where Huffman-coding the literals gained less than the shorter steps
+    /// lost); for others it is much larger (the timestamps 3.70 MB instead of 3.01, the order
+    /// ids stored as they are). One page of a column says which it is; trying every page both
+    /// ways would cost more than the quick way saves.
+    fn compress_plain(&mut self, data: &[u8], codec: Compression, quick: &mut Option<bool>) -> Result<Bytes> {
+        if !matches!(codec, Compression::ZSTD(level) if level.compression_level() == 1) {
+            return self.compress(data, codec);
+        }
+        let quick = match *quick {
+            Some(q) => q,
+            None => {
+                self.compress_into(data, codec, false)?;
+                std::mem::swap(&mut self.out, &mut self.other);
+                self.compress_into(data, codec, true)?;
+                let q = self.out.len() <= self.other.len();
+                if !q {
+                    std::mem::swap(&mut self.out, &mut self.other);
+                }
+                *quick = Some(q);
+                return Ok(Bytes::copy_from_slice(&self.out));
+            }
+        };
+        self.compress_into(data, codec, quick)?;
+        Ok(Bytes::copy_from_slice(&self.out))
+    }
+
+    /// `data` compressed into `self.out`, the quick way if `quick` (level 1 only).
+    fn compress_into(&mut self, data: &[u8], codec: Compression, quick: bool) -> Result<()> {
+        self.out.clear();
+        let Compression::ZSTD(level) = codec else {
+            self.out.extend_from_slice(data);
+            return Ok(());
+        };
         let zstd = match &mut self.zstd {
             Some(z) => z,
             None => {
@@ -747,13 +811,19 @@ impl Compressor {
                 if level.compression_level() == 1 {
                     small_window_parameters(&mut z)?;
                 }
+                self.quick = false;
                 self.zstd.insert(z)
             }
         };
-        self.out.clear();
+        let quick = quick && level.compression_level() == 1;
+        if quick != self.quick {
+            use zstd::zstd_safe::CParameter;
+            zstd.set_parameter(CParameter::TargetLength(if quick { QUICK_TARGET_LENGTH } else { 0 }))?;
+            self.quick = quick;
+        }
         self.out.reserve(zstd::zstd_safe::compress_bound(data.len()));
         zstd.compress_to_buffer(data, &mut self.out)?;
-        Ok(Bytes::copy_from_slice(&self.out))
+        Ok(())
     }
 }
 
@@ -828,6 +898,62 @@ mod tests {
         let exponent = u32::from(frame[5] >> 3) + 10;
         let window = (1u64 << exponent) + (1u64 << exponent) / 8 * u64::from(frame[5] & 7);
         assert_eq!(window, 128 << 10);
+    }
+
+    /// The first plain page of a column is compressed both ways and the smaller kept, the
+    /// quick one on a tie; the column's later pages go the way chosen; every frame decompresses
+    /// to its page. Columns of both kinds are among the samples, so a choice made always one
+    /// way fails.
+    #[test]
+    fn a_columns_plain_pages_go_the_quick_way_only_where_it_is_no_larger() {
+        let mut seed = 11u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let level = Compression::ZSTD(parquet::basic::ZstdLevel::try_new(1).expect("a level"));
+        let page =
+            |f: &mut dyn FnMut(u64) -> u64| -> Vec<u8> { (0..20_000u64).flat_map(|i| f(i).to_le_bytes()).collect() };
+        let columns: Vec<(&str, [Vec<u8>; 2])> = vec![
+            ("ids below 2^21", [page(&mut |_| next() % (1 << 21)), page(&mut |_| next() % (1 << 21))]),
+            (
+                "timestamps 5 s apart",
+                [
+                    page(&mut |i| 1_700_000_000_000_000 + i * 5_000_000),
+                    page(&mut |i| 1_700_100_000_000_000 + i * 5_000_000),
+                ],
+            ),
+            ("random words", [page(&mut |_| next()), page(&mut |_| next())]),
+            (
+                "digits as text",
+                [
+                    page(&mut |_| u64::from_le_bytes(std::array::from_fn(|_| b'0' + (next() % 10) as u8))),
+                    page(&mut |_| 0x3030_3030_3030_3030 + (next() % 10)),
+                ],
+            ),
+        ];
+        let mut chosen = Vec::new();
+        for (name, pages) in &columns {
+            let size = |p: &[u8], quick: bool| {
+                let mut z = Compressor::default();
+                z.compress_into(p, level, quick).expect("compressed");
+                z.out.len()
+            };
+            let (usual, quick) = (size(&pages[0], false), size(&pages[0], true));
+            let mut zstd = Compressor::default();
+            let mut way = None;
+            let first = zstd.compress_plain(&pages[0], level, &mut way).expect("compressed");
+            assert_eq!(way, Some(quick <= usual), "{name}: {quick} bytes the quick way, {usual} the usual way");
+            assert_eq!(first.len(), quick.min(usual), "{name}: the smaller frame is kept");
+            assert_eq!(zstd::bulk::decompress(&first, pages[0].len()).expect("a zstd frame"), pages[0]);
+            let second = zstd.compress_plain(&pages[1], level, &mut way).expect("compressed");
+            assert_eq!(second.len(), size(&pages[1], quick <= usual), "{name}: the next page goes the same way");
+            assert_eq!(zstd::bulk::decompress(&second, pages[1].len()).expect("a zstd frame"), pages[1]);
+            chosen.push(quick <= usual);
+        }
+        assert!(chosen.contains(&true) && chosen.contains(&false), "both ways among the samples: {chosen:?}");
     }
 
     #[test]
