@@ -274,8 +274,8 @@ pub struct ChunkEncoder {
     bounds: Bounds,
     rows: u64,
     buffered: usize,
-    /// How this column's plain pages are compressed, once its first one has been tried both
-    /// ways ([`Compressor::compress_plain`]); kept for the rest of the file.
+    /// How this column's plain pages are compressed, once the start of its first large one has
+    /// been tried both ways ([`Compressor::compress_plain`]); kept for the rest of the file.
     quick: Option<bool>,
 }
 
@@ -846,6 +846,16 @@ fn small_window_parameters(z: &mut zstd::bulk::Compressor<'static>) -> std::io::
 mod tests {
     use super::*;
 
+    /// A xorshift generator of test data from `seed` (not 0).
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
     /// Decodes the hybrid encoding back (the reader's side, written from the format's spec).
     fn unhybrid(mut b: &[u8], n: usize, bits: u8) -> Vec<u32> {
         let mut out = Vec::new();
@@ -904,13 +914,7 @@ mod tests {
     /// samples, so a choice made always one way fails.
     #[test]
     fn a_columns_plain_pages_go_the_quick_way_only_where_it_is_no_larger() {
-        let mut seed = 11u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(11);
         let level = Compression::ZSTD(parquet::basic::ZstdLevel::try_new(1).expect("a level"));
         let page = |rows: u64, f: &mut dyn FnMut(u64) -> u64| -> Vec<u8> {
             (0..rows).flat_map(|i| f(i).to_le_bytes()).collect()
@@ -975,13 +979,7 @@ mod tests {
 
     #[test]
     fn the_hybrid_encoding_decodes_back_for_runs_and_mixes_of_every_width() {
-        let mut seed = 7u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(7);
         for bits in [1u8, 2, 3, 5, 8, 9, 13, 17, 24, 32] {
             let max = if bits == 32 { u32::MAX } else { (1u32 << bits) - 1 };
             for n in [1usize, 7, 8, 9, 63, 64, 100, 504, 505, 1000, 5000] {
