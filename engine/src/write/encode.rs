@@ -740,8 +740,6 @@ fn pack<T: Copy + Into<u32>>(out: &mut Vec<u8>, values: &[T], count: usize, bits
 #[derive(Default)]
 pub struct Compressor {
     zstd: Option<zstd::bulk::Compressor<'static>>,
-    /// The context is set for [`QUICK_TARGET_LENGTH`] (see [`Compressor::compress_plain`]).
-    quick: bool,
     out: Vec<u8>,
 }
 
@@ -759,10 +757,8 @@ impl Compressor {
     /// `data` as stored with `codec`: zstd at its level, or as it is (the two codecs
     /// [`ChunkEncoder::new`] takes).
     fn compress(&mut self, data: &[u8], codec: Compression) -> Result<Bytes> {
-        if !matches!(codec, Compression::ZSTD(_)) {
-            return Ok(Bytes::copy_from_slice(data));
-        }
-        self.compress_into(data, codec, false)?;
+        let Compression::ZSTD(level) = codec else { return Ok(Bytes::copy_from_slice(data)) };
+        self.compress_into(data, level.compression_level(), false)?;
         Ok(Bytes::copy_from_slice(&self.out))
     }
 
@@ -785,39 +781,33 @@ impl Compressor {
         }
         if quick.is_none() && data.len() >= 2 * TRIAL_BYTES {
             let trial = &data[..TRIAL_BYTES];
-            self.compress_into(trial, codec, false)?;
+            self.compress_into(trial, 1, false)?;
             let usual = self.out.len();
-            self.compress_into(trial, codec, true)?;
+            self.compress_into(trial, 1, true)?;
             *quick = Some(self.out.len() <= usual);
         }
-        self.compress_into(data, codec, quick.unwrap_or(false))?;
+        self.compress_into(data, 1, quick.unwrap_or(false))?;
         Ok(Bytes::copy_from_slice(&self.out))
     }
 
-    /// `data` compressed into `self.out`, the quick way if `quick` (level 1 only).
-    fn compress_into(&mut self, data: &[u8], codec: Compression, quick: bool) -> Result<()> {
-        self.out.clear();
-        let Compression::ZSTD(level) = codec else {
-            self.out.extend_from_slice(data);
-            return Ok(());
-        };
+    /// `data` compressed with zstd at `level` into `self.out`; at level 1, the quick way if
+    /// `quick` (setting a parameter is storing it: no need to remember what the context has).
+    fn compress_into(&mut self, data: &[u8], level: i32, quick: bool) -> Result<()> {
         let zstd = match &mut self.zstd {
             Some(z) => z,
             None => {
-                let mut z = zstd::bulk::Compressor::new(level.compression_level())?;
-                if level.compression_level() == 1 {
+                let mut z = zstd::bulk::Compressor::new(level)?;
+                if level == 1 {
                     small_window_parameters(&mut z)?;
                 }
-                self.quick = false;
                 self.zstd.insert(z)
             }
         };
-        let quick = quick && level.compression_level() == 1;
-        if quick != self.quick {
-            use zstd::zstd_safe::CParameter;
-            zstd.set_parameter(CParameter::TargetLength(if quick { QUICK_TARGET_LENGTH } else { 0 }))?;
-            self.quick = quick;
+        if level == 1 {
+            let target = if quick { QUICK_TARGET_LENGTH } else { 0 };
+            zstd.set_parameter(zstd::zstd_safe::CParameter::TargetLength(target))?;
         }
+        self.out.clear();
         self.out.reserve(zstd::zstd_safe::compress_bound(data.len()));
         zstd.compress_to_buffer(data, &mut self.out)?;
         Ok(())
@@ -952,7 +942,7 @@ mod tests {
         ];
         let size = |p: &[u8], quick: bool| {
             let mut z = Compressor::default();
-            z.compress_into(p, level, quick).expect("compressed");
+            z.compress_into(p, 1, quick).expect("compressed");
             z.out.len()
         };
         let mut chosen = Vec::new();
